@@ -1,0 +1,24 @@
+//! # ipc-audit
+//!
+//! Tells the truth about inter-process communication on Linux: a library of real IPC
+//! transports behind one trait ([`transport::Transport`]), an audit that checks what
+//! each one really guarantees with the peer in a separate process ([`audit`]), and the
+//! frame codec that stream transports use to keep message boundaries ([`frame`]).
+//!
+//! ```
+//! use ipc_audit::transport;
+//! for t in transport::all() {
+//!     println!("{}: {:?}", t.name(), t.guarantees().boundaries);
+//! }
+//! ```
+
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod audit;
+pub mod error;
+pub mod frame;
+pub mod transport;
+
+pub use error::{Error, Result};

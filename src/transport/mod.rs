@@ -1,0 +1,248 @@
+//! The transports, behind one trait.
+//!
+//! A [`Transport`] makes a [`Link`] in the calling process before the peer starts. The
+//! link's `local` end stays; its [`PeerEnd`] (inherited descriptors plus a short text
+//! such as a path or a queue name) is handed to the peer process, which rebuilds its
+//! end with [`Transport::attach`]. Both ends are [`Endpoint`]s.
+//!
+//! Direction: on a one-way transport (pipe, FIFO, message queues, ...) the peer end
+//! sends and the local end receives. On a duplex transport both ends do both.
+//!
+//! # Examples
+//!
+//! A pipe, with both ends in this process (the audit puts the peer end in another one):
+//!
+//! ```
+//! use ipc_audit::transport::{by_name, Config};
+//!
+//! let pipe = by_name("pipe").unwrap();
+//! let link = pipe.open(&Config::default()).unwrap();
+//! let mut rx = link.local;
+//! let mut tx = pipe.attach(link.peer).unwrap();
+//! tx.send(b"ping").unwrap();
+//! let mut buf = Vec::new();
+//! assert_eq!(rx.recv(&mut buf).unwrap(), 4);
+//! assert_eq!(buf, b"ping");
+//! ```
+
+use std::any::Any;
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+pub mod fifo;
+pub(crate) mod named;
+pub mod pipe;
+pub(crate) mod stream;
+pub mod uds;
+
+/// How a transport keeps message boundaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Boundaries {
+    /// The kernel keeps them (datagrams, message queues).
+    Native,
+    /// A byte stream; the crate's [`frame`](crate::frame) codec restores them.
+    Framed,
+    /// Not kept.
+    None,
+}
+
+/// The order in which messages arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ordering {
+    /// First in, first out.
+    Fifo,
+    /// Higher priority first, FIFO within one priority.
+    Priority,
+    /// No promise.
+    None,
+}
+
+/// Who may reach a transport's endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    /// Only processes that inherit a descriptor.
+    Inherited,
+    /// File-like permission bits on a named object.
+    FileMode,
+    /// File mode, plus the peer's credentials are known to the other end (SO_PEERCRED).
+    FileModeAndPeerCred,
+    /// Any local user.
+    Anyone,
+}
+
+/// How unrelated processes meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rendezvous {
+    /// By a name (path, queue name, port): unrelated processes can meet.
+    Named,
+    /// By inherited descriptors: related processes only.
+    Inherited,
+}
+
+/// What a transport promises. The audit reports each promise next to what it observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Guarantees {
+    /// Whether it carries bytes at all (a semaphore does not).
+    pub carries_data: bool,
+    /// Message boundaries.
+    pub boundaries: Boundaries,
+    /// Message order.
+    pub ordering: Ordering,
+    /// Every message sent is delivered (no loss while both ends live).
+    pub reliable: bool,
+    /// Largest message in bytes that it accepts.
+    pub max_message: usize,
+    /// Both ends can send.
+    pub duplex: bool,
+    /// Who can reach it.
+    pub access: Access,
+    /// How processes meet.
+    pub rendezvous: Rendezvous,
+    /// The platforms it runs on, by standard: e.g. `["POSIX"]`, `["Linux"]`.
+    pub platforms: Vec<String>,
+}
+
+/// Settings for [`Transport::open`]. `Config::default()` is what the audit uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Permission bits of a named object, exactly (the umask does not apply). 0o600.
+    pub mode: u32,
+    /// Largest message, for transports whose maximum is configurable; `None` keeps the
+    /// transport's default.
+    pub max_message: Option<usize>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: 0o600,
+            max_message: None,
+        }
+    }
+}
+
+impl Config {
+    /// The same configuration with another mode.
+    pub fn with_mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The same configuration with another maximum message size.
+    pub fn with_max_message(mut self, max: usize) -> Self {
+        self.max_message = Some(max);
+        self
+    }
+}
+
+/// One end of a link.
+pub trait Endpoint: Send {
+    /// Sends one message, whole.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`](crate::Error::TooLarge) when `msg` is over the maximum (the
+    /// link stays usable), [`Error::Closed`](crate::Error::Closed) when the peer is gone,
+    /// [`Error::Timeout`](crate::Error::Timeout) past the timeout, or the system error.
+    fn send(&mut self, msg: &[u8]) -> Result<()>;
+
+    /// Receives one message into `buf` (its old content is replaced) and returns its
+    /// length.
+    ///
+    /// # Errors
+    /// [`Error::Closed`](crate::Error::Closed) when the peer closed with no message
+    /// pending, [`Error::Timeout`](crate::Error::Timeout) past the timeout, a frame error
+    /// on corrupt input, or the system error.
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize>;
+
+    /// Sets how long one `send` or `recv` may wait; `None` waits forever.
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()>;
+}
+
+/// What the peer process needs to rebuild its end: descriptors it inherits, and a
+/// short text (a path, a name, a port).
+#[derive(Debug, Default)]
+pub struct PeerEnd {
+    /// Descriptors the peer inherits, in order.
+    pub fds: Vec<OwnedFd>,
+    /// Transport-specific text, e.g. a socket path.
+    pub info: String,
+}
+
+/// A link made by [`Transport::open`]: the local end, what the peer needs, and a guard
+/// that removes the link's named objects when dropped.
+pub struct Link {
+    /// The end that stays in this process.
+    pub local: Box<dyn Endpoint>,
+    /// What the peer process needs to attach.
+    pub peer: PeerEnd,
+    /// Removes named objects (paths, queues, segments) on drop.
+    pub guard: Option<Box<dyn Any + Send>>,
+}
+
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link").field("peer", &self.peer).finish()
+    }
+}
+
+/// An IPC method. Implement it to audit your own transport (see [`crate::audit`]).
+pub trait Transport: Send + Sync {
+    /// Stable name, e.g. `"pipe"`, `"uds-stream"`.
+    fn name(&self) -> &'static str;
+
+    /// What it promises, with the default [`Config`].
+    fn guarantees(&self) -> Guarantees;
+
+    /// Makes a new link in this process, before the peer exists. Named objects are
+    /// unique per call (pid and a counter) and removed by the link's guard.
+    ///
+    /// # Errors
+    /// The system error, naming the object.
+    fn open(&self, cfg: &Config) -> Result<Link>;
+
+    /// Rebuilds the peer's end from a [`PeerEnd`], in the peer process.
+    ///
+    /// # Errors
+    /// The system error, or [`Error::Protocol`](crate::Error::Protocol) on a malformed
+    /// `info`.
+    fn attach(&self, peer: PeerEnd) -> Result<Box<dyn Endpoint>>;
+}
+
+/// Every transport of this crate, in the order of the seed's table.
+pub fn all() -> Vec<Box<dyn Transport>> {
+    vec![
+        Box::new(pipe::Pipe),
+        Box::new(fifo::Fifo),
+        Box::new(uds::UdsStream),
+    ]
+}
+
+/// The names of [`all`], in order.
+pub fn names() -> Vec<&'static str> {
+    all().iter().map(|t| t.name()).collect()
+}
+
+/// The transport called `name`, if this crate has one.
+pub fn by_name(name: &str) -> Option<Box<dyn Transport>> {
+    all().into_iter().find(|t| t.name() == name)
+}
+
+/// Platforms of a transport built on POSIX calls only.
+pub(crate) fn posix() -> Vec<String> {
+    vec![
+        "POSIX".into(),
+        "Linux".into(),
+        "FreeBSD".into(),
+        "macOS".into(),
+    ]
+}

@@ -1,0 +1,268 @@
+//! A framed byte stream over any descriptor: the endpoint behind pipe, FIFO, Unix stream
+//! and TCP. Waits use `poll` with the endpoint's timeout, so no wait is unbounded
+//! unless the caller asks for it.
+
+use std::io::IoSlice;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use crate::error::{Error, Result};
+use crate::frame::{self, Decoder, Step};
+use crate::transport::Endpoint;
+
+/// Size of the read buffer of a framed stream.
+const READ_BUF: usize = 64 * 1024;
+
+/// Waits until `fd` is ready for `events` or the deadline passes. EINTR is retried with
+/// the time left. `op` names the wait in errors.
+pub(crate) fn wait_fd(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    deadline: Option<Instant>,
+    op: &str,
+) -> Result<PollFlags> {
+    loop {
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // Round up so that a sub-millisecond remainder still waits.
+                let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [PollFd::new(fd, events)];
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(0) => {
+                if let Some(d) = deadline
+                    && Instant::now() >= d
+                {
+                    return Err(Error::Timeout {
+                        op: op.into(),
+                        after: Duration::ZERO.max(d.elapsed()),
+                    });
+                }
+            }
+            Ok(_) => return Ok(fds[0].revents().unwrap_or(PollFlags::empty())),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys(format!("poll {op}"), e)),
+        }
+    }
+}
+
+/// The deadline for a wait starting now.
+pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(|t| Instant::now() + t)
+}
+
+/// Writes all of `bufs` to a descriptor, retrying on EINTR and short writes, waiting for
+/// writability (bounded by `deadline`) when the descriptor is nonblocking. On a socket
+/// the write is a `sendmsg` with MSG_NOSIGNAL, so a closed peer gives an error rather
+/// than SIGPIPE.
+pub(crate) fn write_all(
+    fd: BorrowedFd<'_>,
+    bufs: &[&[u8]],
+    socket: bool,
+    deadline: Option<Instant>,
+    op: &str,
+) -> Result<()> {
+    use nix::sys::socket::{MsgFlags, UnixAddr, sendmsg};
+    use std::os::fd::AsRawFd;
+    let mut idx = 0;
+    let mut off = 0;
+    while idx < bufs.len() {
+        if off == bufs[idx].len() {
+            idx += 1;
+            off = 0;
+            continue;
+        }
+        let mut slices = [IoSlice::new(&[]), IoSlice::new(&[])];
+        let mut n = 0;
+        for (i, b) in bufs[idx..].iter().take(2).enumerate() {
+            slices[i] = IoSlice::new(if i == 0 { &b[off..] } else { b });
+            n += 1;
+        }
+        let written = if socket {
+            sendmsg::<UnixAddr>(
+                fd.as_raw_fd(),
+                &slices[..n],
+                &[],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            )
+        } else {
+            nix::sys::uio::writev(fd, &slices[..n])
+        };
+        match written {
+            Ok(mut w) => {
+                while w > 0 && idx < bufs.len() {
+                    let left = bufs[idx].len() - off;
+                    if w >= left {
+                        w -= left;
+                        idx += 1;
+                        off = 0;
+                    } else {
+                        off += w;
+                        w = 0;
+                    }
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                wait_fd(fd, PollFlags::POLLOUT, deadline, op)?;
+            }
+            Err(e) => return Err(Error::sys(op, e)),
+        }
+    }
+    Ok(())
+}
+
+/// A framed stream over one descriptor for reading and/or one for writing.
+pub(crate) struct FramedStream {
+    name: String,
+    rd: Option<OwnedFd>,
+    wr: Option<OwnedFd>,
+    max: usize,
+    dec: Decoder,
+    rbuf: Box<[u8]>,
+    rpos: usize,
+    rend: usize,
+    timeout: Option<Duration>,
+    socket: bool,
+    await_writer: bool,
+}
+
+impl FramedStream {
+    /// A stream that reads from `rd` and writes to `wr`; `name` is used in errors. Both
+    /// descriptors are set nonblocking so that every wait goes through `poll`.
+    pub(crate) fn new(
+        name: impl Into<String>,
+        rd: Option<OwnedFd>,
+        wr: Option<OwnedFd>,
+        max: usize,
+    ) -> Result<Self> {
+        let name = name.into();
+        for fd in rd.iter().chain(wr.iter()) {
+            set_nonblocking(fd.as_fd(), &name)?;
+        }
+        Ok(FramedStream {
+            name,
+            rd,
+            wr,
+            max,
+            dec: Decoder::new(max),
+            rbuf: Vec::new().into_boxed_slice(),
+            rpos: 0,
+            rend: 0,
+            timeout: None,
+            socket: false,
+            await_writer: false,
+        })
+    }
+
+    /// Marks the descriptors as sockets: writes use MSG_NOSIGNAL.
+    pub(crate) fn socket(mut self) -> Self {
+        self.socket = true;
+        self
+    }
+
+    /// For a FIFO reader opened before any writer: a read before the first writer comes
+    /// would see end-of-file, so the first read waits in `poll`, which stays quiet until
+    /// a writer has come.
+    pub(crate) fn await_writer(mut self) -> Self {
+        self.await_writer = true;
+        self
+    }
+}
+
+/// Sets O_NONBLOCK on a descriptor.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, what: &str) -> Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags =
+        fcntl(fd, FcntlArg::F_GETFL).map_err(|e| Error::sys(format!("{what}: F_GETFL"), e))?;
+    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
+    fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(|e| Error::sys(format!("{what}: F_SETFL"), e))?;
+    Ok(())
+}
+
+impl Endpoint for FramedStream {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        let Some(wr) = &self.wr else {
+            return Err(Error::Unsupported(format!(
+                "{}: this end only receives",
+                self.name
+            )));
+        };
+        let header = frame::header(msg, self.max)?;
+        let op = format!("{}: send", self.name);
+        write_all(
+            wr.as_fd(),
+            &[&header, msg],
+            self.socket,
+            deadline(self.timeout),
+            &op,
+        )
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        let Some(rd) = &self.rd else {
+            return Err(Error::Unsupported(format!(
+                "{}: this end only sends",
+                self.name
+            )));
+        };
+        let dl = deadline(self.timeout);
+        if self.rbuf.is_empty() {
+            self.rbuf = vec![0u8; READ_BUF].into_boxed_slice();
+        }
+        loop {
+            if self.rpos < self.rend {
+                let d = self.dec.decode(&self.rbuf[self.rpos..self.rend], buf);
+                self.rpos += d.consumed;
+                match d.step {
+                    Step::Frame => return Ok(buf.len()),
+                    Step::NeedMore => {}
+                    Step::Error(e) => return Err(e.into()),
+                }
+            }
+            self.rpos = 0;
+            self.rend = 0;
+            if self.await_writer {
+                let op = format!("{}: recv", self.name);
+                wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &op)?;
+            }
+            match nix::unistd::read(rd.as_fd(), &mut self.rbuf) {
+                Ok(0) => {
+                    let op = format!("{}: recv", self.name);
+                    return match self.dec.finish() {
+                        Ok(()) => Err(Error::Closed { op }),
+                        Err(e) => Err(e.into()),
+                    };
+                }
+                Ok(n) => {
+                    self.rend = n;
+                    self.await_writer = false;
+                }
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => {
+                    let op = format!("{}: recv", self.name);
+                    wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &op)?;
+                }
+                Err(Errno::ECONNRESET) => {
+                    return Err(Error::Closed {
+                        op: format!("{}: recv", self.name),
+                    });
+                }
+                Err(e) => return Err(Error::sys(format!("{}: recv", self.name), e)),
+            }
+        }
+    }
+
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.timeout = timeout;
+        Ok(())
+    }
+}

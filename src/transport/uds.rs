@@ -1,0 +1,145 @@
+//! `uds-stream`: a Unix domain stream socket on a path, framed.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::time::Duration;
+
+use nix::poll::PollFlags;
+
+use super::named::NamedDir;
+use super::pipe::parse_max;
+use super::stream::{FramedStream, deadline, wait_fd};
+use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
+use super::{Rendezvous, Transport};
+use crate::error::{Error, Result};
+use crate::frame::DEFAULT_MAX_FRAME;
+
+/// A Unix stream socket bound to a path in a private directory, mode 0600 from the moment
+/// the path exists. The local end listens and accepts one connection on first use; the
+/// peer connects. Duplex; boundaries restored by the [`frame`](crate::frame) codec.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UdsStream;
+
+/// Splits a stream socket into a framed endpoint.
+fn framed(name: &str, s: UnixStream, max: usize) -> Result<FramedStream> {
+    let r = s
+        .try_clone()
+        .map_err(|e| Error::io(format!("{name}: dup"), e))?;
+    Ok(FramedStream::new(name, Some(OwnedFd::from(r)), Some(OwnedFd::from(s)), max)?.socket())
+}
+
+/// The listening end: accepts its one peer on first use, within the timeout.
+enum Listening {
+    Waiting {
+        listener: UnixListener,
+        max: usize,
+        timeout: Option<Duration>,
+        _dir: NamedDir,
+    },
+    Connected(FramedStream),
+}
+
+impl Listening {
+    fn stream(&mut self) -> Result<&mut FramedStream> {
+        if let Listening::Waiting {
+            listener,
+            max,
+            timeout,
+            ..
+        } = self
+        {
+            use std::os::fd::AsFd;
+            wait_fd(
+                listener.as_fd(),
+                PollFlags::POLLIN,
+                deadline(*timeout),
+                "uds-stream: accept",
+            )?;
+            let (s, _) = listener
+                .accept()
+                .map_err(|e| Error::io("uds-stream: accept", e))?;
+            let mut f = framed("uds-stream", s, *max)?;
+            f.set_timeout(*timeout)?;
+            // Dropping the listener and the directory removes the path: nobody else can
+            // connect after the peer.
+            *self = Listening::Connected(f);
+        }
+        match self {
+            Listening::Connected(f) => Ok(f),
+            Listening::Waiting { .. } => unreachable!("accepted above"),
+        }
+    }
+}
+
+impl Endpoint for Listening {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.stream()?.send(msg)
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.stream()?.recv(buf)
+    }
+
+    fn set_timeout(&mut self, t: Option<Duration>) -> Result<()> {
+        match self {
+            Listening::Waiting { timeout, .. } => {
+                *timeout = t;
+                Ok(())
+            }
+            Listening::Connected(f) => f.set_timeout(t),
+        }
+    }
+}
+
+impl Transport for UdsStream {
+    fn name(&self) -> &'static str {
+        "uds-stream"
+    }
+
+    fn guarantees(&self) -> Guarantees {
+        Guarantees {
+            carries_data: true,
+            boundaries: Boundaries::Framed,
+            ordering: Ordering::Fifo,
+            reliable: true,
+            max_message: DEFAULT_MAX_FRAME,
+            duplex: true,
+            access: Access::FileModeAndPeerCred,
+            rendezvous: Rendezvous::Named,
+            platforms: super::posix(),
+        }
+    }
+
+    fn open(&self, cfg: &Config) -> Result<Link> {
+        let max = cfg.max_message.unwrap_or(DEFAULT_MAX_FRAME);
+        let dir = NamedDir::new("uds")?;
+        let (path, listener) = dir.publish("sock", cfg.mode, |p| {
+            UnixListener::bind(p).map_err(|e| Error::io(format!("bind {}", p.display()), e))
+        })?;
+        Ok(Link {
+            local: Box::new(Listening::Waiting {
+                listener,
+                max,
+                timeout: None,
+                _dir: dir,
+            }),
+            peer: PeerEnd {
+                fds: Vec::new(),
+                info: format!("{max} {}", path.display()),
+            },
+            guard: None,
+        })
+    }
+
+    fn attach(&self, peer: PeerEnd) -> Result<Box<dyn Endpoint>> {
+        let (max, path) = peer
+            .info
+            .split_once(' ')
+            .ok_or_else(|| Error::Protocol(format!("uds-stream: bad peer info {:?}", peer.info)))?;
+        let max = parse_max(max, "uds-stream")?;
+        let s = UnixStream::connect(Path::new(path))
+            .map_err(|e| Error::io(format!("uds-stream: connect {path}"), e))?;
+        Ok(Box::new(framed("uds-stream", s, max)?))
+    }
+}
