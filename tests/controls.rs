@@ -42,7 +42,7 @@ impl Endpoint for FaultyEnd {
                 self.rng ^= self.rng << 13;
                 self.rng ^= self.rng >> 7;
                 self.rng ^= self.rng << 17;
-                if self.rng % 1000 == 0 {
+                if self.rng.is_multiple_of(1000) {
                     return Ok(());
                 }
                 self.inner.send(msg)
