@@ -41,6 +41,41 @@ struct PeerSpec {
     transport: String,
     info: String,
     nfds: usize,
+    #[serde(default)]
+    opts: PeerOptions,
+}
+
+/// A user and groups the peer becomes before it attaches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Supplementary groups (replacing all of the parent's).
+    pub groups: Vec<u32>,
+}
+
+impl Identity {
+    /// `nobody`: uid and gid 65534, with the supplementary `groups`.
+    pub fn nobody(groups: Vec<u32>) -> Self {
+        Identity {
+            uid: 65534,
+            gid: 65534,
+            groups,
+        }
+    }
+}
+
+/// How the peer sets itself up before attaching.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerOptions {
+    /// Drop to this identity after exec and before attaching (setgroups, setgid,
+    /// setuid, in that order). Needs root.
+    pub drop_to: Option<Identity>,
+    /// Put SIGPIPE back to its default disposition (Rust programs start with it
+    /// ignored), so that a write to a closed pipe would kill the peer.
+    pub sigpipe_default: bool,
 }
 
 /// A command from the harness to the peer.
@@ -51,6 +86,8 @@ pub(crate) enum Cmd {
     Send { seed: u64, sizes: Vec<usize> },
     /// Try to send a message of `len` bytes (over the maximum) and report the result.
     Oversize { len: usize },
+    /// Start a fork+exec child that lists its open descriptors, and report them.
+    ListFds,
 }
 
 /// An event from the peer to the harness.
@@ -68,6 +105,8 @@ pub(crate) enum Event {
     },
     /// Finished an `Oversize`: the error, or `None` if the send was accepted.
     Oversize { error: Option<String> },
+    /// The descriptors a fork+exec child of the peer found open, beyond 0, 1 and 2.
+    Fds { fds: Vec<String> },
 }
 
 /// How to start a peer process. The program must call [`run_if_peer`] at the top of its
@@ -96,6 +135,14 @@ impl PeerLauncher {
         let exe =
             std::env::current_exe().map_err(|e| Error::io("find the current executable", e))?;
         Ok(Self::program(exe, []))
+    }
+
+    /// [`current_exe`](Self::current_exe), keeping the program and arguments of the
+    /// launcher this peer was started with when it is itself a test binary.
+    pub(crate) fn current_exe_or_self() -> Self {
+        let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        let args = std::env::args_os().skip(1).collect();
+        PeerLauncher { program, args }
     }
 
     /// Re-runs the current test binary for the one test `test_name`, which must start
@@ -140,12 +187,14 @@ impl PeerProcess {
         peer: PeerEnd,
         label: String,
         limit: Duration,
+        opts: &PeerOptions,
     ) -> Result<Self> {
         let (ctl_r, ctl_w) = pipe_cloexec("control channel")?;
         let spec = PeerSpec {
             transport: transport.into(),
             info: peer.info,
             nfds: peer.fds.len(),
+            opts: opts.clone(),
         };
         let spec = serde_json::to_string(&spec)
             .map_err(|e| Error::Protocol(format!("encode peer spec: {e}")))?;
@@ -211,6 +260,11 @@ impl PeerProcess {
             label,
             watchdog: Some((tx, dog)),
         })
+    }
+
+    /// The transport and property this peer serves, for messages.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
     }
 
     /// The peer's pid.
@@ -279,19 +333,11 @@ impl PeerProcess {
         }
     }
 
-    /// Closes the peer's input and waits for it to exit by `deadline`; kills it then.
-    pub(crate) fn finish(mut self, deadline: Instant) -> Result<()> {
-        self.stdin = None;
+    /// Waits for the peer to exit by `deadline` and returns its status.
+    pub(crate) fn wait_exit(&mut self, deadline: Instant) -> Result<std::process::ExitStatus> {
         loop {
             match self.child.try_wait() {
-                Ok(Some(status)) if status.success() => return Ok(()),
-                Ok(Some(status)) => {
-                    return Err(Error::Peer(format!(
-                        "{}: peer {} exited with {status}",
-                        self.label,
-                        self.child.id()
-                    )));
-                }
+                Ok(Some(status)) => return Ok(status),
                 Ok(None) if Instant::now() >= deadline => {
                     return Err(Error::Timeout {
                         op: format!("{}: wait for peer {} to exit", self.label, self.child.id()),
@@ -301,6 +347,21 @@ impl PeerProcess {
                 Ok(None) => thread::sleep(Duration::from_millis(1)),
                 Err(e) => return Err(Error::io(format!("{}: wait for the peer", self.label), e)),
             }
+        }
+    }
+
+    /// Closes the peer's input and waits for it to exit by `deadline`; kills it then.
+    pub(crate) fn finish(mut self, deadline: Instant) -> Result<()> {
+        self.stdin = None;
+        let status = self.wait_exit(deadline)?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Error::Peer(format!(
+                "{}: peer {} exited with {status}",
+                self.label,
+                self.child.id()
+            )))
         }
     }
 }
@@ -336,6 +397,12 @@ pub fn run_if_peer<F>(resolve: F)
 where
     F: Fn(&str) -> Option<Box<dyn Transport>>,
 {
+    if std::env::var_os(LIST_FDS_ENV).is_some() {
+        for fd in open_fds() {
+            println!("{LIST_FDS_PREFIX}{fd}");
+        }
+        std::process::exit(0);
+    }
     let Some(spec) = std::env::var_os(PEER_ENV) else {
         return;
     };
@@ -370,15 +437,35 @@ where
 {
     let spec: PeerSpec = serde_json::from_str(&spec.to_string_lossy())
         .map_err(|e| Error::Protocol(format!("bad {PEER_ENV}: {e}")))?;
-    let fds = (0..spec.nfds)
+    let fds: Vec<OwnedFd> = (0..spec.nfds)
         .map(|i| {
             // SAFETY: the harness dup2'd the transport's descriptors to 4, 5, ... in
             // this process before exec; each is owned here once.
             unsafe { OwnedFd::from_raw_fd(FIRST_FD + i as RawFd) }
         })
         .collect();
+    // dup2 cleared close-on-exec on the inherited descriptors; put it back so that
+    // they do not leak into the peer's own children.
+    for fd in fds.iter().map(|f| f.as_fd()).chain([ctl.as_fd()]) {
+        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+            .map_err(|e| Error::sys("peer: set close-on-exec", e))?;
+    }
     let transport = resolve(&spec.transport)
         .ok_or_else(|| Error::invalid("no such transport in the peer", &spec.transport))?;
+    if spec.opts.sigpipe_default {
+        // SAFETY: SIG_DFL installs no handler; the peer is single-threaded here.
+        unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        }
+        .map_err(|e| Error::sys("peer: reset SIGPIPE", e))?;
+    }
+    if let Some(id) = &spec.opts.drop_to {
+        drop_privileges(id)?;
+    }
     let mut end = transport.attach(PeerEnd {
         fds,
         info: spec.info,
@@ -420,6 +507,12 @@ fn run_command(end: &mut dyn Endpoint, cmd: Cmd) -> Event {
                 errors,
             }
         }
+        Cmd::ListFds => match child_fds(&PeerLauncher::current_exe_or_self()) {
+            Ok(fds) => Event::Fds { fds },
+            Err(e) => Event::Failed {
+                message: e.to_string(),
+            },
+        },
         Cmd::Oversize { len } => {
             let buf = vec![0x5a; len];
             Event::Oversize {
@@ -427,4 +520,66 @@ fn run_command(end: &mut dyn Endpoint, cmd: Cmd) -> Event {
             }
         }
     }
+}
+
+/// Set in a child that only lists its descriptors (see [`child_fds`]).
+const LIST_FDS_ENV: &str = "IPC_AUDIT_LIST_FDS";
+/// The prefix of each descriptor line the lister prints.
+const LIST_FDS_PREFIX: &str = "ipc-audit-fd ";
+
+/// This process's open descriptors beyond 0, 1 and 2, as `N -> target`, leaving out the
+/// one that lists the directory.
+fn open_fds() -> Vec<String> {
+    let mut v = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Ok(n) = name.parse::<i32>() else { continue };
+            if n <= 2 {
+                continue;
+            }
+            let target = std::fs::read_link(e.path())
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            // The directory being read, or a descriptor already closed.
+            if target.starts_with("/proc/") || target.is_empty() {
+                continue;
+            }
+            v.push(format!("{n} -> {target}"));
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Starts a fork+exec child of `launcher`'s program that lists its descriptors (beyond
+/// 0, 1, 2), and returns them: whatever is there leaked across exec.
+pub(crate) fn child_fds(launcher: &PeerLauncher) -> Result<Vec<String>> {
+    let out = Command::new(&launcher.program)
+        .args(&launcher.args)
+        .env(LIST_FDS_ENV, "1")
+        .env_remove(PEER_ENV)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| {
+            Error::io(
+                format!("start {} to list descriptors", launcher.program.display()),
+                e,
+            )
+        })?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix(LIST_FDS_PREFIX).map(str::to_string))
+        .collect())
+}
+
+/// setgroups, setgid, setuid, in that order.
+fn drop_privileges(id: &Identity) -> Result<()> {
+    use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
+    let groups: Vec<Gid> = id.groups.iter().map(|&g| Gid::from_raw(g)).collect();
+    setgroups(&groups).map_err(|e| Error::sys(format!("peer: setgroups {:?}", id.groups), e))?;
+    setgid(Gid::from_raw(id.gid)).map_err(|e| Error::sys(format!("peer: setgid {}", id.gid), e))?;
+    setuid(Uid::from_raw(id.uid)).map_err(|e| Error::sys(format!("peer: setuid {}", id.uid), e))?;
+    Ok(())
 }

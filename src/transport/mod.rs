@@ -120,6 +120,10 @@ pub struct Config {
     /// Largest message, for transports whose maximum is configurable; `None` keeps the
     /// transport's default.
     pub max_message: Option<usize>,
+    /// For transports that know their peer's credentials: the user ids allowed to
+    /// connect; others are refused at accept time. `None` allows every uid the mode
+    /// lets in.
+    pub allow_uids: Option<Vec<u32>>,
 }
 
 impl Default for Config {
@@ -127,6 +131,7 @@ impl Default for Config {
         Config {
             mode: 0o600,
             max_message: None,
+            allow_uids: None,
         }
     }
 }
@@ -135,6 +140,12 @@ impl Config {
     /// The same configuration with another mode.
     pub fn with_mode(mut self, mode: u32) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// The same configuration with an allow-list of peer user ids.
+    pub fn with_allow_uids(mut self, uids: Vec<u32>) -> Self {
+        self.allow_uids = Some(uids);
         self
     }
 
@@ -166,6 +177,24 @@ pub trait Endpoint: Send {
 
     /// Sets how long one `send` or `recv` may wait; `None` waits forever.
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()>;
+
+    /// The credentials of the process at the other end, as the kernel tells them
+    /// (SO_PEERCRED), where the transport can know them; `None` otherwise, or before the
+    /// peer is connected.
+    fn peer_credentials(&self) -> Option<Credentials> {
+        None
+    }
+}
+
+/// A process's identity as the kernel reports it to its peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// Process id.
+    pub pid: u32,
+    /// Effective user id.
+    pub uid: u32,
+    /// Effective group id.
+    pub gid: u32,
 }
 
 /// What the peer process needs to rebuild its end: descriptors it inherits, and a
