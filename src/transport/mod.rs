@@ -120,6 +120,9 @@ pub struct Config {
     /// Largest message, for transports whose maximum is configurable; `None` keeps the
     /// transport's default.
     pub max_message: Option<usize>,
+    /// The directory in which path-based transports make their per-link directory;
+    /// `None` is the system's temporary directory.
+    pub dir: Option<std::path::PathBuf>,
     /// For transports that know their peer's credentials: the user ids allowed to
     /// connect; others are refused at accept time. `None` allows every uid the mode
     /// lets in.
@@ -131,6 +134,7 @@ impl Default for Config {
         Config {
             mode: 0o600,
             max_message: None,
+            dir: None,
             allow_uids: None,
         }
     }
@@ -140,6 +144,12 @@ impl Config {
     /// The same configuration with another mode.
     pub fn with_mode(mut self, mode: u32) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// The same configuration making per-link directories under `dir`.
+    pub fn with_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.dir = Some(dir.into());
         self
     }
 
@@ -216,11 +226,18 @@ pub struct Link {
     pub peer: PeerEnd,
     /// Removes named objects (paths, queues, segments) on drop.
     pub guard: Option<Box<dyn Any + Send>>,
+    /// Where the link's named object shows in the file system (a FIFO, a socket, a file,
+    /// `/dev/mqueue/NAME`, `/dev/shm/sem.NAME`), for the audit to check its mode; `None`
+    /// for an anonymous link.
+    pub path: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Link").field("peer", &self.peer).finish()
+        f.debug_struct("Link")
+            .field("peer", &self.peer)
+            .field("path", &self.path)
+            .finish()
     }
 }
 
