@@ -55,8 +55,15 @@ pub const MAGIC: [u8; 2] = *b"IA";
 pub const VERSION: u8 = 1;
 /// Default maximum payload size: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
-/// The largest maximum that can be configured: the length field is 32 bits.
-pub const LIMIT_MAX_FRAME: usize = u32::MAX as usize;
+/// The largest maximum that can be configured: the length field is 32 bits, and on
+/// targets where `usize` is 32 bits a vector cannot hold more than `isize::MAX` bytes,
+/// so the limit is lower there (a frame must fit a `Vec` and the header must fit beside
+/// it in `usize` arithmetic).
+pub const LIMIT_MAX_FRAME: usize = if usize::BITS > 32 {
+    u32::MAX as usize
+} else {
+    isize::MAX as usize - HEADER_LEN
+};
 
 /// Why a byte stream is not a valid sequence of frames.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,23 +190,30 @@ pub struct Decoded {
 
 #[derive(Debug, Clone)]
 enum State {
+    /// Collecting the header in `Decoder::header`.
     Header,
-    Payload {
-        len: usize,
-        expected: u32,
-        crc: u32,
-        got: usize,
-    },
+    /// Collecting a payload of `len` bytes in `Decoder::buf`.
+    Payload { len: usize, expected: u32 },
+    /// Stopped on a fatal error.
     Failed(FrameError),
 }
 
 /// An incremental frame decoder; see the [module docs](self).
+///
+/// The decoder keeps the part of a frame received so far in a buffer of its own, so the
+/// caller's `out` is written only when a frame is complete, and may be a different
+/// vector on every call. The buffer grows with the bytes that really arrive (at most
+/// doubling, and never past the length in the header), so a header that announces a
+/// large frame and then stalls costs no more memory than the bytes sent. When a frame is
+/// complete, the buffer is swapped with `out`: a caller that reuses `out` makes a steady
+/// stream of frames allocate nothing once both vectors have grown to the largest payload.
 #[derive(Debug, Clone)]
 pub struct Decoder {
     max: usize,
     state: State,
     header: [u8; HEADER_LEN],
     have: usize,
+    buf: Vec<u8>,
 }
 
 impl Decoder {
@@ -210,6 +224,7 @@ impl Decoder {
             state: State::Header,
             header: [0; HEADER_LEN],
             have: 0,
+            buf: Vec::new(),
         }
     }
 
@@ -229,15 +244,17 @@ impl Decoder {
     }
 
     /// Takes bytes from `input` until a frame is complete, an error is found, or the input
-    /// is used up. When a frame is complete, `out` holds its payload (its old content is
-    /// replaced); `out` is reused, so a steady stream allocates nothing once `out` has
-    /// grown to the largest payload. `out` must not be changed while a frame is partly
-    /// received.
+    /// is used up.
+    ///
+    /// When a frame is complete ([`Step::Frame`]), `out` holds its payload (its old content
+    /// is replaced) and the bytes after the frame are left in `input`. For every other
+    /// step `out` is left as it was. A payload is delivered only if its length and
+    /// CRC-32C match the header, checked on the very bytes handed over in `out`.
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Decoded {
         let mut consumed = 0;
         loop {
-            match &mut self.state {
-                State::Failed(e) => {
+            match self.state {
+                State::Failed(ref e) => {
                     return Decoded {
                         consumed,
                         step: Step::Error(e.clone()),
@@ -257,14 +274,9 @@ impl Decoder {
                     }
                     match self.parse_header() {
                         Ok((len, expected)) => {
-                            out.clear();
-                            out.reserve(len);
-                            self.state = State::Payload {
-                                len,
-                                expected,
-                                crc: 0,
-                                got: 0,
-                            };
+                            // No allocation here: the buffer grows as the payload arrives.
+                            self.buf.clear();
+                            self.state = State::Payload { len, expected };
                         }
                         Err(e) => {
                             self.state = State::Failed(e.clone());
@@ -275,40 +287,46 @@ impl Decoder {
                         }
                     }
                 }
-                State::Payload {
-                    len,
-                    expected,
-                    crc,
-                    got,
-                } => {
-                    let take = (*len - *got).min(input.len() - consumed);
-                    let chunk = &input[consumed..consumed + take];
-                    *crc = crc32c::crc32c_append(*crc, chunk);
-                    out.extend_from_slice(chunk);
-                    *got += take;
+                State::Payload { len, expected } => {
+                    let take = (len - self.buf.len()).min(input.len() - consumed);
+                    self.grow(len, take);
+                    self.buf
+                        .extend_from_slice(&input[consumed..consumed + take]);
                     consumed += take;
-                    if *got < *len {
+                    if self.buf.len() < len {
                         return Decoded {
                             consumed,
                             step: Step::NeedMore,
                         };
                     }
-                    let (len, expected, actual) = (*len, *expected, *crc);
                     self.state = State::Header;
                     self.have = 0;
-                    let step = if actual == expected {
+                    let actual = crc32c::crc32c(&self.buf);
+                    let step = if actual == expected && self.buf.len() == len {
+                        std::mem::swap(out, &mut self.buf);
                         Step::Frame
                     } else {
-                        out.clear();
                         Step::Error(FrameError::BadChecksum {
                             expected,
                             actual,
                             len,
                         })
                     };
+                    self.buf.clear();
                     return Decoded { consumed, step };
                 }
             }
+        }
+    }
+
+    /// Makes room in the payload buffer for `take` more bytes of a `len`-byte payload:
+    /// at least doubling (so copies stay linear), never past `len` (so never past the
+    /// maximum), and only for bytes that have arrived.
+    fn grow(&mut self, len: usize, take: usize) {
+        let need = self.buf.len() + take;
+        if need > self.buf.capacity() {
+            let target = need.max(self.buf.capacity().saturating_mul(2)).min(len);
+            self.buf.reserve_exact(target - self.buf.len());
         }
     }
 
@@ -325,9 +343,9 @@ impl Decoder {
                 got: self.have,
                 needed: HEADER_LEN,
             }),
-            State::Payload { len, got, .. } => Err(FrameError::Truncated {
-                got: HEADER_LEN + got,
-                needed: HEADER_LEN + len,
+            State::Payload { len, .. } => Err(FrameError::Truncated {
+                got: HEADER_LEN.saturating_add(self.buf.len()),
+                needed: HEADER_LEN.saturating_add(*len),
             }),
         }
     }
@@ -348,7 +366,9 @@ impl Decoder {
         if crc32c::crc32c(&h[0..12]) != word(12) {
             return Err(bad("header checksum mismatch"));
         }
-        let len = word(4) as usize;
+        // On 16- and 32-bit targets a u32 may not fit a usize: saturate, the check below
+        // refuses it since `max` is at most LIMIT_MAX_FRAME.
+        let len = usize::try_from(word(4)).unwrap_or(usize::MAX);
         if len > self.max {
             return Err(FrameError::TooLarge { len, max: self.max });
         }
