@@ -287,6 +287,30 @@ impl Decoder {
                         }
                     }
                 }
+                State::Payload { len, expected }
+                    if self.buf.is_empty() && input.len() - consumed >= len =>
+                {
+                    // Fast path: the whole payload is in `input`. Check it there and copy
+                    // it once, straight into `out`; `input` cannot change in between.
+                    let payload = &input[consumed..consumed + len];
+                    consumed += len;
+                    self.state = State::Header;
+                    self.have = 0;
+                    let actual = crc32c::crc32c(payload);
+                    let step = if actual == expected {
+                        out.clear();
+                        out.reserve_exact(len);
+                        out.extend_from_slice(payload);
+                        Step::Frame
+                    } else {
+                        Step::Error(FrameError::BadChecksum {
+                            expected,
+                            actual,
+                            len,
+                        })
+                    };
+                    return Decoded { consumed, step };
+                }
                 State::Payload { len, expected } => {
                     let take = (len - self.buf.len()).min(input.len() - consumed);
                     self.grow(len, take);
