@@ -146,7 +146,7 @@ fn write_seeds() {
     let hello = frames(&[b"hello"]);
     let mut bad_crc = frames(&[b"hello"]);
     bad_crc[HEADER_LEN] ^= 1;
-    let mut bad = |i: usize, x: u8| {
+    let bad = |i: usize, x: u8| {
         let mut f = frames(&[b"abc"]);
         f[i] ^= x;
         f
