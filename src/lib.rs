@@ -21,6 +21,8 @@
 pub mod audit;
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod transport;
 
 pub use error::{Error, Result};
