@@ -19,6 +19,8 @@
 pub mod audit;
 pub mod error;
 pub mod frame;
+pub mod shm;
+pub mod sync;
 pub mod transport;
 
 pub use error::{Error, Result};
