@@ -188,6 +188,13 @@ struct LoomStorage {
     data: Box<[UnsafeCell<u8>]>,
 }
 
+// SAFETY: the cells are accessed only under the ring protocol, which loom checks.
+#[cfg(loom)]
+unsafe impl Sync for LoomStorage {}
+// SAFETY: as above.
+#[cfg(loom)]
+unsafe impl Send for LoomStorage {}
+
 /// Pointers into the memory of one ring, with the values each side keeps privately.
 struct Shared {
     header: NonNull<Header>,
