@@ -38,7 +38,9 @@
 //! - `head` store Release (publish) / load Acquire (consumer refresh): payload bytes;
 //! - `tail` store Release (release) / load Acquire (producer refresh): reuse of space;
 //! - the four `fence(SeqCst)`: the two Dekker pairs of the empty and full hand-offs;
-//! - `closed` fetch_or Release (producer close) / load Acquire: no message lost on close.
+//! - `closed` load Acquire (consumer): no message lost on close. It synchronizes with
+//!   the release fence (the SeqCst fence of `wake`) that ends every push, sequenced
+//!   before the producer's Relaxed `fetch_or` of the flag.
 
 use std::any::Any;
 use std::ptr::NonNull;
@@ -292,6 +294,29 @@ impl Shared {
             && peer_pid != 0
         {
             check(peer_pid, op)?;
+        }
+        Ok(())
+    }
+
+    /// While spinning: every 1024 polls checks the deadline, every 65536 the peer's
+    /// liveness, so that a spinning side also ends its wait in time.
+    fn spin_check(&self, spins: u32, policy: &Wait, pid_word: &AtomicU32, op: &str) -> Result<()> {
+        if spins & 0x3ff == 0
+            && let Some(d) = policy.deadline
+            && Instant::now() >= d
+        {
+            return Err(Error::Timeout {
+                op: op.into(),
+                after: policy.timeout.unwrap_or_default(),
+            });
+        }
+        if spins & 0xffff == 0
+            && let Some(check) = policy.liveness
+        {
+            let pid = self.pid(pid_word, "peer")?;
+            if pid != 0 {
+                check(pid, op)?;
+            }
         }
         Ok(())
     }
@@ -723,6 +748,8 @@ impl Producer {
             }
             if spins < policy.spin {
                 spins += 1;
+                let pid = &self.shared.header().meta.0.consumer_pid;
+                self.shared.spin_check(spins, policy, pid, "shm: send")?;
                 spin_hint();
                 continue;
             }
@@ -747,8 +774,11 @@ impl Producer {
 impl Drop for Producer {
     fn drop(&mut self) {
         let h = self.shared.header();
-        // Release: a consumer that sees the flag sees every message published before.
-        h.meta.0.closed.fetch_or(PRODUCER_CLOSED, Ordering::Release);
+        // Relaxed is enough: every successful push ended with the SeqCst fence of `wake`,
+        // a release fence sequenced before this store, so the consumer's Acquire load of
+        // the flag synchronizes with it and sees every message published (C++20
+        // [atomics.fences]/2). Loom agrees: a Release here is never needed by a model.
+        h.meta.0.closed.fetch_or(PRODUCER_CLOSED, Ordering::Relaxed);
         self.shared.wake(&h.data_waiting.0);
     }
 }
@@ -857,6 +887,8 @@ impl Consumer {
             }
             if spins < policy.spin {
                 spins += 1;
+                let pid = &self.shared.header().meta.0.producer_pid;
+                self.shared.spin_check(spins, policy, pid, "shm: recv")?;
                 spin_hint();
                 continue;
             }
