@@ -3,6 +3,28 @@
 # src/shm/ring.rs in turn (Relaxed; a fence, which cannot be Relaxed, is removed), runs
 # the loom models, and reports which model caught it. The file is restored after each
 # step (and on exit). Slow (one rebuild per ordering); not part of .ci/run.
+#
+# Result on 2026-11-26 (loom 0.7.3, LOOM_MAX_PREEMPTIONS=3), ordering -> models failing:
+#   head store Release (publish)          -> spsc_wrap_around, blocking_hand_off,
+#                                            close_after_messages (causality violation)
+#   head load Acquire (consumer refresh)  -> same three (causality violation)
+#   tail store Release (consumer release) -> spsc_wrap_around, blocking_hand_off (causality)
+#   tail load Acquire (producer refresh)  -> spsc_wrap_around, blocking_hand_off (causality)
+#   fence SeqCst in wake (removed)        -> blocking_hand_off, close_after_messages (deadlock)
+#   fence SeqCst in prepare_sleep (removed) -> blocking_hand_off, close_after_messages (deadlock)
+#   closed load Acquire (consumer)        -> close_after_messages (messages lost on close)
+# and each fence removed at one call site only:
+#   wake after push (empty hand-off)      -> blocking_hand_off (deadlock),
+#                                            close_after_messages (messages lost on close)
+#   wake after pop (full hand-off)        -> blocking_hand_off, close_after_messages (deadlock)
+#   wake at producer close                -> close_after_messages (deadlock)
+#   prepare_sleep in pop (empty hand-off) -> blocking_hand_off, close_after_messages (deadlock)
+#   prepare_sleep in push (full hand-off) -> blocking_hand_off (deadlock)
+# The producer's close flag was a Release fetch_or at first: weakening it was caught by no
+# model, because the release fence ending every push already orders the messages before
+# the flag; it is Relaxed now, with that argument in a comment. A fence cannot be Relaxed
+# (it panics), so "weakened" means removed. Not covered: the consumer-close wake (Relaxed
+# flag, its fence is the shared `wake` one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 f=src/shm/ring.rs
@@ -20,9 +42,9 @@ sites=(
   "fence SeqCst in prepare_sleep (sleeper side of Dekker)|waiting.store(1, Ordering::Relaxed);\n        fence(Ordering::SeqCst);|waiting.store(1, Ordering::Relaxed);"
   "closed load Acquire (consumer)|closed.load(Ordering::Acquire)|closed.load(Ordering::Relaxed)"
   # The two fences above, one use at a time (the fence removed at that call only).
-  "  wake fence after push (empty hand-off, producer)|self.shared.wake(&self.shared.header().data_waiting.0);|{ let w = \&self.shared.header().data_waiting.0; if w.swap(0, Ordering::Relaxed) != 0 { self.shared.futex.wake(w) } }"
-  "  wake fence after pop (full hand-off, consumer)|self.shared.wake(&self.shared.header().space_waiting.0);|{ let w = \&self.shared.header().space_waiting.0; if w.swap(0, Ordering::Relaxed) != 0 { self.shared.futex.wake(w) } }"
-  "  wake fence at producer close|self.shared.wake(&h.data_waiting.0);|{ let w = \&h.data_waiting.0; if w.swap(0, Ordering::Relaxed) != 0 { self.shared.futex.wake(w) } }"
+  "  wake fence after push (empty hand-off, producer)|self.shared.wake(&self.shared.header().data_waiting.0);|{ let w = &self.shared.header().data_waiting.0; if w.swap(0, Ordering::Relaxed) != 0 { self.shared.futex.wake(w) } }"
+  "  wake fence after pop (full hand-off, consumer)|self.shared.wake(&self.shared.header().space_waiting.0);|{ let w = &self.shared.header().space_waiting.0; if w.swap(0, Ordering::Relaxed) != 0 { self.shared.futex.wake(w) } }"
+  "  wake fence at producer close|self.shared.wake(&h.data_waiting.0);|{ let w = &h.data_waiting.0; if w.swap(0, Ordering::Relaxed) != 0 { self.shared.futex.wake(w) } }"
   "  prepare_sleep fence in pop (empty hand-off, consumer)|self.shared.prepare_sleep(waiting); self.head_cache|waiting.store(1, Ordering::Relaxed); self.head_cache"
   "  prepare_sleep fence in push (full hand-off, producer)|self.shared.prepare_sleep(waiting); self.tail_cache|waiting.store(1, Ordering::Relaxed); self.tail_cache"
 )

@@ -418,7 +418,9 @@ impl Ring {
     ) -> Result<Ring> {
         let (cap, max) = check_sizes(capacity as u64, max as u64)
             .map_err(|e| Error::invalid(e.to_string(), format!("{capacity}/{max}")))?;
-        if region.len() < HEADER_SIZE + cap || region.base().as_ptr() as usize % 128 != 0 {
+        if region.len() < HEADER_SIZE + cap
+            || !(region.base().as_ptr() as usize).is_multiple_of(128)
+        {
             return Err(Error::invalid(
                 "shm: region smaller than header + capacity, or misaligned",
                 region.len(),
@@ -455,7 +457,9 @@ impl Ring {
         producer_pid: u32,
         futex: Arc<dyn Futex>,
     ) -> Result<Ring> {
-        if region.len() < HEADER_SIZE + MIN_CAPACITY || region.base().as_ptr() as usize % 128 != 0 {
+        if region.len() < HEADER_SIZE + MIN_CAPACITY
+            || !(region.base().as_ptr() as usize).is_multiple_of(128)
+        {
             return Err(Error::Protocol(format!(
                 "shm: region of {} bytes is too small or misaligned",
                 region.len()

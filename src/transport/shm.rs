@@ -200,7 +200,7 @@ mod imp {
         Ok(Link {
             local: Box::new(ShmReceiver {
                 ring: ring.into_consumer(),
-                spin: spin,
+                spin,
                 timeout: None,
             }),
             peer: PeerEnd {
@@ -229,6 +229,64 @@ mod imp {
             spin,
             timeout: None,
         }))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use std::process::Command;
+        use std::time::Instant;
+
+        /// A receiving end over a real memfd, its producer pid forced to `pid`.
+        fn receiver(pid: u32, timeout: Duration) -> ShmReceiver {
+            let (map, _fd) = Mapping::create("ipc-audit-test", HEADER_SIZE + 4096).unwrap();
+            let ring = Ring::create(
+                Arc::new(map),
+                4096,
+                100,
+                std::process::id(),
+                Arc::new(LinuxFutex),
+            )
+            .unwrap();
+            let ring = ring.into_consumer();
+            ring.poke("producer_pid", u64::from(pid));
+            ShmReceiver {
+                ring,
+                spin: 0,
+                timeout: Some(timeout),
+            }
+        }
+
+        #[test]
+        #[cfg_attr(
+            miri,
+            ignore = "memfd, mmap, futex and /proc are not available under Miri"
+        )]
+        fn dead_peer_ends_the_wait_with_closed() {
+            let mut buf = Vec::new();
+            // Positive control: a live peer (this process) is waited for until the
+            // deadline.
+            let mut rx = receiver(std::process::id(), Duration::from_millis(50));
+            assert!(matches!(rx.recv(&mut buf), Err(Error::Timeout { .. })));
+
+            // A zombie: exited but not reaped, so `kill(pid, 0)` would still succeed.
+            let mut child = Command::new("true").spawn().unwrap();
+            let pid = child.id();
+            let give_up = Instant::now() + Duration::from_secs(10);
+            while pid_alive(pid).unwrap() {
+                assert!(Instant::now() < give_up, "child {pid} did not exit");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let mut rx = receiver(pid, Duration::from_secs(30));
+            match rx.recv(&mut buf) {
+                Err(Error::Closed { op }) => assert!(op.contains(&pid.to_string()), "{op}"),
+                r => panic!("zombie peer {pid}: expected Closed, got {r:?}"),
+            }
+            // Reaped: the pid is gone altogether.
+            child.wait().unwrap();
+            let mut rx = receiver(pid, Duration::from_secs(30));
+            assert!(matches!(rx.recv(&mut buf), Err(Error::Closed { .. })));
+        }
     }
 }
 
@@ -263,6 +321,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "memfd, mmap and futex are not available under Miri")]
     fn oversize_names_the_limit_and_keeps_the_link() {
         let (mut rx, mut tx) = pair(Some(100));
         match tx.send(&[0; 101]) {
@@ -275,6 +334,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "memfd, mmap and futex are not available under Miri")]
     fn empty_ring_times_out() {
         let (mut rx, _tx) = pair(None);
         rx.set_timeout(Some(Duration::from_millis(30))).unwrap();
@@ -283,6 +343,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "memfd, mmap and futex are not available under Miri")]
     fn closed_sender_after_messages() {
         let (mut rx, mut tx) = pair(None);
         tx.send(b"last").unwrap();
@@ -293,6 +354,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "memfd, mmap and futex are not available under Miri")]
     fn memfd_is_sealed_and_cloexec() {
         use nix::fcntl::{FcntlArg, FdFlag, SealFlag, fcntl};
         let link = Shm::default().open(&Config::default()).unwrap();
@@ -308,6 +370,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "memfd, mmap and futex are not available under Miri")]
     fn unsealed_memfd_is_refused() {
         use nix::sys::memfd::{MFdFlags, memfd_create};
         let fd = memfd_create("unsealed", MFdFlags::MFD_CLOEXEC).unwrap();
