@@ -5,7 +5,7 @@
 //!
 //! One way: the peer produces, the local end consumes. Boundaries are native (each
 //! message is one length-prefixed record), order is FIFO, nothing is lost while both
-//! ends live. A side waiting on a dead peer gets [`Error::Closed`] within one sleep
+//! ends live. A side waiting on a dead peer gets [`Error::Closed`](crate::Error::Closed) within one sleep
 //! slice ([`SLICE`]), found by a liveness check of the peer's pid; a message is either
 //! whole or absent, never partial.
 //!
