@@ -23,6 +23,8 @@ pub mod error;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod shm;
+pub mod sync;
 pub mod transport;
 
 pub use error::{Error, Result};
