@@ -208,6 +208,7 @@ mod imp {
                 info: spin.to_string(),
             },
             guard: None,
+            path: None,
         })
     }
 
