@@ -34,11 +34,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
+pub mod datagram;
 pub mod fifo;
 pub(crate) mod named;
 pub mod pipe;
 pub(crate) mod stream;
 pub mod uds;
+pub mod uds_dgram;
+pub mod uds_seqpacket;
 
 /// How a transport keeps message boundaries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,6 +227,8 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(pipe::Pipe),
         Box::new(fifo::Fifo),
         Box::new(uds::UdsStream),
+        Box::new(uds_dgram::UdsDgram),
+        Box::new(uds_seqpacket::UdsSeqpacket),
     ]
 }
 
