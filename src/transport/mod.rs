@@ -39,6 +39,8 @@ pub mod fifo;
 pub(crate) mod named;
 pub mod pipe;
 pub(crate) mod stream;
+pub mod tcp;
+pub mod udp;
 pub mod uds;
 pub mod uds_dgram;
 pub mod uds_seqpacket;
@@ -229,6 +231,8 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(uds::UdsStream),
         Box::new(uds_dgram::UdsDgram),
         Box::new(uds_seqpacket::UdsSeqpacket),
+        Box::new(tcp::Tcp),
+        Box::new(udp::Udp),
     ]
 }
 
