@@ -38,6 +38,7 @@ pub mod datagram;
 pub mod fifo;
 pub(crate) mod named;
 pub mod pipe;
+pub mod posix_mq;
 pub(crate) mod stream;
 pub mod tcp;
 pub mod udp;
@@ -233,6 +234,7 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(uds_seqpacket::UdsSeqpacket),
         Box::new(tcp::Tcp),
         Box::new(udp::Udp),
+        Box::new(posix_mq::PosixMq),
     ]
 }
 
