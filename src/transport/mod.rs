@@ -40,6 +40,7 @@ pub(crate) mod named;
 pub mod pipe;
 pub mod posix_mq;
 pub(crate) mod stream;
+pub mod sysv_mq;
 pub mod tcp;
 pub mod udp;
 pub mod uds;
@@ -235,6 +236,7 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(tcp::Tcp),
         Box::new(udp::Udp),
         Box::new(posix_mq::PosixMq),
+        Box::new(sysv_mq::SysvMq),
     ]
 }
 
