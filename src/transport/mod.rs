@@ -36,6 +36,7 @@ use crate::error::Result;
 
 pub mod datagram;
 pub mod fifo;
+pub mod file;
 pub(crate) mod named;
 pub mod pipe;
 pub mod posix_mq;
@@ -237,6 +238,7 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(udp::Udp),
         Box::new(posix_mq::PosixMq),
         Box::new(sysv_mq::SysvMq),
+        Box::new(file::FileLog { fsync: false }),
     ]
 }
 
