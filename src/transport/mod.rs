@@ -40,6 +40,7 @@ pub mod file;
 pub(crate) mod named;
 pub mod pipe;
 pub mod posix_mq;
+pub mod signal;
 pub(crate) mod stream;
 pub mod sysv_mq;
 pub mod tcp;
@@ -239,6 +240,7 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(posix_mq::PosixMq),
         Box::new(sysv_mq::SysvMq),
         Box::new(file::FileLog { fsync: false }),
+        Box::new(signal::Signal),
     ]
 }
 
