@@ -40,6 +40,7 @@ pub mod file;
 pub(crate) mod named;
 pub mod pipe;
 pub mod posix_mq;
+pub mod semaphore;
 pub mod signal;
 pub(crate) mod stream;
 pub mod sysv_mq;
@@ -241,6 +242,7 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(sysv_mq::SysvMq),
         Box::new(file::FileLog { fsync: false }),
         Box::new(signal::Signal),
+        Box::new(semaphore::Semaphore),
     ]
 }
 
