@@ -232,7 +232,7 @@ impl Endpoint for SysvEndpoint {
                 Errno::EINTR => {}
                 Errno::EAGAIN => backoff(&mut step, dl, &op, started)?,
                 Errno::EIDRM => return Err(Error::Closed { op }),
-                Errno::EINVAL if msg.len() > 0 => {
+                Errno::EINVAL if !msg.is_empty() => {
                     // Removed queue, or a size over msgmax (checked above): tell which.
                     return match stat(self.id) {
                         Err(_) => Err(Error::Closed { op }),
