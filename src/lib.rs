@@ -15,6 +15,8 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+// The peer role must be the first thing in `main`; the examples show exactly that.
+#![allow(clippy::needless_doctest_main)]
 
 pub mod audit;
 pub mod error;

@@ -139,13 +139,11 @@ pub(crate) fn receive(
     seed: u64,
     sizes: &[usize],
 ) -> Result<Observation> {
-    // Short receive slices, so that a lost message is noticed soon after the peer is
-    // done; the overall deadline bounds the whole exchange.
-    let slice = Duration::from_millis(if ctx.transport.guarantees().reliable {
-        500
-    } else {
-        100
-    });
+    // Short receive slices, so that the peer's report is seen soon; once the peer has
+    // sent everything, one empty slice means the rest is not coming (a sent message is
+    // in the kernel, or in shared memory, when the send returns). The overall deadline
+    // bounds the whole exchange.
+    let slice = Duration::from_millis(50);
     link.local.set_timeout(Some(slice))?;
     peer.command(&Cmd::Send {
         seed,
@@ -154,7 +152,6 @@ pub(crate) fn receive(
     let deadline = Instant::now() + ctx.timeout;
     let mut obs = Observation::default();
     let mut done = false;
-    let mut idle = 0;
     let mut buf = Vec::new();
     while obs.received.len() < sizes.len() {
         if Instant::now() >= deadline {
@@ -169,23 +166,13 @@ pub(crate) fn receive(
             });
         }
         match link.local.recv(&mut buf) {
-            Ok(n) => {
-                idle = 0;
-                obs.received.push(Ok(buf[..n].to_vec()));
-            }
+            Ok(n) => obs.received.push(Ok(buf[..n].to_vec())),
+            Err(Error::Timeout { .. }) if done => break,
             Err(Error::Timeout { .. }) => {
-                if !done && let Some(ev) = peer.try_event()? {
+                if let Some(ev) = peer.try_event()? {
                     done = true;
                     if let Event::Sent { errors, .. } = ev {
                         obs.send_errors = errors;
-                    }
-                }
-                if done {
-                    idle += 1;
-                    // The peer is done and two slices passed with nothing: the rest is
-                    // not coming.
-                    if idle >= 2 {
-                        break;
                     }
                 }
             }

@@ -21,12 +21,11 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::transport::stream::{set_nonblocking, wait_fd};
+use crate::transport::stream::{pipe_cloexec, set_nonblocking, wait_fd};
 use crate::transport::{Endpoint, PeerEnd, Transport};
 
 /// The environment variable that makes a program a peer; see [`run_if_peer`].
@@ -142,8 +141,7 @@ impl PeerProcess {
         label: String,
         limit: Duration,
     ) -> Result<Self> {
-        let (ctl_r, ctl_w) =
-            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2 (control)", e))?;
+        let (ctl_r, ctl_w) = pipe_cloexec("control channel")?;
         let spec = PeerSpec {
             transport: transport.into(),
             info: peer.info,

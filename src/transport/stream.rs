@@ -69,7 +69,7 @@ pub(crate) fn write_all(
     deadline: Option<Instant>,
     op: &str,
 ) -> Result<()> {
-    use nix::sys::socket::{MsgFlags, UnixAddr, sendmsg};
+    use nix::sys::socket::{UnixAddr, sendmsg};
     use std::os::fd::AsRawFd;
     let mut idx = 0;
     let mut off = 0;
@@ -86,13 +86,7 @@ pub(crate) fn write_all(
             n += 1;
         }
         let written = if socket {
-            sendmsg::<UnixAddr>(
-                fd.as_raw_fd(),
-                &slices[..n],
-                &[],
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            )
+            sendmsg::<UnixAddr>(fd.as_raw_fd(), &slices[..n], &[], nosignal(), None)
         } else {
             nix::sys::uio::writev(fd, &slices[..n])
         };
@@ -118,6 +112,40 @@ pub(crate) fn write_all(
         }
     }
     Ok(())
+}
+
+/// A pipe whose two ends are close-on-exec. Atomic with `pipe2` where it exists; macOS
+/// has no `pipe2`, so there the flag is set just after `pipe`, and a concurrent fork+exec
+/// elsewhere in the process could inherit the ends in between.
+pub(crate) fn pipe_cloexec(what: &str) -> Result<(OwnedFd, OwnedFd)> {
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::sys(format!("pipe2 ({what})"), e))
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+        let (r, w) = nix::unistd::pipe().map_err(|e| Error::sys(format!("pipe ({what})"), e))?;
+        for fd in [&r, &w] {
+            fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+                .map_err(|e| Error::sys(format!("F_SETFD ({what})"), e))?;
+        }
+        Ok((r, w))
+    }
+}
+
+/// Flags for `sendmsg` on a stream socket: no SIGPIPE where the platform has the flag
+/// (macOS has only the SO_NOSIGPIPE socket option).
+fn nosignal() -> nix::sys::socket::MsgFlags {
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        nix::sys::socket::MsgFlags::MSG_NOSIGNAL
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        nix::sys::socket::MsgFlags::empty()
+    }
 }
 
 /// A framed stream over one descriptor for reading and/or one for writing.
