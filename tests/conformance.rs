@@ -49,4 +49,13 @@ conformance! {
     pipe => "pipe",
     fifo => "fifo",
     uds_stream => "uds-stream",
+    uds_dgram => "uds-dgram",
+    uds_seqpacket => "uds-seqpacket",
+    tcp => "tcp",
+    udp => "udp",
+    posix_mq => "posix-mq",
+    sysv_mq => "sysv-mq",
+    file => "file",
+    signal => "signal",
+    semaphore => "semaphore",
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::PollFlags;
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, send};
+use nix::sys::socket::{MsgFlags, recvmsg, send};
 
 use super::Endpoint;
 use super::stream::{deadline, set_nonblocking, wait_fd};
@@ -23,6 +23,7 @@ pub(crate) enum Dir {
     /// Only `recv`.
     Recv,
     /// Both.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     Both,
 }
 
@@ -35,6 +36,7 @@ pub struct DatagramEndpoint {
     dir: Dir,
     timeout: Option<Duration>,
     scratch: Box<[u8]>,
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     /// Seqpacket: a read of 0 bytes is an empty message when it carries credentials
     /// (SO_PASSCRED on this socket), end-of-file when it carries none.
     creds_mark_messages: bool,
@@ -64,8 +66,9 @@ impl DatagramEndpoint {
         })
     }
 
-    /// Seqpacket mode: SO_PASSCRED is set on the socket so that an empty message (which
+    /// Seqpacket mode (Linux): SO_PASSCRED is set on the socket so that an empty message (which
     /// carries credentials) is told apart from end-of-file (which carries none).
+    #[cfg(target_os = "linux")]
     pub(crate) fn seqpacket(mut self) -> Result<Self> {
         use nix::sys::socket::{setsockopt, sockopt::PassCred};
         setsockopt(&self.fd, PassCred, &true)
@@ -96,24 +99,29 @@ impl DatagramEndpoint {
         let dl = deadline(self.timeout);
         let op = format!("{}: recv", self.name);
         loop {
+            #[cfg(target_os = "linux")]
             let mut cmsg = nix::cmsg_space!(libc::ucred);
-            let mut iov = [IoSliceMut::new(buf)];
+            #[cfg(target_os = "linux")]
             let cbuf = self.creds_mark_messages.then_some(cmsg.as_mut_slice());
-            // MSG_TRUNC as an input flag makes the call return the real length of the
-            // datagram even when it is longer than the buffer.
-            let r = recvmsg::<()>(
-                self.fd.as_raw_fd(),
-                &mut iov,
-                cbuf,
-                MsgFlags::MSG_TRUNC | MsgFlags::MSG_CMSG_CLOEXEC,
-            );
+            #[cfg(not(target_os = "linux"))]
+            let cbuf = None;
+            let mut iov = [IoSliceMut::new(buf)];
+            // MSG_TRUNC as an input flag makes Linux return the real length of the
+            // datagram even when it is longer than the buffer; everywhere the output
+            // flag MSG_TRUNC says that it was cut.
+            let r = recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, cbuf, recv_flags());
             match r {
                 Ok(m) => {
                     let len = m.bytes;
                     let cut = m.flags.contains(MsgFlags::MSG_TRUNC);
+                    #[cfg(target_os = "linux")]
                     let has_creds = m.cmsgs().is_ok_and(|mut c| {
-                        c.any(|c| matches!(c, ControlMessageOwned::ScmCredentials(_)))
+                        c.any(|c| {
+                            matches!(c, nix::sys::socket::ControlMessageOwned::ScmCredentials(_))
+                        })
                     });
+                    #[cfg(not(target_os = "linux"))]
+                    let has_creds = false;
                     if cut || len > buf.len() {
                         return Err(Error::Truncated {
                             buf: buf.len(),
@@ -156,7 +164,7 @@ impl Endpoint for DatagramEndpoint {
         let dl = deadline(self.timeout);
         let op = format!("{}: send", self.name);
         loop {
-            match send(self.fd.as_raw_fd(), msg, MsgFlags::MSG_NOSIGNAL) {
+            match send(self.fd.as_raw_fd(), msg, nosignal()) {
                 Ok(n) if n == msg.len() => return Ok(()),
                 Ok(n) => {
                     return Err(Error::Protocol(format!(
@@ -197,6 +205,30 @@ impl Endpoint for DatagramEndpoint {
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
         self.timeout = timeout;
         Ok(())
+    }
+}
+
+/// MSG_NOSIGNAL where it exists (not on macOS).
+fn nosignal() -> MsgFlags {
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        MsgFlags::MSG_NOSIGNAL
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        MsgFlags::empty()
+    }
+}
+
+/// Flags for every receive.
+fn recv_flags() -> MsgFlags {
+    #[cfg(target_os = "linux")]
+    {
+        MsgFlags::MSG_TRUNC | MsgFlags::MSG_CMSG_CLOEXEC
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        MsgFlags::MSG_TRUNC
     }
 }
 

@@ -24,8 +24,20 @@ pub struct UdsDgram;
 
 /// A new Unix socket of type `ty`, close-on-exec.
 pub(crate) fn unix_socket(ty: SockType, what: &str) -> Result<OwnedFd> {
-    socket(AddressFamily::Unix, ty, SockFlag::SOCK_CLOEXEC, None)
-        .map_err(|e| Error::sys(format!("{what}: socket"), e))
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        socket(AddressFamily::Unix, ty, SockFlag::SOCK_CLOEXEC, None)
+            .map_err(|e| Error::sys(format!("{what}: socket"), e))
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+        let fd = socket(AddressFamily::Unix, ty, SockFlag::empty(), None)
+            .map_err(|e| Error::sys(format!("{what}: socket"), e))?;
+        fcntl(&fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+            .map_err(|e| Error::sys(format!("{what}: F_SETFD"), e))?;
+        Ok(fd)
+    }
 }
 
 /// The largest datagram a Unix socket with `fd`'s send buffer accepts.
