@@ -93,6 +93,8 @@ pub enum Access {
     FileModeAndPeerCred,
     /// Any local user.
     Anyone,
+    /// A process of the same user, or one with CAP_KILL (signals).
+    SameUid,
 }
 
 /// How unrelated processes meet.

@@ -712,9 +712,8 @@ impl Transport for Signal {
             reliable: true,
             max_message: max_message(),
             duplex: false,
-            // Same uid or CAP_KILL may signal: the crate has no variant for that yet;
-            // `Anyone` is the one that does not claim more protection than there is.
-            access: Access::Anyone,
+            // The kernel lets the same uid (or CAP_KILL) signal a process.
+            access: Access::SameUid,
             rendezvous: Rendezvous::Named,
             platforms: vec!["Linux".into()],
         }

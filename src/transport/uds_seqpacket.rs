@@ -11,7 +11,9 @@ use super::datagram::{DatagramEndpoint, Dir, split_info};
 use super::named::NamedDir;
 use super::stream::{deadline, wait_fd};
 use super::uds_dgram::{bind_unix, choose_max, connect_unix, default_unix_max, unix_max};
-use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
+use super::{
+    Access, Boundaries, Config, Credentials, Endpoint, Guarantees, Link, Ordering, PeerEnd,
+};
 use super::{Rendezvous, Transport};
 use crate::error::{Error, Result};
 
@@ -33,9 +35,10 @@ enum Listening {
         listener: OwnedFd,
         max: usize,
         timeout: Option<Duration>,
+        allow: Option<Vec<u32>>,
         _dir: NamedDir,
     },
-    Connected(DatagramEndpoint),
+    Connected(DatagramEndpoint, Option<Credentials>),
 }
 
 impl Listening {
@@ -44,6 +47,7 @@ impl Listening {
             listener,
             max,
             timeout,
+            allow,
             ..
         } = self
         {
@@ -51,14 +55,25 @@ impl Listening {
             wait_fd(listener.as_fd(), PollFlags::POLLIN, deadline(*timeout), &op)?;
             let s =
                 accept4(listener.as_fd(), SockFlag::SOCK_CLOEXEC).map_err(|e| Error::sys(op, e))?;
+            let cred = super::stream::peer_cred(s.as_fd());
+            if let Some(allow) = allow {
+                let uid = cred.map(|c| c.uid);
+                if !uid.is_some_and(|u| allow.contains(&u)) {
+                    // Dropping `s` closes the connection: the peer sees it refused.
+                    return Err(Error::invalid(
+                        format!("{NAME}: peer uid not in the allow-list {allow:?}"),
+                        uid.map_or("unknown".into(), |u| u.to_string()),
+                    ));
+                }
+            }
             let mut end = DatagramEndpoint::new(NAME, s, *max, Dir::Both)?.seqpacket()?;
             end.set_timeout(*timeout)?;
             // Dropping the listener and the directory removes the path: nobody else can
             // connect after the peer.
-            *self = Listening::Connected(end);
+            *self = Listening::Connected(end, cred);
         }
         match self {
-            Listening::Connected(e) => Ok(e),
+            Listening::Connected(e, _) => Ok(e),
             Listening::Waiting { .. } => unreachable!("accepted above"),
         }
     }
@@ -79,7 +94,14 @@ impl Endpoint for Listening {
                 *timeout = t;
                 Ok(())
             }
-            Listening::Connected(e) => e.set_timeout(t),
+            Listening::Connected(e, _) => e.set_timeout(t),
+        }
+    }
+
+    fn peer_credentials(&self) -> Option<Credentials> {
+        match self {
+            Listening::Connected(_, c) => *c,
+            Listening::Waiting { .. } => None,
         }
     }
 }
@@ -138,6 +160,7 @@ impl Transport for UdsSeqpacket {
                 listener,
                 max,
                 timeout: None,
+                allow: cfg.allow_uids.clone(),
                 _dir: dir,
             }),
             peer: PeerEnd {
