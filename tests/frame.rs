@@ -184,7 +184,10 @@ proptest! {
     /// A header announcing more than the maximum is refused with both numbers in the
     /// message, as soon as the header is complete, before any allocation.
     #[test]
-    fn too_large_is_refused_before_allocation(max in 0usize..1 << 20, extra in 1u64..1 << 32) {
+    fn too_large_is_refused_before_allocation(
+        max in 0usize..1 << 20,
+        extra in prop_oneof![Just(1u64), 2u64..64, 64u64..1 << 32],
+    ) {
         let len = (max as u64 + extra).min(u32::MAX as u64) as u32;
         prop_assume!(len as usize > max);
         let h = raw_header(len);
@@ -270,6 +273,31 @@ fn out_may_change_between_calls() {
         }
     }
     assert_eq!(frames, vec![msg]);
+}
+
+/// The boundary, for every maximum up to 300 and a few large ones: a payload of exactly
+/// the maximum passes (encoder and decoder), one byte more is refused by both.
+#[test]
+fn the_maximum_is_inclusive() {
+    let maxes = (0..=300).chain([4095, 4096, 65535, 65536]);
+    for max in maxes {
+        let ok = vec![0x42; max];
+        let mut w = Vec::new();
+        encode(&ok, max, &mut w).unwrap();
+        assert_eq!(decode_stream(max, [&w[..]]), vec![Ok(ok)], "max {max}");
+        let over = vec![0x42; max + 1];
+        assert_eq!(
+            encode(&over, max, &mut Vec::new()),
+            Err(FrameError::TooLarge { len: max + 1, max })
+        );
+        let mut w = Vec::new();
+        encode(&over, LIMIT_MAX_FRAME, &mut w).unwrap();
+        assert_eq!(
+            decode_stream(max, [&w[..]]),
+            vec![Err(FrameError::TooLarge { len: max + 1, max })],
+            "max {max}"
+        );
+    }
 }
 
 /// The errors' messages name their values.
