@@ -148,8 +148,6 @@ for t in "${TARGETS[@]}"; do
             "$LLVM_BIN/llvm-cov" show "$bin" -instr-profile="$prof" -format=html \
                 -ignore-filename-regex='/.cargo/|/rustc/|fuzz_targets' \
                 -output-dir="$OUT/coverage/$t-html" 2>>"$log" || true
-            cov=$(awk '$1 ~ /src\/frame.rs$/ {print $(NF-3), "lines", $NF, "of lines... "}' \
-                "$OUT/coverage/$t.txt" | head -1)
             cov=$(awk '$1 ~ /src\/frame.rs$/ {print $10}' "$OUT/coverage/$t.txt" | head -1)
         else
             echo "coverage failed, see $log"
