@@ -119,6 +119,11 @@ for t in "${TARGETS[@]}"; do
     # -jobs mode writes one log per process in the current folder.
     for f in fuzz-*.log; do [[ -e "$f" ]] && { cat "$f" >> "$log"; rm -f "$f"; }; done
 
+    # Before cmin and coverage append to the log. Fork mode prints "#N: ... exec/s: E"
+    # lines; the others "#N ... exec/s: E".
+    runs=$( (grep -o '^#[0-9]*' "$log" || true) | tr -d '#' | sort -n | tail -1)
+    eps=$( (grep -o 'exec/s: [0-9]*' "$log" || true) | tail -1 | awk '{print $2}')
+
     n=0
     for a in artifacts/"$t"/*; do
         [[ -f "$a" ]] || continue
@@ -148,16 +153,14 @@ for t in "${TARGETS[@]}"; do
             "$LLVM_BIN/llvm-cov" show "$bin" -instr-profile="$prof" -format=html \
                 -ignore-filename-regex='/.cargo/|/rustc/|fuzz_targets' \
                 -output-dir="$OUT/coverage/$t-html" 2>>"$log" || true
-            cov=$(awk '$1 ~ /src\/frame.rs$/ {print $10}' "$OUT/coverage/$t.txt" | head -1)
+            cov=$( (awk '$1 ~ /src\/frame.rs$/ {print $10}' "$OUT/coverage/$t.txt" || true) | head -1)
         else
             echo "coverage failed, see $log"
         fi
     fi
 
-    runs=$(grep -ho 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s+=$2} END {print s+0}')
-    eps=$(grep -o 'exec/s: [0-9]*' "$log" | tail -1 | awk '{print $2}')
     printf '%-28s runs %-12s last exec/s %-10s crashes %-4s src/frame.rs lines %s\n' \
-        "$t" "$runs" "${eps:-?}" "$n" "${cov:--}" | tee -a "$OUT/summary.txt"
+        "$t" "${runs:-?}" "${eps:-?}" "$n" "${cov:--}" | tee -a "$OUT/summary.txt"
 done
 
 echo "results: $OUT (summary.txt, crashes/, logs/, coverage/)"
