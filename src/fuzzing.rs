@@ -356,6 +356,7 @@ pub fn frame_decode(data: &[u8]) {
                         assert!(dec.is_failed());
                         let again = dec.decode(chunk, &mut out);
                         assert_eq!(again.consumed, 0, "input taken after a fatal error");
+                        assert!(dec.finish() == Err(e.clone()), "finish forgot the error");
                         assert_eq!(again.step, Step::Error(e), "fatal error not repeated");
                         break 'feed;
                     }
