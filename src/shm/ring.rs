@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use super::sem::Futex;
 use crate::error::{Error, Result};
-use crate::sync::{AtomicU32, AtomicU64, Ordering, UnsafeCell, fence, spin_hint};
+use crate::sync::{AtomicU32, AtomicU64, Ordering, UnsafeCell, fence, spin_wait};
 
 /// Bytes of the header before the data, in a region.
 pub const HEADER_SIZE: usize = 4096;
@@ -766,7 +766,7 @@ impl Producer {
                 spins += 1;
                 let pid = &self.shared.header().meta.0.consumer_pid;
                 self.shared.spin_check(spins, policy, pid, "shm: send")?;
-                spin_hint();
+                spin_wait(spins);
                 continue;
             }
             let h = self.shared.header();
@@ -908,7 +908,7 @@ impl Consumer {
                 spins += 1;
                 let pid = &self.shared.header().meta.0.producer_pid;
                 self.shared.spin_check(spins, policy, pid, "shm: recv")?;
-                spin_hint();
+                spin_wait(spins);
                 continue;
             }
             let h = self.shared.header();
