@@ -15,10 +15,14 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+// The peer role must be the first thing in `main`; the examples show exactly that.
+#![allow(clippy::needless_doctest_main)]
 
 pub mod audit;
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod shm;
 pub mod sync;
 pub mod transport;

@@ -1,1 +1,176 @@
-//! The audit.
+//! The audit: properties checked on a transport with the peer in a separate process.
+//!
+//! Each property is a proptest property: cases are generated, run against a fresh link
+//! and a fresh peer process, and a failing case is shrunk to a minimal one, which the
+//! report shows. A property whose guarantee the transport does not declare (UDP's order)
+//! still runs: what it saw is reported, and the verdict does not fail.
+//!
+//! # Auditing your own transport
+//!
+//! Implement [`Transport`](crate::transport::Transport) for it, make the program that
+//! runs the audit call [`run_if_peer`] first thing (the peer is this same program,
+//! started again), and call [`Auditor::audit`]:
+//!
+//! ```no_run
+//! use ipc_audit::audit::{run_if_peer, Auditor, PeerLauncher};
+//! use ipc_audit::transport::{self, Transport};
+//!
+//! fn resolve(name: &str) -> Option<Box<dyn Transport>> {
+//!     transport::by_name(name) // or your own transports by name
+//! }
+//!
+//! fn main() {
+//!     run_if_peer(resolve);
+//!     let auditor = Auditor::new(PeerLauncher::current_exe().unwrap()).cases(16);
+//!     let report = auditor.audit(resolve("pipe").unwrap().as_ref());
+//!     println!("{}", ipc_audit::audit::Report { transports: vec![report] }.to_table());
+//! }
+//! ```
+
+use std::time::Duration;
+
+use crate::transport::Transport;
+
+pub(crate) mod exchange;
+mod peer;
+mod props;
+mod report;
+mod security;
+
+pub use exchange::content;
+pub use peer::{Identity, PEER_ENV, PeerLauncher, PeerOptions, run_if_peer};
+pub use report::{PropertyResult, Report, TransportReport, Verdict};
+
+/// Default number of cases per property; `IPC_AUDIT_CASES` overrides it.
+pub const DEFAULT_CASES: u32 = 32;
+
+/// What a property gets to run with.
+pub struct Ctx<'a> {
+    /// The transport under audit.
+    pub transport: &'a dyn Transport,
+    /// How to start the peer.
+    pub launcher: &'a PeerLauncher,
+    /// Cases to generate.
+    pub cases: u32,
+    /// The bound on any one wait.
+    pub timeout: Duration,
+}
+
+/// A property of the audit.
+#[derive(Clone, Copy)]
+pub struct Property {
+    /// Its name in the report, e.g. `ordering`.
+    pub name: &'static str,
+    /// One line on what it checks.
+    pub about: &'static str,
+    run: fn(&Ctx<'_>) -> PropertyResult,
+}
+
+impl std::fmt::Debug for Property {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Property")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl Property {
+    /// Runs the property.
+    pub fn run(&self, ctx: &Ctx<'_>) -> PropertyResult {
+        (self.run)(ctx)
+    }
+}
+
+/// Every property of the audit, in order.
+pub fn properties() -> Vec<Property> {
+    let mut v = props::all();
+    v.extend(security::all());
+    v
+}
+
+/// Runs properties on transports.
+#[derive(Debug, Clone)]
+pub struct Auditor {
+    launcher: PeerLauncher,
+    cases: u32,
+    timeout: Duration,
+    only: Option<Vec<String>>,
+}
+
+impl Auditor {
+    /// An auditor that starts peers with `launcher`, with [`DEFAULT_CASES`] cases per
+    /// property (or `IPC_AUDIT_CASES`) and a 10-second bound on every wait.
+    pub fn new(launcher: PeerLauncher) -> Self {
+        let cases = std::env::var("IPC_AUDIT_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_CASES);
+        Auditor {
+            launcher,
+            cases,
+            timeout: Duration::from_secs(10),
+            only: None,
+        }
+    }
+
+    /// Sets the number of cases per property.
+    pub fn cases(mut self, n: u32) -> Self {
+        self.cases = n.max(1);
+        self
+    }
+
+    /// Sets the bound on any one wait.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// Runs only the properties whose names contain one of `words`.
+    pub fn only(mut self, words: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.only = Some(words.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The properties this auditor runs.
+    pub fn properties(&self) -> Vec<Property> {
+        properties()
+            .into_iter()
+            .filter(|p| match &self.only {
+                None => true,
+                Some(words) => words.iter().any(|w| p.name.contains(w.as_str())),
+            })
+            .collect()
+    }
+
+    /// Runs every property on `transport`.
+    pub fn audit(&self, transport: &dyn Transport) -> TransportReport {
+        self.audit_with(transport, |_| {})
+    }
+
+    /// Runs every property on `transport`, calling `progress` with each property's
+    /// name before it runs.
+    pub fn audit_with(
+        &self,
+        transport: &dyn Transport,
+        mut progress: impl FnMut(&str),
+    ) -> TransportReport {
+        let ctx = Ctx {
+            transport,
+            launcher: &self.launcher,
+            cases: self.cases,
+            timeout: self.timeout,
+        };
+        let properties = self
+            .properties()
+            .iter()
+            .map(|p| {
+                progress(p.name);
+                p.run(&ctx)
+            })
+            .collect();
+        TransportReport {
+            name: transport.name().to_string(),
+            properties,
+        }
+    }
+}

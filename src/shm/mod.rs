@@ -4,7 +4,7 @@
 //! The ring core uses only [`crate::sync`], so the loom models of `tests/loom.rs` check
 //! the code that runs; its unit tests run under Miri over a heap buffer.
 
-#[cfg(not(loom))]
+#[cfg(all(not(loom), target_os = "linux"))]
 pub mod region;
 pub mod ring;
 pub mod sem;

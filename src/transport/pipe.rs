@@ -1,7 +1,5 @@
 //! `pipe`: an anonymous pipe, framed. The peer inherits the write end.
 
-use nix::fcntl::OFlag;
-
 use super::stream::FramedStream;
 use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
 use super::{Rendezvous, Transport};
@@ -40,7 +38,7 @@ impl Transport for Pipe {
 
     fn open(&self, cfg: &Config) -> Result<Link> {
         let max = cfg.max_message.unwrap_or(DEFAULT_MAX_FRAME);
-        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2", e))?;
+        let (r, w) = super::stream::pipe_cloexec("pipe")?;
         Ok(Link {
             local: Box::new(FramedStream::new("pipe", Some(r), None, max)?),
             peer: PeerEnd {
@@ -48,6 +46,7 @@ impl Transport for Pipe {
                 info: max.to_string(),
             },
             guard: None,
+            path: None,
         })
     }
 

@@ -98,8 +98,9 @@ impl Transport for Shm {
     }
 }
 
-/// The implementation; under `cfg(loom)` (no processes, no mmap) a stub that refuses.
-#[cfg(not(loom))]
+/// The implementation; under `cfg(loom)` (no processes, no mmap) and off Linux (no
+/// memfd, no futex) a stub that refuses.
+#[cfg(all(not(loom), target_os = "linux"))]
 mod imp {
     use std::sync::Arc;
     use std::time::Duration;
@@ -208,6 +209,7 @@ mod imp {
                 info: spin.to_string(),
             },
             guard: None,
+            path: None,
         })
     }
 
@@ -290,17 +292,21 @@ mod imp {
     }
 }
 
-#[cfg(loom)]
+#[cfg(any(loom, not(target_os = "linux")))]
 mod imp {
     use super::super::{Config, Endpoint, Link, PeerEnd};
     use crate::error::{Error, Result};
 
     pub(super) fn open(_spin: u32, _cfg: &Config) -> Result<Link> {
-        Err(Error::Unsupported("shm: not built under cfg(loom)".into()))
+        Err(Error::Unsupported(
+            "shm: needs Linux (memfd, futex), and is not built under cfg(loom)".into(),
+        ))
     }
 
     pub(super) fn attach(_peer: PeerEnd) -> Result<Box<dyn Endpoint>> {
-        Err(Error::Unsupported("shm: not built under cfg(loom)".into()))
+        Err(Error::Unsupported(
+            "shm: needs Linux (memfd, futex), and is not built under cfg(loom)".into(),
+        ))
     }
 }
 

@@ -1,0 +1,698 @@
+//! The peer process: how it is started, how it is talked to, and what it runs.
+//!
+//! The peer is a real second process, started with [`std::process::Command`] (fork and
+//! exec, never arbitrary code after a bare fork), so the harness is safe in a
+//! multi-threaded test binary. It is a program that calls [`run_if_peer`] first thing in
+//! `main`: the `ipc-audit` binary itself, a test binary, or a user's own program.
+//!
+//! Hand-over: the environment variable [`PEER_ENV`] holds the transport's name and its
+//! [`PeerEnd::info`]; descriptor 3 is the control channel back to the harness; the
+//! transport's inherited descriptors follow from descriptor 4 on; standard input carries
+//! the commands. Neither control direction goes over the transport under test.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::poll::PollFlags;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::transport::stream::{pipe_cloexec, set_nonblocking, wait_fd};
+use crate::transport::{Endpoint, PeerEnd, Transport};
+
+/// The environment variable that makes a program a peer; see [`run_if_peer`].
+pub const PEER_ENV: &str = "IPC_AUDIT_PEER";
+/// The control descriptor in the peer.
+const CONTROL_FD: RawFd = 3;
+/// The first transport descriptor in the peer.
+const FIRST_FD: RawFd = 4;
+
+/// What the peer is told through [`PEER_ENV`].
+#[derive(Debug, Serialize, Deserialize)]
+struct PeerSpec {
+    transport: String,
+    info: String,
+    nfds: usize,
+    #[serde(default)]
+    opts: PeerOptions,
+}
+
+/// A user and groups the peer becomes before it attaches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Supplementary groups (replacing all of the parent's).
+    pub groups: Vec<u32>,
+}
+
+impl Identity {
+    /// `nobody`: uid and gid 65534, with the supplementary `groups`.
+    pub fn nobody(groups: Vec<u32>) -> Self {
+        Identity {
+            uid: 65534,
+            gid: 65534,
+            groups,
+        }
+    }
+}
+
+/// How the peer sets itself up before attaching.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerOptions {
+    /// Drop to this identity after exec and before attaching (setgroups, setgid,
+    /// setuid, in that order). Needs root.
+    pub drop_to: Option<Identity>,
+    /// Put SIGPIPE back to its default disposition (Rust programs start with it
+    /// ignored), so that a write to a closed pipe would kill the peer.
+    pub sigpipe_default: bool,
+}
+
+/// A command from the harness to the peer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub(crate) enum Cmd {
+    /// Send messages of these sizes, with content from [`super::exchange::content`].
+    Send { seed: u64, sizes: Vec<usize> },
+    /// Try to send a message of `len` bytes (over the maximum) and report the result.
+    Oversize { len: usize },
+    /// Start a fork+exec child that lists its open descriptors, and report them.
+    ListFds,
+    /// For `millis` milliseconds, try to get into every object called one of `names` in
+    /// every directory under `dir`, as fast as possible.
+    Race {
+        dir: PathBuf,
+        names: Vec<String>,
+        millis: u64,
+    },
+}
+
+/// An event from the peer to the harness.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub(crate) enum Event {
+    /// Attached; its pid.
+    Ready { pid: u32 },
+    /// Could not attach, or a command was malformed.
+    Failed { message: String },
+    /// Finished a `Send`: how many went out, and the send errors by message index.
+    Sent {
+        count: usize,
+        errors: Vec<(usize, String)>,
+    },
+    /// Finished an `Oversize`: the error, or `None` if the send was accepted.
+    Oversize { error: Option<String> },
+    /// The descriptors a fork+exec child of the peer found open, beyond 0, 1 and 2.
+    Fds { fds: Vec<String> },
+    /// Finished a `Race`: how many objects were probed, and the paths it got into.
+    Raced { probes: u64, entered: Vec<String> },
+}
+
+/// How to start a peer process. The program must call [`run_if_peer`] at the top of its
+/// `main` (or of the test named in its arguments).
+#[derive(Debug, Clone)]
+pub struct PeerLauncher {
+    program: PathBuf,
+    args: Vec<OsString>,
+}
+
+impl PeerLauncher {
+    /// Runs `program` with `args`.
+    pub fn program(program: impl Into<PathBuf>, args: impl IntoIterator<Item = OsString>) -> Self {
+        PeerLauncher {
+            program: program.into(),
+            args: args.into_iter().collect(),
+        }
+    }
+
+    /// Re-runs the current executable with no arguments: right for a program whose
+    /// `main` starts with [`run_if_peer`].
+    ///
+    /// # Errors
+    /// When the current executable cannot be found.
+    pub fn current_exe() -> Result<Self> {
+        let exe =
+            std::env::current_exe().map_err(|e| Error::io("find the current executable", e))?;
+        Ok(Self::program(exe, []))
+    }
+
+    /// [`current_exe`](Self::current_exe), keeping the program and arguments of the
+    /// launcher this peer was started with when it is itself a test binary.
+    pub(crate) fn current_exe_or_self() -> Self {
+        let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        let args = std::env::args_os().skip(1).collect();
+        PeerLauncher { program, args }
+    }
+
+    /// Re-runs the current test binary for the one test `test_name`, which must start
+    /// with [`run_if_peer`]: for audits run from a `#[test]`.
+    ///
+    /// # Errors
+    /// When the current executable cannot be found.
+    pub fn test_binary(test_name: &str) -> Result<Self> {
+        let mut l = Self::current_exe()?;
+        l.args = [
+            "--exact",
+            test_name,
+            "--nocapture",
+            "--test-threads",
+            "1",
+            "-q",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        Ok(l)
+    }
+}
+
+/// A running peer process; killed and reaped on drop.
+pub(crate) struct PeerProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    ctl: BufReader<File>,
+    line: String,
+    label: String,
+    watchdog: Option<(mpsc::Sender<()>, thread::JoinHandle<()>)>,
+}
+
+impl PeerProcess {
+    /// Starts a peer for `transport` with `peer`'s descriptors and info. `label` (the
+    /// transport and property) names the peer in errors. The watchdog kills the peer
+    /// after `limit`, whatever the harness is waiting on.
+    pub(crate) fn spawn(
+        launcher: &PeerLauncher,
+        transport: &str,
+        peer: PeerEnd,
+        label: String,
+        limit: Duration,
+        opts: &PeerOptions,
+    ) -> Result<Self> {
+        let (ctl_r, ctl_w) = pipe_cloexec("control channel")?;
+        let spec = PeerSpec {
+            transport: transport.into(),
+            info: peer.info,
+            nfds: peer.fds.len(),
+            opts: opts.clone(),
+        };
+        let spec = serde_json::to_string(&spec)
+            .map_err(|e| Error::Protocol(format!("encode peer spec: {e}")))?;
+        let mut sources: Vec<RawFd> = vec![ctl_w.as_raw_fd()];
+        sources.extend(peer.fds.iter().map(|f| f.as_raw_fd()));
+        let mut cmd = Command::new(&launcher.program);
+        cmd.args(&launcher.args)
+            .env(PEER_ENV, spec)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        // SAFETY: the closure runs in the child between fork and exec and calls only
+        // fcntl and dup2, which are async-signal-safe; it touches no lock and allocates
+        // nothing (`sources` was built before the fork).
+        unsafe {
+            cmd.pre_exec(move || {
+                // Move every source above the target range first (close-on-exec, so the
+                // copies vanish at exec), then put each in its slot; dup2 clears
+                // close-on-exec on the target.
+                let mut high = [0 as RawFd; 64];
+                for (i, &fd) in sources.iter().enumerate().take(high.len()) {
+                    let h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
+                    if h < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    high[i] = h;
+                }
+                for (i, &h) in high.iter().enumerate().take(sources.len().min(64)) {
+                    if libc::dup2(h, CONTROL_FD + i as RawFd) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            Error::io(
+                format!("{label}: start peer {}", launcher.program.display()),
+                e,
+            )
+        })?;
+        // Our copies of the peer's descriptors must go, or the local end never sees EOF.
+        drop(ctl_w);
+        drop(peer.fds);
+        let stdin = child.stdin.take();
+        set_nonblocking(ctl_r.as_fd(), "control channel")?;
+        let (tx, rx) = mpsc::channel::<()>();
+        let pid = child.id() as i32;
+        let dog = thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                // The harness is stuck: kill the peer so that every wait on it ends.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        });
+        Ok(PeerProcess {
+            child,
+            stdin,
+            ctl: BufReader::new(File::from(ctl_r)),
+            line: String::new(),
+            label,
+            watchdog: Some((tx, dog)),
+        })
+    }
+
+    /// The transport and property this peer serves, for messages.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The peer's pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a command.
+    pub(crate) fn command(&mut self, cmd: &Cmd) -> Result<()> {
+        let mut line = serde_json::to_string(cmd)
+            .map_err(|e| Error::Protocol(format!("encode command: {e}")))?;
+        line.push('\n');
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| Error::Peer(format!("{}: control input closed", self.label)))?;
+        stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| stdin.flush())
+            .map_err(|e| Error::io(format!("{}: write to the peer", self.label), e))
+    }
+
+    /// The next event, waiting until `deadline`.
+    pub(crate) fn event(&mut self, deadline: Instant) -> Result<Event> {
+        loop {
+            match self.ctl.read_line(&mut self.line) {
+                Ok(0) => {
+                    let status = self.child.try_wait().ok().flatten();
+                    return Err(Error::Peer(format!(
+                        "{}: peer {} closed its control channel (exit status: {})",
+                        self.label,
+                        self.child.id(),
+                        status.map_or("still running".to_string(), |s| s.to_string())
+                    )));
+                }
+                Ok(_) if self.line.ends_with('\n') => {
+                    let line = std::mem::take(&mut self.line);
+                    return serde_json::from_str(&line).map_err(|e| {
+                        Error::Protocol(format!("{}: bad event {line:?}: {e}", self.label))
+                    });
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let op = format!("{}: wait for the peer", self.label);
+                    wait_fd(
+                        self.ctl.get_ref().as_fd(),
+                        PollFlags::POLLIN,
+                        Some(deadline),
+                        &op,
+                    )?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(Error::io(format!("{}: read the peer", self.label), e));
+                }
+            }
+        }
+    }
+
+    /// The next event if one is there now.
+    pub(crate) fn try_event(&mut self) -> Result<Option<Event>> {
+        match self.event(Instant::now()) {
+            Ok(e) => Ok(Some(e)),
+            Err(Error::Timeout { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits for the peer to exit by `deadline` and returns its status.
+    pub(crate) fn wait_exit(&mut self, deadline: Instant) -> Result<std::process::ExitStatus> {
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) if Instant::now() >= deadline => {
+                    return Err(Error::Timeout {
+                        op: format!("{}: wait for peer {} to exit", self.label, self.child.id()),
+                        after: Duration::ZERO,
+                    });
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(1)),
+                Err(e) => return Err(Error::io(format!("{}: wait for the peer", self.label), e)),
+            }
+        }
+    }
+
+    /// Closes the peer's input and waits for it to exit by `deadline`; kills it then.
+    pub(crate) fn finish(mut self, deadline: Instant) -> Result<()> {
+        self.stdin = None;
+        let status = self.wait_exit(deadline)?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Error::Peer(format!(
+                "{}: peer {} exited with {status}",
+                self.label,
+                self.child.id()
+            )))
+        }
+    }
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        if let Some((tx, dog)) = self.watchdog.take() {
+            let _ = tx.send(());
+            let _ = dog.join();
+        }
+        self.stdin = None;
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// If this process was started as a peer (the [`PEER_ENV`] variable is set), runs the
+/// peer role and exits; otherwise returns at once. Call it first thing in `main`, or at
+/// the top of the test that [`PeerLauncher::test_binary`] names. `resolve` finds a
+/// transport by name, e.g. [`crate::transport::by_name`].
+///
+/// # Examples
+///
+/// ```no_run
+/// fn main() {
+///     ipc_audit::audit::run_if_peer(ipc_audit::transport::by_name);
+///     // ... the program's real work ...
+/// }
+/// ```
+pub fn run_if_peer<F>(resolve: F)
+where
+    F: Fn(&str) -> Option<Box<dyn Transport>>,
+{
+    if std::env::var_os(LIST_FDS_ENV).is_some() {
+        for fd in open_fds() {
+            println!("{LIST_FDS_PREFIX}{fd}");
+        }
+        std::process::exit(0);
+    }
+    let Some(spec) = std::env::var_os(PEER_ENV) else {
+        return;
+    };
+    // SAFETY: the harness put the control channel at descriptor 3 (see
+    // PeerProcess::spawn); nothing else in this fresh process owns it.
+    let mut ctl = unsafe { File::from_raw_fd(CONTROL_FD) };
+    let code = match peer_main(&spec, &resolve, &mut ctl) {
+        Ok(()) => 0,
+        Err(e) => {
+            let ev = Event::Failed {
+                message: e.to_string(),
+            };
+            let _ = report(&mut ctl, &ev);
+            eprintln!("ipc-audit peer: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn report(ctl: &mut File, ev: &Event) -> Result<()> {
+    let mut line =
+        serde_json::to_string(ev).map_err(|e| Error::Protocol(format!("encode event: {e}")))?;
+    line.push('\n');
+    ctl.write_all(line.as_bytes())
+        .map_err(|e| Error::io("peer: write the control channel", e))
+}
+
+fn peer_main<F>(spec: &std::ffi::OsStr, resolve: &F, ctl: &mut File) -> Result<()>
+where
+    F: Fn(&str) -> Option<Box<dyn Transport>>,
+{
+    let spec: PeerSpec = serde_json::from_str(&spec.to_string_lossy())
+        .map_err(|e| Error::Protocol(format!("bad {PEER_ENV}: {e}")))?;
+    let fds: Vec<OwnedFd> = (0..spec.nfds)
+        .map(|i| {
+            // SAFETY: the harness dup2'd the transport's descriptors to 4, 5, ... in
+            // this process before exec; each is owned here once.
+            unsafe { OwnedFd::from_raw_fd(FIRST_FD + i as RawFd) }
+        })
+        .collect();
+    // dup2 cleared close-on-exec on the inherited descriptors; put it back so that
+    // they do not leak into the peer's own children.
+    for fd in fds.iter().map(|f| f.as_fd()).chain([ctl.as_fd()]) {
+        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+            .map_err(|e| Error::sys("peer: set close-on-exec", e))?;
+    }
+    if spec.opts.sigpipe_default {
+        // SAFETY: SIG_DFL installs no handler; the peer is single-threaded here.
+        unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        }
+        .map_err(|e| Error::sys("peer: reset SIGPIPE", e))?;
+    }
+    if let Some(id) = &spec.opts.drop_to {
+        drop_privileges(id)?;
+    }
+    let mut end: Box<dyn Endpoint> = if spec.transport == NO_TRANSPORT {
+        Box::new(Detached)
+    } else {
+        let transport = resolve(&spec.transport)
+            .ok_or_else(|| Error::invalid("no such transport in the peer", &spec.transport))?;
+        transport.attach(PeerEnd {
+            fds,
+            info: spec.info,
+        })?
+    };
+    end.set_timeout(Some(Duration::from_secs(30)))?;
+    report(
+        ctl,
+        &Event::Ready {
+            pid: std::process::id(),
+        },
+    )?;
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let line = line.map_err(|e| Error::io("peer: read commands", e))?;
+        let cmd: Cmd = serde_json::from_str(&line)
+            .map_err(|e| Error::Protocol(format!("bad command {line:?}: {e}")))?;
+        let ev = run_command(end.as_mut(), cmd);
+        report(ctl, &ev)?;
+    }
+    Ok(())
+}
+
+fn run_command(end: &mut dyn Endpoint, cmd: Cmd) -> Event {
+    match cmd {
+        Cmd::Send { seed, sizes } => {
+            let mut buf = Vec::new();
+            let mut errors = Vec::new();
+            for (i, &len) in sizes.iter().enumerate() {
+                super::exchange::content(seed, i, len, &mut buf);
+                if let Err(e) = end.send(&buf) {
+                    errors.push((i, e.to_string()));
+                    if matches!(e, Error::Closed { .. }) {
+                        break;
+                    }
+                }
+            }
+            Event::Sent {
+                count: sizes.len(),
+                errors,
+            }
+        }
+        Cmd::ListFds => match child_fds(&PeerLauncher::current_exe_or_self()) {
+            Ok(fds) => Event::Fds { fds },
+            Err(e) => Event::Failed {
+                message: e.to_string(),
+            },
+        },
+        Cmd::Race { dir, names, millis } => race(&dir, &names, millis),
+        Cmd::Oversize { len } => {
+            let buf = vec![0x5a; len];
+            Event::Oversize {
+                error: end.send(&buf).err().map(|e| e.to_string()),
+            }
+        }
+    }
+}
+
+/// Set in a child that only lists its descriptors (see [`child_fds`]).
+const LIST_FDS_ENV: &str = "IPC_AUDIT_LIST_FDS";
+/// The prefix of each descriptor line the lister prints.
+const LIST_FDS_PREFIX: &str = "ipc-audit-fd ";
+
+/// This process's open descriptors beyond 0, 1 and 2, as `N -> target`, leaving out the
+/// one that lists the directory.
+fn open_fds() -> Vec<String> {
+    let mut v = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Ok(n) = name.parse::<i32>() else { continue };
+            if n <= 2 {
+                continue;
+            }
+            let target = std::fs::read_link(e.path())
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            // The directory being read, or a descriptor already closed.
+            if target.starts_with("/proc/") || target.is_empty() {
+                continue;
+            }
+            v.push(format!("{n} -> {target}"));
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Starts a fork+exec child of `launcher`'s program that lists its descriptors (beyond
+/// 0, 1, 2), and returns them: whatever is there leaked across exec.
+pub(crate) fn child_fds(launcher: &PeerLauncher) -> Result<Vec<String>> {
+    let out = Command::new(&launcher.program)
+        .args(&launcher.args)
+        .env(LIST_FDS_ENV, "1")
+        .env_remove(PEER_ENV)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| {
+            Error::io(
+                format!("start {} to list descriptors", launcher.program.display()),
+                e,
+            )
+        })?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix(LIST_FDS_PREFIX).map(str::to_string))
+        .collect())
+}
+
+/// setgroups, setgid, setuid, in that order.
+fn drop_privileges(id: &Identity) -> Result<()> {
+    use nix::unistd::{Gid, Uid, setgid, setuid};
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        let groups: Vec<Gid> = id.groups.iter().map(|&g| Gid::from_raw(g)).collect();
+        nix::unistd::setgroups(&groups)
+            .map_err(|e| Error::sys(format!("peer: setgroups {:?}", id.groups), e))?;
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        let groups: Vec<libc::gid_t> = id.groups.clone();
+        // SAFETY: `groups` is a valid array of `groups.len()` gids for the call's duration.
+        let r = unsafe { libc::setgroups(groups.len() as libc::c_int, groups.as_ptr()) };
+        if r != 0 {
+            return Err(Error::io(
+                format!("peer: setgroups {:?}", id.groups),
+                std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    setgid(Gid::from_raw(id.gid)).map_err(|e| Error::sys(format!("peer: setgid {}", id.gid), e))?;
+    setuid(Uid::from_raw(id.uid)).map_err(|e| Error::sys(format!("peer: setuid {}", id.uid), e))?;
+    Ok(())
+}
+
+/// The transport name of a peer that attaches to nothing (a racer).
+pub(crate) const NO_TRANSPORT: &str = "-";
+
+/// The end of a peer that attached to nothing.
+struct Detached;
+
+impl Endpoint for Detached {
+    fn send(&mut self, _: &[u8]) -> Result<()> {
+        Err(Error::Unsupported(
+            "this peer is attached to no transport".into(),
+        ))
+    }
+
+    fn recv(&mut self, _: &mut Vec<u8>) -> Result<usize> {
+        Err(Error::Unsupported(
+            "this peer is attached to no transport".into(),
+        ))
+    }
+
+    fn set_timeout(&mut self, _: Option<Duration>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Tries to get into objects as they appear: see [`Cmd::Race`].
+fn race(dir: &std::path::Path, names: &[String], millis: u64) -> Event {
+    let end = Instant::now() + Duration::from_millis(millis);
+    let mut probes = 0;
+    let mut entered = Vec::new();
+    while Instant::now() < end {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            break;
+        };
+        for e in entries.flatten() {
+            for n in names {
+                let p = e.path().join(n);
+                if let Some(got_in) = probe(&p) {
+                    probes += 1;
+                    if got_in && entered.len() < 10 {
+                        entered.push(p.display().to_string());
+                    }
+                }
+            }
+        }
+    }
+    Event::Raced { probes, entered }
+}
+
+/// Whether this process may open `p` (its permission check passed); `None` when there
+/// is nothing there, or the error says nothing about permission.
+fn probe(p: &std::path::Path) -> Option<bool> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::symlink_metadata(p).ok()?.file_type();
+    let denied =
+        |e: &std::io::Error| matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM));
+    let r = if kind.is_socket() {
+        std::os::unix::net::UnixStream::connect(p).map(drop)
+    } else if kind.is_fifo() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(p)
+            .map(drop)
+    } else {
+        std::fs::File::open(p).map(drop)
+    };
+    match r {
+        Ok(()) => Some(true),
+        Err(e) if denied(&e) => Some(false),
+        // Past the permission check: no reader (ENXIO), wrong socket type, refused.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENXIO) | Some(libc::EPROTOTYPE) | Some(libc::ECONNREFUSED)
+            ) =>
+        {
+            Some(true)
+        }
+        Err(_) => None,
+    }
+}

@@ -1,0 +1,336 @@
+//! The foundation properties: ordering, boundaries, integrity, oversize.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::test_runner::{Config as PtConfig, TestCaseError, TestError, TestRunner};
+
+use super::exchange::{Kind, analyse, receive, send_case, start};
+use super::peer::{Cmd, Event};
+use super::{Ctx, Property, PropertyResult, Verdict};
+use crate::transport::{Boundaries, Guarantees, Ordering};
+
+/// The foundation properties, in report order.
+pub(super) fn all() -> Vec<Property> {
+    vec![
+        Property {
+            name: "ordering",
+            about: "up to 1000 messages arrive in the order they were sent",
+            run: ordering,
+        },
+        Property {
+            name: "boundaries",
+            about: "each message arrives whole and separate, at edge sizes up to the maximum",
+            run: boundaries,
+        },
+        Property {
+            name: "integrity",
+            about: "the content arrives byte-identical",
+            run: integrity,
+        },
+        Property {
+            name: "oversize",
+            about: "a message over the maximum is refused naming the limit; the link still works",
+            run: oversize,
+        },
+    ]
+}
+
+fn result(
+    name: &str,
+    declared: String,
+    observed: String,
+    verdict: Verdict,
+    detail: String,
+) -> PropertyResult {
+    PropertyResult {
+        property: name.into(),
+        declared,
+        observed,
+        verdict,
+        detail,
+    }
+}
+
+/// The result for a transport that carries no data, or `None`.
+fn skip_if_no_data(ctx: &Ctx<'_>, name: &str, declared: &str) -> Option<PropertyResult> {
+    (!ctx.transport.guarantees().carries_data).then(|| {
+        result(
+            name,
+            declared.into(),
+            "not run".into(),
+            Verdict::Skipped,
+            "the transport carries no data (synchronisation only)".into(),
+        )
+    })
+}
+
+fn runner(cases: u32) -> TestRunner {
+    TestRunner::new(PtConfig {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: 64,
+        ..PtConfig::default()
+    })
+}
+
+/// A short text for a list of sizes.
+fn sizes_text(sizes: &[usize]) -> String {
+    if sizes.len() <= 12 {
+        format!("{sizes:?}")
+    } else {
+        format!(
+            "{} messages, sizes {:?} ... {:?}",
+            sizes.len(),
+            &sizes[..6],
+            &sizes[sizes.len() - 3..]
+        )
+    }
+}
+
+/// Runs a property whose cases are (seed, sizes) sent by the peer and checked here.
+/// `focus` is the kinds of violation the property is about: a declared violation of any
+/// kind fails it, an undeclared one of a focus kind is reported as observed.
+fn send_property(
+    ctx: &Ctx<'_>,
+    name: &str,
+    declared: String,
+    strategy: impl Strategy<Value = (u64, Vec<usize>)>,
+    focus: &[Kind],
+    kept: &str,
+) -> PropertyResult {
+    if let Some(r) = skip_if_no_data(ctx, name, &declared) {
+        return r;
+    }
+    let g = ctx.transport.guarantees();
+    let seen: Mutex<(u32, usize, Vec<String>)> = Mutex::new((0, 0, Vec::new()));
+    let start = Instant::now();
+    let outcome = runner(ctx.cases).run(&strategy, |(seed, sizes)| {
+        let sizes: Vec<usize> = sizes.into_iter().map(|s| s.min(g.max_message)).collect();
+        let obs =
+            send_case(ctx, name, seed, &sizes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let violations = analyse(seed, &sizes, &obs);
+        let (declared_v, other): (Vec<_>, Vec<_>) =
+            violations.into_iter().partition(|v| v.kind.declared_by(&g));
+        let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
+        s.0 += 1;
+        s.1 += sizes.len();
+        if !declared_v.is_empty() {
+            let text: Vec<String> = declared_v.iter().take(3).map(|v| v.to_string()).collect();
+            return Err(TestCaseError::fail(text.join("; ")));
+        }
+        s.2.extend(
+            other
+                .into_iter()
+                .filter(|v| focus.contains(&v.kind))
+                .map(|v| v.to_string()),
+        );
+        Ok(())
+    });
+    let (cases, messages, notes) = seen.into_inner().unwrap_or_else(|p| p.into_inner());
+    let took = start.elapsed();
+    match outcome {
+        Ok(()) if notes.is_empty() => result(
+            name,
+            declared,
+            format!("{kept} in {cases} cases ({messages} messages)"),
+            Verdict::Pass,
+            format!("{} cases, {:.1} s", ctx.cases, took.as_secs_f64()),
+        ),
+        Ok(()) => result(
+            name,
+            declared,
+            format!(
+                "not promised, and not kept: {} ({} times)",
+                notes[0],
+                notes.len()
+            ),
+            Verdict::Pass,
+            format!("{cases} cases, {messages} messages; not declared, so not a failure"),
+        ),
+        Err(TestError::Fail(why, (seed, sizes))) => result(
+            name,
+            declared,
+            why.to_string(),
+            Verdict::Fail,
+            format!("minimal case: seed {seed}, sizes {}", sizes_text(&sizes)),
+        ),
+        Err(TestError::Abort(why)) => result(
+            name,
+            declared,
+            "aborted".into(),
+            Verdict::Fail,
+            why.to_string(),
+        ),
+    }
+}
+
+fn ordering_text(g: &Guarantees) -> String {
+    match g.ordering {
+        Ordering::Fifo => "FIFO".into(),
+        Ordering::Priority => "priority, then FIFO".into(),
+        Ordering::None => "none".into(),
+    }
+}
+
+fn ordering(ctx: &Ctx<'_>) -> PropertyResult {
+    let g = ctx.transport.guarantees();
+    let strategy = (any::<u64>(), vec(4usize..=64, 1..=1000));
+    send_property(
+        ctx,
+        "ordering",
+        ordering_text(&g),
+        strategy,
+        &[Kind::Order, Kind::Loss],
+        "in order",
+    )
+}
+
+/// Sizes worth testing up to `max`: empty, one byte, PIPE_BUF and around, the pipe
+/// capacity and around, 1 MiB, and the maximum itself.
+pub(crate) fn edge_sizes(max: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = [
+        0,
+        1,
+        2,
+        4095,
+        4096,
+        4097,
+        65535,
+        65536,
+        65537,
+        1 << 20,
+        max.saturating_sub(1),
+        max,
+    ]
+    .into_iter()
+    .filter(|&s| s <= max)
+    .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn boundaries_text(g: &Guarantees) -> String {
+    match g.boundaries {
+        Boundaries::Native => format!("kept by the kernel, up to {} bytes", g.max_message),
+        Boundaries::Framed => format!("kept by framing, up to {} bytes", g.max_message),
+        Boundaries::None => "not kept".into(),
+    }
+}
+
+fn boundaries(ctx: &Ctx<'_>) -> PropertyResult {
+    let g = ctx.transport.guarantees();
+    let max = g.max_message;
+    let size = prop_oneof![
+        3 => select(edge_sizes(max)),
+        1 => 0..=max.min(256 * 1024),
+    ];
+    let strategy = (any::<u64>(), vec(size, 1..=8));
+    send_property(
+        ctx,
+        "boundaries",
+        boundaries_text(&g),
+        strategy,
+        &[Kind::Merge, Kind::Split],
+        "whole and separate",
+    )
+}
+
+fn integrity(ctx: &Ctx<'_>) -> PropertyResult {
+    let max = ctx.transport.guarantees().max_message;
+    let strategy = (any::<u64>(), vec(0..=max.min(256 * 1024), 1..=16));
+    send_property(
+        ctx,
+        "integrity",
+        "byte-identical".into(),
+        strategy,
+        &[Kind::Corrupt],
+        "byte-identical",
+    )
+}
+
+fn oversize(ctx: &Ctx<'_>) -> PropertyResult {
+    let name = "oversize";
+    let max = ctx.transport.guarantees().max_message;
+    let declared = format!("refused over {max} bytes");
+    if let Some(r) = skip_if_no_data(ctx, name, &declared) {
+        return r;
+    }
+    if max >= 1 << 30 {
+        return result(
+            name,
+            declared,
+            "not run".into(),
+            Verdict::Skipped,
+            format!("the maximum of {max} bytes is too large to send in a test"),
+        );
+    }
+    let cases = ctx.cases.min(4);
+    let last_error = Mutex::new(String::new());
+    let outcome = runner(cases).run(&(1usize..=4096, any::<u64>()), |(extra, seed)| {
+        let fail = |e: crate::Error| TestCaseError::fail(e.to_string());
+        let (mut link, mut peer) = start(ctx, name).map_err(fail)?;
+        let len = max + extra;
+        peer.command(&Cmd::Oversize { len }).map_err(fail)?;
+        match peer.event(Instant::now() + ctx.timeout).map_err(fail)? {
+            Event::Oversize { error: None } => {
+                return Err(TestCaseError::fail(format!(
+                    "a message of {len} bytes, over the declared maximum of {max}, was accepted"
+                )));
+            }
+            Event::Oversize { error: Some(e) } => {
+                if !e.contains(&max.to_string()) {
+                    return Err(TestCaseError::fail(format!(
+                        "refused, but the error does not name the limit {max}: {e}"
+                    )));
+                }
+                *last_error.lock().unwrap_or_else(|p| p.into_inner()) = e;
+            }
+            other => {
+                return Err(TestCaseError::fail(format!(
+                    "expected oversize, got {other:?}"
+                )));
+            }
+        }
+        let sizes = [max.min(64)];
+        let obs = receive(ctx, &mut link, &mut peer, seed, &sizes).map_err(fail)?;
+        let v = analyse(seed, &sizes, &obs);
+        if let Some(v) = v.first() {
+            return Err(TestCaseError::fail(format!(
+                "after the refusal the link is broken: {v}"
+            )));
+        }
+        peer.finish(Instant::now() + ctx.timeout).map_err(fail)?;
+        Ok(())
+    });
+    match outcome {
+        Ok(()) => result(
+            name,
+            declared,
+            format!(
+                "refused: {}; link still works",
+                last_error.into_inner().unwrap_or_else(|p| p.into_inner())
+            ),
+            Verdict::Pass,
+            format!("{cases} cases, up to {max}+4096 bytes"),
+        ),
+        Err(TestError::Fail(why, (extra, _))) => result(
+            name,
+            declared,
+            why.to_string(),
+            Verdict::Fail,
+            format!("minimal case: {} bytes ({max} + {extra})", max + extra),
+        ),
+        Err(TestError::Abort(why)) => result(
+            name,
+            declared,
+            "aborted".into(),
+            Verdict::Fail,
+            why.to_string(),
+        ),
+    }
+}
