@@ -45,6 +45,16 @@ pub const TARGETS: &[Target] = &[
         name: "frame_differential",
         check: frame_differential,
     },
+    #[cfg(target_os = "linux")]
+    Target {
+        name: "shm_ring_header",
+        check: shm_ring_header,
+    },
+    #[cfg(target_os = "linux")]
+    Target {
+        name: "signal_chunks",
+        check: signal_chunks,
+    },
 ];
 
 /// The check registered under `name`.
@@ -525,4 +535,96 @@ pub fn frame_differential(data: &[u8]) {
     let chunked = frame::decode_stream(max, cuts);
     assert_eq!(whole, chunked, "whole and chunked disagree");
     check_events(max, &stream, &whole);
+}
+
+/// `shm_ring_header`: a hostile peer writes arbitrary values into the shared ring's
+/// header fields and data, between arbitrary pushes and pops of the two ends. Neither end
+/// may panic or read out of bounds (the Miri and sanitizer builds check that); a pop that
+/// succeeds returns at most the maximum message; an error names the bad value.
+#[cfg(target_os = "linux")]
+pub fn shm_ring_header(data: &[u8]) {
+    use std::sync::Arc;
+
+    use crate::shm::ring::Ring;
+    use crate::shm::sem::CondvarFutex;
+
+    const FIELDS: [&str; 8] = [
+        "head",
+        "tail",
+        "capacity",
+        "max",
+        "magic",
+        "version",
+        "producer_pid",
+        "consumer_pid",
+    ];
+    let mut u = Unstructured::new(data);
+    let cap = 64usize << u.int_in_range(0..=3u8).unwrap_or(0);
+    let max = u.int_in_range(0..=(cap - 8) as u32).unwrap_or(16) as usize;
+    let Ok(ring) = Ring::heap(cap, max, Arc::new(CondvarFutex::new())) else {
+        return;
+    };
+    let (mut tx, mut rx) = ring.split();
+    let mut out = Vec::new();
+    let payload = [0xa5u8; 1024];
+    while let Ok(op) = u.int_in_range(0..=4u8) {
+        match op {
+            0 => {
+                let f = FIELDS[u.int_in_range(0..=7usize).unwrap_or(0)];
+                let v = u.arbitrary::<u64>().unwrap_or(0);
+                rx.poke(f, v);
+            }
+            1 => {
+                let at = u.arbitrary::<u64>().unwrap_or(0);
+                let n = u.int_in_range(0..=16usize).unwrap_or(0);
+                let bytes = u.bytes(n).unwrap_or(&[]);
+                rx.poke_data(at, bytes);
+            }
+            2 => {
+                let n = u.int_in_range(0..=max.min(payload.len())).unwrap_or(0);
+                let _ = tx.try_push(&payload[..n]);
+            }
+            _ => match rx.try_pop(&mut out) {
+                Ok(Some(n)) => assert!(
+                    n <= max && out.len() == n,
+                    "popped {n} bytes (out {}) over the maximum {max}",
+                    out.len()
+                ),
+                Ok(None) => {}
+                Err(e) => assert!(!e.to_string().is_empty()),
+            },
+        }
+    }
+}
+
+/// `signal_chunks`: arbitrary `sival_int` values, signal codes and senders into the
+/// signal transport's chunk decoder and reassembler: no panic; a delivered message is at
+/// most the maximum; once locked on a sender, chunks from another are refused.
+#[cfg(target_os = "linux")]
+pub fn signal_chunks(data: &[u8]) {
+    use crate::transport::signal::{decode_chunk, Reassembler};
+
+    let mut u = Unstructured::new(data);
+    let max = u.int_in_range(0..=300usize).unwrap_or(64);
+    let mut r = Reassembler::new(max);
+    while let Ok(value) = u.arbitrary::<i32>() {
+        let _ = decode_chunk(value);
+        // Mostly SI_QUEUE (-1) from one sender, sometimes another code or sender.
+        let code = if u.ratio(1u8, 16).unwrap_or(false) { 0 } else { -1 };
+        let (pid, uid) = if u.ratio(1u8, 16).unwrap_or(false) {
+            (4242, 1000)
+        } else {
+            (100, 0)
+        };
+        let locked = r.sender();
+        match r.push(code, value, pid, uid) {
+            Ok(Some(msg)) => {
+                assert!(msg.len() <= max, "message of {} bytes over the maximum {max}", msg.len());
+                if let Some(s) = locked {
+                    assert_eq!(s, (pid, uid), "accepted a chunk from another sender");
+                }
+            }
+            Ok(None) | Err(_) => {}
+        }
+    }
 }
