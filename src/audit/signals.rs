@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::unistd::{Pid, Uid, geteuid, getpid, getuid};
 
-use super::exchange::{analyse, content, ready, receive, spawn};
+use super::exchange::{analyse, content, ready, receive};
 use super::peer::{
     Cmd, Event, HostileAct, Identity, NO_TRANSPORT, PeerOptions, PeerProcess, SigHow,
 };
@@ -630,8 +630,18 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
 /// arrives. `Ok(Ok(observed))`, or `Ok(Err("FAIL ..."))`.
 fn sender_lock(ctx: &Ctx<'_>) -> Result<std::result::Result<String, String>> {
     let name = "signal-uid";
-    let (mut link, first) = spawn(ctx, name, &Config::default(), &PeerOptions::default())?;
+    let label = format!("{} / {name}", ctx.transport.name());
+    let mut link = ctx.transport.open(&Config::default())?;
+    // The second sender gets the same rendezvous (pid and thread id) as the first.
     let info = link.peer.info.clone();
+    let first = PeerProcess::spawn(
+        ctx.launcher,
+        ctx.transport.name(),
+        std::mem::take(&mut link.peer),
+        label.clone(),
+        ctx.timeout * 3,
+        &PeerOptions::default(),
+    )?;
     let mut first = ready(first)?;
     let check = |link: &mut crate::transport::Link, first: &mut PeerProcess, seed| {
         let obs = receive(ctx, link, first, seed, &[5])?;
@@ -647,7 +657,7 @@ fn sender_lock(ctx: &Ctx<'_>) -> Result<std::result::Result<String, String>> {
             fds: Vec::new(),
             info,
         },
-        format!("{} / {name} (second sender)", ctx.transport.name()),
+        format!("{label} (second sender)"),
         ctx.timeout * 3,
         &PeerOptions::default(),
     )?;
