@@ -112,6 +112,9 @@ pub(crate) enum Cmd {
         values: Vec<i32>,
         #[serde(default)]
         real_uid: Option<u32>,
+        /// The `si_pid` to claim in SI_QUEUE signals (default: the peer's own).
+        #[serde(default)]
+        claim_pid: Option<i32>,
     },
     /// A hostile act on the first descriptor this peer inherited (a memfd of `shm`).
     Hostile { act: HostileAct },
@@ -569,7 +572,8 @@ fn run_command(end: &mut dyn Endpoint, spare: &[OwnedFd], cmd: Cmd) -> Event {
             signo,
             values,
             real_uid,
-        } => super::signals::peer_signal(how, pid, tid, signo, &values, real_uid),
+            claim_pid,
+        } => super::signals::peer_signal(how, (pid, tid), signo, &values, real_uid, claim_pid),
         #[cfg(all(target_os = "linux", not(loom)))]
         Cmd::Hostile { act } => super::signals::peer_hostile(spare, &act),
         #[cfg(not(all(target_os = "linux", not(loom))))]

@@ -268,6 +268,21 @@ fn send(
     values: &[i32],
     real_uid: Option<u32>,
 ) -> Result<Sent> {
+    send_claiming(ctx, peer, how, tid, signo, values, real_uid, None)
+}
+
+/// [`send`], the SI_QUEUE signals claiming `si_pid` `claim_pid`.
+#[allow(clippy::too_many_arguments)]
+fn send_claiming(
+    ctx: &Ctx<'_>,
+    peer: &mut PeerProcess,
+    how: SigHow,
+    tid: i32,
+    signo: i32,
+    values: &[i32],
+    real_uid: Option<u32>,
+    claim_pid: Option<i32>,
+) -> Result<Sent> {
     peer.command(&Cmd::Signal {
         how,
         pid: std::process::id() as i32,
@@ -275,6 +290,7 @@ fn send(
         signo,
         values: values.to_vec(),
         real_uid,
+        claim_pid,
     })?;
     match peer.event(Instant::now() + ctx.timeout)? {
         Event::Signalled {
@@ -502,7 +518,7 @@ fn four_ways(
 
 fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "signal-uid";
-    let declared = "same uid or CAP_KILL; sender named; one sender per link";
+    let declared = "same uid or CAP_KILL; sender named by the kernel (kill, tgkill); one sender per link";
     let root = geteuid().is_root();
     let run = || -> Result<PropertyResult> {
         let sig = rt_low();
@@ -571,6 +587,24 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
             );
         }
         observed.push(format!("same uid: admitted, si_pid {pid} si_uid {me}"));
+        // 2b. For SI_QUEUE the kernel checks the permission but takes si_pid and si_uid
+        // from the sender: a claimed pid arrives as claimed. Shown, not judged: only
+        // kill and tgkill (SI_USER, SI_TKILL) are named by the kernel.
+        let mut peer = detached(ctx, name, Vec::new(), &PeerOptions::default())?;
+        let s = send_claiming(ctx, &mut peer, SigHow::ThreadQueue, tap.tid, sig, &[7], None, Some(1))?;
+        peer.finish(Instant::now() + ctx.timeout)?;
+        let got = tap.drain(ctx.timeout)?;
+        observed.push(match got.as_slice() {
+            [r] if s.errors.is_empty() && r.pid == 1 => format!(
+                "SI_QUEUE's si_pid is the sender's claim (peer {} claimed pid 1 and it arrived \
+                 so): only kill/tgkill's are the kernel's",
+                s.pid
+            ),
+            other => format!(
+                "SI_QUEUE claiming si_pid 1 from peer {}: {:?}, arrived {other:?}",
+                s.pid, s.errors
+            ),
+        });
         // 3. si_uid is the sender's real uid: a peer with real uid 65534 and effective
         // uid 0 may signal (effective uid matches), and is named 65534 by the kernel.
         if root {
@@ -825,11 +859,11 @@ fn shm_seal(ctx: &Ctx<'_>) -> PropertyResult {
 /// The peer's side of [`Cmd::Signal`].
 pub(super) fn peer_signal(
     how: SigHow,
-    pid: i32,
-    tid: i32,
+    (pid, tid): (i32, i32),
     signo: i32,
     values: &[i32],
     real_uid: Option<u32>,
+    claim_pid: Option<i32>,
 ) -> Event {
     if let Some(r) = real_uid {
         let keep = Uid::from_raw(u32::MAX);
@@ -841,6 +875,7 @@ pub(super) fn peer_signal(
     }
     let me = getpid().as_raw();
     let uid = getuid().as_raw();
+    let claim = claim_pid.unwrap_or(me);
     let mut errors = Vec::new();
     for (i, &v) in values.iter().enumerate() {
         let r = match how {
@@ -849,8 +884,8 @@ pub(super) fn peer_signal(
                 s => nix::sys::signal::Signal::try_from(s)
                     .and_then(|s| nix::sys::signal::kill(Pid::from_raw(pid), s)),
             },
-            SigHow::Sigqueue => queue_info(pid, None, signo, v, me, uid),
-            SigHow::ThreadQueue => queue_info(pid, Some(tid), signo, v, me, uid),
+            SigHow::Sigqueue => queue_info(pid, None, signo, v, claim, uid),
+            SigHow::ThreadQueue => queue_info(pid, Some(tid), signo, v, claim, uid),
             SigHow::Tgkill => tgkill(pid, tid, signo),
         };
         if let Err(e) = r {
