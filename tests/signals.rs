@@ -20,7 +20,11 @@ fn audit(transport: &str, only: &[&str]) -> Report {
     let t = ipc_audit::transport::by_name(transport).expect("transport exists");
     let launcher = PeerLauncher::program(env!("CARGO_BIN_EXE_ipc-audit"), []);
     let report = Report {
-        transports: vec![Auditor::new(launcher).only(only.iter().copied()).audit(t.as_ref())],
+        transports: vec![
+            Auditor::new(launcher)
+                .only(only.iter().copied())
+                .audit(t.as_ref()),
+        ],
     };
     println!("{}", report.to_table());
     report
@@ -41,10 +45,15 @@ fn my_mask() -> SigSet {
 fn realtime_signals_queue_in_order_lowest_first() {
     let _g = lock();
     let r = audit("signal", &["signal-rt-queue"]);
-    let p = r.get("signal", "signal-rt-queue").expect("listed for signal");
+    let p = r
+        .get("signal", "signal-rt-queue")
+        .expect("listed for signal");
     assert_eq!(p.verdict, Verdict::Pass, "{p:?}");
     assert!(p.observed.contains("in order with their values"), "{p:?}");
-    assert!(p.observed.contains("SIGRTMIN+10 before SIGRTMIN+12"), "{p:?}");
+    assert!(
+        p.observed.contains("SIGRTMIN+10 before SIGRTMIN+12"),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -110,6 +119,10 @@ fn the_callers_mask_is_untouched() {
     let _g = lock();
     let before = my_mask();
     audit("signal", &["signal-std-coalesce"]);
-    assert_eq!(my_mask(), before, "the audit changed the calling thread's mask");
+    assert_eq!(
+        my_mask(),
+        before,
+        "the audit changed the calling thread's mask"
+    );
     assert!(!before.contains(nix::sys::signal::Signal::SIGURG));
 }

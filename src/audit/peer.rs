@@ -532,8 +532,7 @@ where
         drop_privileges(id)?;
     }
     // A peer attached to nothing keeps the descriptors it inherited, for hostile acts.
-    let (mut end, spare): (Box<dyn Endpoint>, Vec<OwnedFd>) = if spec.transport == NO_TRANSPORT
-    {
+    let (mut end, spare): (Box<dyn Endpoint>, Vec<OwnedFd>) = if spec.transport == NO_TRANSPORT {
         (Box::new(Detached), fds)
     } else {
         let transport = resolve(&spec.transport)

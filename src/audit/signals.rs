@@ -182,13 +182,15 @@ impl Tap {
         let closed = || Error::Closed {
             op: "signal tap".into(),
         };
-        self.ask.as_ref().ok_or_else(closed)?.send(()).map_err(|_| closed())?;
-        self.got
-            .recv_timeout(timeout)
-            .map_err(|_| Error::Timeout {
-                op: "drain the signal tap".into(),
-                after: timeout,
-            })?
+        self.ask
+            .as_ref()
+            .ok_or_else(closed)?
+            .send(())
+            .map_err(|_| closed())?;
+        self.got.recv_timeout(timeout).map_err(|_| Error::Timeout {
+            op: "drain the signal tap".into(),
+            after: timeout,
+        })?
     }
 }
 
@@ -453,8 +455,7 @@ fn std_coalesce(ctx: &Ctx<'_>) -> PropertyResult {
                             got.len()
                         ),
                         Verdict::Fail,
-                        "a standard signal pending is one bit: it must arrive exactly once"
-                            .into(),
+                        "a standard signal pending is one bit: it must arrive exactly once".into(),
                     ));
                 }
                 if how == SigHow::ThreadQueue && got[0].value != v[0] {
@@ -492,15 +493,13 @@ fn std_coalesce(ctx: &Ctx<'_>) -> PropertyResult {
     run().unwrap_or_else(|e| could_not_run(name, declared, e))
 }
 
+/// What each way of signalling returned: `None` for success.
+type Tries = Vec<(&'static str, Option<String>)>;
+
 /// The four ways of signalling the harness, each once: `kill` and `sigqueue` with
 /// signal 0 (permission check only), `rt_tgsigqueueinfo` and `tgkill` with `sig` to the
 /// tap. Returns what each returned, `None` for success.
-fn four_ways(
-    ctx: &Ctx<'_>,
-    peer: &mut PeerProcess,
-    tid: i32,
-    sig: i32,
-) -> Result<(u32, Vec<(&'static str, Option<String>)>)> {
+fn four_ways(ctx: &Ctx<'_>, peer: &mut PeerProcess, tid: i32, sig: i32) -> Result<(u32, Tries)> {
     let mut out = Vec::new();
     let mut pid = 0;
     for (label, how, signo, value) in [
@@ -518,7 +517,8 @@ fn four_ways(
 
 fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "signal-uid";
-    let declared = "same uid or CAP_KILL; sender named by the kernel (kill, tgkill); one sender per link";
+    let declared =
+        "same uid or CAP_KILL; sender named by the kernel (kill, tgkill); one sender per link";
     let root = geteuid().is_root();
     let run = || -> Result<PropertyResult> {
         let sig = rt_low();
@@ -579,10 +579,15 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
             (libc::SI_QUEUE, pid, me, 0x5151),
             (libc::SI_TKILL, pid, me, got[1].value),
         ];
-        let seen: Vec<_> = got.iter().map(|r| (r.code, r.pid, r.uid, r.value)).collect();
+        let seen: Vec<_> = got
+            .iter()
+            .map(|r| (r.code, r.pid, r.uid, r.value))
+            .collect();
         if seen != want {
             return fail(
-                format!("same-uid peer {pid}: siginfo (code, pid, uid, value) {seen:?}, expected {want:?}"),
+                format!(
+                    "same-uid peer {pid}: siginfo (code, pid, uid, value) {seen:?}, expected {want:?}"
+                ),
                 "si_pid and si_uid must name the sender",
             );
         }
@@ -591,7 +596,16 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
         // from the sender: a claimed pid arrives as claimed. Shown, not judged: only
         // kill and tgkill (SI_USER, SI_TKILL) are named by the kernel.
         let mut peer = detached(ctx, name, Vec::new(), &PeerOptions::default())?;
-        let s = send_claiming(ctx, &mut peer, SigHow::ThreadQueue, tap.tid, sig, &[7], None, Some(1))?;
+        let s = send_claiming(
+            ctx,
+            &mut peer,
+            SigHow::ThreadQueue,
+            tap.tid,
+            sig,
+            &[7],
+            None,
+            Some(1),
+        )?;
         peer.finish(Instant::now() + ctx.timeout)?;
         let got = tap.drain(ctx.timeout)?;
         observed.push(match got.as_slice() {
@@ -609,7 +623,15 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
         // uid 0 may signal (effective uid matches), and is named 65534 by the kernel.
         if root {
             let mut peer = detached(ctx, name, Vec::new(), &PeerOptions::default())?;
-            let s = send(ctx, &mut peer, SigHow::Tgkill, tap.tid, sig, &[0], Some(65534))?;
+            let s = send(
+                ctx,
+                &mut peer,
+                SigHow::Tgkill,
+                tap.tid,
+                sig,
+                &[0],
+                Some(65534),
+            )?;
             peer.finish(Instant::now() + ctx.timeout)?;
             let got = tap.drain(ctx.timeout)?;
             let seen: Vec<_> = got.iter().map(|r| (r.code, r.pid, r.uid)).collect();
@@ -627,13 +649,15 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
             observed.push(format!("real uid 65534 (euid 0): si_uid {}", s.uid));
         }
         // 4. The transport locks onto its first sender and refuses chunks from another.
-        observed.push(sender_lock(ctx)?.map_or_else(|e| e, |ok| ok));
-        if let Some(bad) = observed.last().filter(|o| o.starts_with("FAIL ")) {
-            return fail(
-                bad.trim_start_matches("FAIL ").to_string(),
-                "the receiver must refuse chunks from a second sender (Error::Protocol) and \
-                 deliver nothing of them",
-            );
+        match sender_lock(ctx)? {
+            Ok(seen) => observed.push(seen),
+            Err(bad) => {
+                return fail(
+                    bad,
+                    "the receiver must refuse chunks from a second sender (Error::Protocol) \
+                     and deliver nothing of them",
+                );
+            }
         }
         let (verdict, detail) = if root {
             (
@@ -661,7 +685,7 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
 /// A first peer sends on a signal link, then a second peer (same uid, so the kernel lets
 /// it) queues a message to the same receiving thread: the receiver must report
 /// [`Error::Protocol`] and deliver none of it; then the first peer's next message
-/// arrives. `Ok(Ok(observed))`, or `Ok(Err("FAIL ..."))`.
+/// arrives. `Ok(Ok(observed))`, or `Ok(Err(observed))` when it did not go so.
 fn sender_lock(ctx: &Ctx<'_>) -> Result<std::result::Result<String, String>> {
     let name = "signal-uid";
     let label = format!("{} / {name}", ctx.transport.name());
@@ -730,7 +754,7 @@ fn sender_lock(ctx: &Ctx<'_>) -> Result<std::result::Result<String, String>> {
     first.finish(Instant::now() + ctx.timeout)?;
     if delivered > 0 || refused == 0 || !other.is_empty() || after.is_some() {
         return Ok(Err(format!(
-            "FAIL second sender {intruder}: {delivered} messages delivered, {refused} chunks \
+            "second sender {intruder}: {delivered} messages delivered, {refused} chunks \
              refused, other errors {other:?}; the first sender afterwards: {}",
             after.as_deref().unwrap_or("ok")
         )));
@@ -923,9 +947,8 @@ pub(super) fn peer_hostile(fds: &[OwnedFd], act: &HostileAct) -> Event {
             use crate::shm::region::Mapping;
             use crate::shm::ring::Ring;
             use crate::shm::sem::LinuxFutex;
-            let ring = Mapping::attach(fd).and_then(|m| {
-                Ring::attach(Arc::new(m), std::process::id(), Arc::new(LinuxFutex))
-            });
+            let ring = Mapping::attach(fd)
+                .and_then(|m| Ring::attach(Arc::new(m), std::process::id(), Arc::new(LinuxFutex)));
             match ring {
                 Ok(ring) => {
                     let producer = ring.into_producer();
