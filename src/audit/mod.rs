@@ -36,6 +36,8 @@ mod peer;
 mod props;
 mod report;
 mod security;
+#[cfg(all(target_os = "linux", not(loom)))]
+mod signals;
 
 pub use exchange::content;
 pub use peer::{Identity, PEER_ENV, PeerLauncher, PeerOptions, run_if_peer};
@@ -64,6 +66,13 @@ pub struct Property {
     /// One line on what it checks.
     pub about: &'static str,
     run: fn(&Ctx<'_>) -> PropertyResult,
+    /// Whether it applies to a transport: when not, that transport's audit leaves it out.
+    applies: fn(&dyn Transport) -> bool,
+}
+
+/// For [`Property::applies`]: every transport.
+fn every(_: &dyn Transport) -> bool {
+    true
 }
 
 impl std::fmt::Debug for Property {
@@ -79,12 +88,20 @@ impl Property {
     pub fn run(&self, ctx: &Ctx<'_>) -> PropertyResult {
         (self.run)(ctx)
     }
+
+    /// Whether the property applies to `transport` (the signal properties only to
+    /// `signal`, the memfd seals only to `shm`); [`Auditor::audit`] runs only those.
+    pub fn applies_to(&self, transport: &dyn Transport) -> bool {
+        (self.applies)(transport)
+    }
 }
 
 /// Every property of the audit, in order.
 pub fn properties() -> Vec<Property> {
     let mut v = props::all();
     v.extend(security::all());
+    #[cfg(all(target_os = "linux", not(loom)))]
+    v.extend(signals::all());
     v
 }
 
@@ -163,6 +180,7 @@ impl Auditor {
         let properties = self
             .properties()
             .iter()
+            .filter(|p| p.applies_to(transport))
             .map(|p| {
                 progress(p.name);
                 p.run(&ctx)

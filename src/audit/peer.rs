@@ -102,6 +102,47 @@ pub(crate) enum Cmd {
         names: Vec<String>,
         millis: u64,
     },
+    /// Send `signo` to the harness once per value, as `how` says; first make `real_uid`
+    /// this process's real uid (the effective uid stays), if given.
+    Signal {
+        how: SigHow,
+        pid: i32,
+        tid: i32,
+        signo: i32,
+        values: Vec<i32>,
+        #[serde(default)]
+        real_uid: Option<u32>,
+        /// The `si_pid` to claim in SI_QUEUE signals (default: the peer's own).
+        #[serde(default)]
+        claim_pid: Option<i32>,
+    },
+    /// A hostile act on the first descriptor this peer inherited (a memfd of `shm`).
+    Hostile { act: HostileAct },
+}
+
+/// How a [`Cmd::Signal`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum SigHow {
+    /// `kill(pid, signo)`: process-directed, SI_USER.
+    Kill,
+    /// `sigqueue(pid, signo, value)` (`rt_sigqueueinfo`): process-directed, SI_QUEUE.
+    Sigqueue,
+    /// `rt_tgsigqueueinfo(pid, tid, signo, value)`: to one thread, SI_QUEUE.
+    ThreadQueue,
+    /// `tgkill(pid, tid, signo)`: to one thread, SI_TKILL.
+    Tgkill,
+}
+
+/// What a [`Cmd::Hostile`] does to the inherited memfd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum HostileAct {
+    /// Try to shrink it (to 0 and to one page) and to grow it.
+    Resize,
+    /// Map it, attach to its ring as the producer, and write `value` into the header
+    /// field `field`.
+    Scribble { field: String, value: u64 },
 }
 
 /// An event from the peer to the harness.
@@ -123,6 +164,16 @@ pub(crate) enum Event {
     Fds { fds: Vec<String> },
     /// Finished a `Race`: how many objects were probed, and the paths it got into.
     Raced { probes: u64, entered: Vec<String> },
+    /// Finished a `Signal`: the sender's pid, real and effective uid, and the errors by
+    /// value index.
+    Signalled {
+        pid: u32,
+        uid: u32,
+        euid: u32,
+        errors: Vec<(usize, String)>,
+    },
+    /// Finished a `Hostile`: what each attempt returned, in words.
+    Hostile { results: Vec<String> },
 }
 
 /// How to start a peer process. The program must call [`run_if_peer`] at the top of its
@@ -480,15 +531,17 @@ where
     if let Some(id) = &spec.opts.drop_to {
         drop_privileges(id)?;
     }
-    let mut end: Box<dyn Endpoint> = if spec.transport == NO_TRANSPORT {
-        Box::new(Detached)
+    // A peer attached to nothing keeps the descriptors it inherited, for hostile acts.
+    let (mut end, spare): (Box<dyn Endpoint>, Vec<OwnedFd>) = if spec.transport == NO_TRANSPORT {
+        (Box::new(Detached), fds)
     } else {
         let transport = resolve(&spec.transport)
             .ok_or_else(|| Error::invalid("no such transport in the peer", &spec.transport))?;
-        transport.attach(PeerEnd {
+        let end = transport.attach(PeerEnd {
             fds,
             info: spec.info,
-        })?
+        })?;
+        (end, Vec::new())
     };
     end.set_timeout(Some(Duration::from_secs(30)))?;
     report(
@@ -502,14 +555,33 @@ where
         let line = line.map_err(|e| Error::io("peer: read commands", e))?;
         let cmd: Cmd = serde_json::from_str(&line)
             .map_err(|e| Error::Protocol(format!("bad command {line:?}: {e}")))?;
-        let ev = run_command(end.as_mut(), cmd);
+        let ev = run_command(end.as_mut(), &spare, cmd);
         report(ctl, &ev)?;
     }
     Ok(())
 }
 
-fn run_command(end: &mut dyn Endpoint, cmd: Cmd) -> Event {
+fn run_command(end: &mut dyn Endpoint, spare: &[OwnedFd], cmd: Cmd) -> Event {
     match cmd {
+        #[cfg(all(target_os = "linux", not(loom)))]
+        Cmd::Signal {
+            how,
+            pid,
+            tid,
+            signo,
+            values,
+            real_uid,
+            claim_pid,
+        } => super::signals::peer_signal(how, (pid, tid), signo, &values, real_uid, claim_pid),
+        #[cfg(all(target_os = "linux", not(loom)))]
+        Cmd::Hostile { act } => super::signals::peer_hostile(spare, &act),
+        #[cfg(not(all(target_os = "linux", not(loom))))]
+        Cmd::Signal { .. } | Cmd::Hostile { .. } => {
+            let _ = spare;
+            Event::Failed {
+                message: "signal and shm commands need Linux".into(),
+            }
+        }
         Cmd::Send { seed, sizes } => {
             let mut buf = Vec::new();
             let mut errors = Vec::new();

@@ -20,31 +20,37 @@ pub(super) fn all() -> Vec<Property> {
             name: "ordering",
             about: "up to 1000 messages arrive in the order they were sent",
             run: ordering,
+            applies: super::every,
         },
         Property {
             name: "boundaries",
             about: "each message arrives whole and separate, at edge sizes up to the maximum",
             run: boundaries,
+            applies: super::every,
         },
         Property {
             name: "integrity",
             about: "the content arrives byte-identical",
             run: integrity,
+            applies: super::every,
         },
         Property {
             name: "priority",
             about: "queued messages arrive highest priority first, FIFO within one priority",
             run: priority,
+            applies: super::every,
         },
         Property {
             name: "handoff",
             about: "a transport without data: N posts allow exactly N waits, none coalesced",
             run: handoff,
+            applies: super::every,
         },
         Property {
             name: "oversize",
             about: "a message over the maximum is refused naming the limit; the link still works",
             run: oversize,
+            applies: super::every,
         },
     ]
 }

@@ -341,13 +341,21 @@ impl Drop for SignalReceiver {
 
 /// Blocks `sig` in the calling thread and returns a signalfd for it.
 fn block_and_signalfd(sig: i32) -> Result<OwnedFd> {
+    block_and_signalfd_set(&[sig])
+}
+
+/// Blocks the signals `sigs` in the calling thread only (its mask; no other thread's,
+/// no disposition) and returns a nonblocking, close-on-exec signalfd for them.
+pub(crate) fn block_and_signalfd_set(sigs: &[i32]) -> Result<OwnedFd> {
     // SAFETY: sigset_t is plain data; sigemptyset below initialises it fully.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a valid sigset_t owned by this frame.
     unsafe { libc::sigemptyset(&mut set) };
-    // SAFETY: as above; `sig` is a realtime signal number in range.
-    if unsafe { libc::sigaddset(&mut set, sig) } != 0 {
-        return Err(Error::invalid("not a signal number", sig));
+    for &sig in sigs {
+        // SAFETY: as above; sigaddset checks `sig` and fails on a bad number.
+        if unsafe { libc::sigaddset(&mut set, sig) } != 0 {
+            return Err(Error::invalid("not a signal number", sig));
+        }
     }
     // SAFETY: `set` is initialised; the old mask is not wanted (null is allowed). This
     // changes the mask of the calling thread only.
@@ -368,9 +376,10 @@ fn block_and_signalfd(sig: i32) -> Result<OwnedFd> {
 }
 
 /// Size of one `struct signalfd_siginfo`.
-const SIGINFO: usize = 128;
+pub(crate) const SIGINFO: usize = 128;
 
-fn field_u32(b: &[u8], off: usize) -> u32 {
+/// The native-endian `u32` at `off` of a `struct signalfd_siginfo`.
+pub(crate) fn field_u32(b: &[u8], off: usize) -> u32 {
     u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
 }
 
@@ -535,35 +544,77 @@ pub struct SignalSender {
 impl SignalSender {
     /// Queues one chunk for the receiving thread.
     fn queue(&self, value: i32) -> std::result::Result<(), Errno> {
-        let info = QueueInfo {
-            signo: self.sig,
-            errno: 0,
-            code: libc::SI_QUEUE,
-            #[cfg(target_pointer_width = "64")]
-            _align: 0,
-            pid: nix::unistd::getpid().as_raw(),
-            uid: nix::unistd::getuid().as_raw(),
+        queue_info(
+            self.pid,
+            Some(self.tid),
+            self.sig,
             value,
-            #[cfg(target_pointer_width = "64")]
-            _value_high: 0,
-            #[cfg(target_pointer_width = "64")]
-            _rest: [0; 96],
-            #[cfg(target_pointer_width = "32")]
-            _rest: [0; 104],
-        };
+            nix::unistd::getpid().as_raw(),
+            nix::unistd::getuid().as_raw(),
+        )
+    }
+}
+
+/// Queues `sig` with `value` (code SI_QUEUE) for thread `tid` of process `pid`
+/// (`rt_tgsigqueueinfo`), or for the process when `tid` is `None` (`rt_sigqueueinfo`,
+/// what `sigqueue` calls). `si_pid` and `si_uid` are `as_pid` and `as_uid`: for
+/// SI_QUEUE the kernel takes them from the caller. Signal 0 checks the permission and
+/// sends nothing.
+pub(crate) fn queue_info(
+    pid: i32,
+    tid: Option<i32>,
+    sig: i32,
+    value: i32,
+    as_pid: i32,
+    as_uid: u32,
+) -> std::result::Result<(), Errno> {
+    let info = QueueInfo {
+        signo: sig,
+        errno: 0,
+        code: libc::SI_QUEUE,
+        #[cfg(target_pointer_width = "64")]
+        _align: 0,
+        pid: as_pid,
+        uid: as_uid,
+        value,
+        #[cfg(target_pointer_width = "64")]
+        _value_high: 0,
+        #[cfg(target_pointer_width = "64")]
+        _rest: [0; 96],
+        #[cfg(target_pointer_width = "32")]
+        _rest: [0; 104],
+    };
+    let r = match tid {
         // SAFETY: rt_tgsigqueueinfo reads a 128-byte siginfo_t from the pointer, which
         // `info` is (size checked at compile time) for the duration of the call.
-        let r = unsafe {
+        Some(tid) => unsafe {
             libc::syscall(
                 libc::SYS_rt_tgsigqueueinfo,
-                self.pid,
-                self.tid,
-                self.sig,
+                pid,
+                tid,
+                sig,
                 &info as *const QueueInfo,
             )
-        };
-        if r == 0 { Ok(()) } else { Err(Errno::last()) }
-    }
+        },
+        // SAFETY: rt_sigqueueinfo reads a 128-byte siginfo_t, as above.
+        None => unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigqueueinfo,
+                pid,
+                sig,
+                &info as *const QueueInfo,
+            )
+        },
+    };
+    if r == 0 { Ok(()) } else { Err(Errno::last()) }
+}
+
+/// Sends `sig` to thread `tid` of process `pid` with `tgkill` (code SI_TKILL: the
+/// kernel fills `si_pid` and `si_uid` itself). Signal 0 checks the permission only.
+pub(crate) fn tgkill(pid: i32, tid: i32, sig: i32) -> std::result::Result<(), Errno> {
+    // SAFETY: tgkill takes three integers and touches no memory of this process.
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) };
+    if r == 0 { Ok(()) } else { Err(Errno::last()) }
 }
 
 impl Endpoint for SignalSender {
