@@ -36,6 +36,8 @@ mod peer;
 mod props;
 mod report;
 mod security;
+mod faults;
+mod storm;
 
 pub use exchange::content;
 pub use peer::{Identity, PEER_ENV, PeerLauncher, PeerOptions, run_if_peer};
@@ -85,6 +87,7 @@ impl Property {
 pub fn properties() -> Vec<Property> {
     let mut v = props::all();
     v.extend(security::all());
+    v.extend(faults::all());
     v
 }
 
