@@ -164,55 +164,77 @@ impl Drop for OwnerLock {
     }
 }
 
-/// A path object at a caller-chosen name, with its owner lock: removes the object, then
-/// the lock, on drop.
+/// A path object at a caller-chosen name, with its owner lock: removes the object, its
+/// staging directory, then the lock, on drop.
 #[derive(Debug)]
 pub(crate) struct Claimed {
     object: PathBuf,
-    _staging: NamedDir,
+    staging: PathBuf,
     _lock: OwnerLock,
 }
 
 impl Drop for Claimed {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.object);
+        let _ = fs::remove_dir_all(&self.staging);
     }
 }
 
 /// Makes a path object called `cfg.name` in `cfg.dir` (or the temporary directory): takes
-/// the owner lock, removes what a dead owner left there, makes the object with `make` in
-/// a private staging directory with exactly `cfg.mode`, and renames it into place. Returns
-/// the path, what `make` returned, whether a stale object was reclaimed, and the guard.
+/// the owner lock, removes what a dead owner left there (the object and its staging
+/// directory `.NAME.staging`), makes the object with `make` in that staging directory
+/// (mode 0700) with exactly `cfg.mode`, and renames it into place. Returns the path, what
+/// `make` returned, whether a stale object was reclaimed, and the guard.
 pub(crate) fn publish_named<T>(
     kind: &str,
     cfg: &crate::transport::Config,
     name: &str,
     make: impl FnOnce(&Path) -> Result<T>,
 ) -> Result<(PathBuf, T, bool, Claimed)> {
+    if cfg.mode & !0o777 != 0 {
+        return Err(Error::invalid(
+            "mode must be within 0o777",
+            format!("{:#o}", cfg.mode),
+        ));
+    }
     let dir = cfg.dir.clone().unwrap_or_else(std::env::temp_dir);
     let lock = OwnerLock::take(&dir, name)?;
     let object = dir.join(name);
-    let stale = match fs::symlink_metadata(&object) {
-        Ok(_) => {
-            fs::remove_file(&object).map_err(|e| {
-                Error::io(format!("remove the stale {kind} {}", object.display()), e)
-            })?;
-            true
-        }
-        Err(_) => false,
+    let staging = dir.join(format!(".{name}.staging"));
+    let mut stale = false;
+    if fs::symlink_metadata(&staging).is_ok() {
+        fs::remove_dir_all(&staging).map_err(|e| {
+            Error::io(format!("remove the stale {}", staging.display()), e)
+        })?;
+        stale = true;
+    }
+    if fs::symlink_metadata(&object).is_ok() {
+        fs::remove_file(&object).map_err(|e| {
+            Error::io(format!("remove the stale {kind} {}", object.display()), e)
+        })?;
+        stale = true;
+    }
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staging)
+            .map_err(|e| Error::io(format!("mkdir {}", staging.display()), e))?;
+    }
+    let guard = Claimed {
+        object: object.clone(),
+        staging: staging.clone(),
+        _lock: lock,
     };
-    let staging = NamedDir::for_config(kind, cfg)?;
-    let (public, made) = staging.publish(name, cfg.mode, make)?;
-    fs::rename(&public, &object).map_err(|e| {
+    chmod(&staging, 0o700)?;
+    let staged = staging.join(name);
+    let made = make(&staged)?;
+    chmod(&staged, cfg.mode)?;
+    fs::rename(&staged, &object).map_err(|e| {
         Error::io(
-            format!("rename {} to {}", public.display(), object.display()),
+            format!("rename {} to {}", staged.display(), object.display()),
             e,
         )
     })?;
-    let guard = Claimed {
-        object: object.clone(),
-        _staging: staging,
-        _lock: lock,
-    };
     Ok((object, made, stale, guard))
 }
