@@ -37,6 +37,7 @@ use crate::error::Result;
 pub mod fifo;
 pub(crate) mod named;
 pub mod pipe;
+pub mod shm;
 pub(crate) mod stream;
 pub mod uds;
 
@@ -303,6 +304,7 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(pipe::Pipe),
         Box::new(fifo::Fifo),
         Box::new(uds::UdsStream),
+        Box::new(shm::Shm::default()),
     ]
 }
 

@@ -30,6 +30,7 @@ pub(crate) struct NamedDir {
 impl NamedDir {
     /// A new directory under the system temporary directory, mode 0711: others may reach
     /// a name inside it that they know, but not list it.
+    #[allow(dead_code)] // for transports that take no Config
     pub(crate) fn new(kind: &str) -> Result<Self> {
         Self::in_dir(kind, None)
     }
