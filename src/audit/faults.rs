@@ -249,7 +249,7 @@ fn death(ctx: &Ctx<'_>) -> PropertyResult {
         let _ = killer.join();
         let _ = peer.wait_exit(Instant::now() + ctx.timeout);
         drop(peer);
-        let end = end.map_err(TestCaseError::fail)?;
+        // A partial message delivered as valid is the worse fault: report it first.
         let v: Vec<_> = analyse(seed, &sizes, &obs)
             .into_iter()
             .filter(|v| v.kind != Kind::Loss && v.kind != Kind::Failure)
@@ -259,6 +259,7 @@ fn death(ctx: &Ctx<'_>) -> PropertyResult {
                 "delivered as valid after the kill at {delay_us} µs: {text}"
             )));
         }
+        let end = end.map_err(TestCaseError::fail)?;
         drop(link);
         if let Some(p) = path
             && std::fs::symlink_metadata(&p).is_ok()
