@@ -3,9 +3,9 @@
 //! reports what it saw next to what the transport declares.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering as AtOrd};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -347,7 +347,11 @@ fn eintr(ctx: &Ctx<'_>) -> PropertyResult {
         peer.command(&Cmd::Signals).map_err(fail)?;
         let there = match peer.event(Instant::now() + ctx.timeout).map_err(fail)? {
             Event::Signals { count } => count,
-            other => return Err(TestCaseError::fail(format!("expected signals, got {other:?}"))),
+            other => {
+                return Err(TestCaseError::fail(format!(
+                    "expected signals, got {other:?}"
+                )));
+            }
         };
         peer.finish(Instant::now() + ctx.timeout).map_err(fail)?;
         if here == 0 || there == 0 {
@@ -379,7 +383,9 @@ fn eintr(ctx: &Ctx<'_>) -> PropertyResult {
                  {here} signals at the receiver and {there} at the sender"
             ),
             Verdict::Pass,
-            format!("SIGURG every {STORM_US} µs via pthread_kill, no SA_RESTART; {cases} cases (IPC_AUDIT_EINTR_CASES)"),
+            format!(
+                "SIGURG every {STORM_US} µs via pthread_kill, no SA_RESTART; {cases} cases (IPC_AUDIT_EINTR_CASES)"
+            ),
         ),
         Err(TestError::Fail(why, (seed, sizes))) => result(
             name,
@@ -486,7 +492,10 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
                 blocked = "; a blocking send on it timed out".into();
             }
             Event::Filled {
-                accepted, kind, error, ..
+                accepted,
+                kind,
+                error,
+                ..
             } => {
                 return Ok(failed(
                     format!(
@@ -508,7 +517,10 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
             "nothing accepted may be lost; nothing refused may arrive",
         ));
     }
-    let loss = v.iter().find(|v| v.kind == Kind::Loss).map(|v| v.to_string());
+    let loss = v
+        .iter()
+        .find(|v| v.kind == Kind::Loss)
+        .map(|v| v.to_string());
     // 4. A reader that stops reading: a blocking sender of more than the buffer holds.
     let n = if bounded { 2 * k + 16 } else { 64 };
     peer.command(&Cmd::Send {
@@ -540,12 +552,18 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
     }
     peer.finish(Instant::now() + ctx.timeout)?;
     let back = match (bounded, finished_early) {
-        (true, false) => format!("a reader stopped for 300 ms held the sender of {n} back (backpressure); all arrived"),
-        (true, true) => format!("the sender of {n} finished while the reader was stopped; all arrived"),
+        (true, false) => format!(
+            "a reader stopped for 300 ms held the sender of {n} back (backpressure); all arrived"
+        ),
+        (true, true) => {
+            format!("the sender of {n} finished while the reader was stopped; all arrived")
+        }
         (false, _) => format!("{n} more sent while the reader was stopped; all arrived"),
     };
     let mut first = if bounded {
-        format!("WouldBlock after {k} messages of {size} bytes{blocked}; all {k} arrived, nothing refused did")
+        format!(
+            "WouldBlock after {k} messages of {size} bytes{blocked}; all {k} arrived, nothing refused did"
+        )
     } else {
         format!("no bound: {FILL_LIMIT} messages of {size} bytes accepted without WouldBlock")
     };
@@ -657,7 +675,10 @@ fn stale_run(ctx: &Ctx<'_>, name: &str, exchange: bool) -> Result<Outcome> {
     let now = inode(&path);
     if left.is_some() && now == left {
         return Ok(failed(
-            format!("{} is the dead owner's object, reused as is", path.display()),
+            format!(
+                "{} is the dead owner's object, reused as is",
+                path.display()
+            ),
             "a stale object must be replaced",
         ));
     }
@@ -795,7 +816,9 @@ fn fd_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
     }
     if here1 > here0 + LOCAL_SLACK {
         return Ok(failed(
-            format!("this process's descriptors went from {here0} to {here1} over {total} messages"),
+            format!(
+                "this process's descriptors went from {here0} to {here1} over {total} messages"
+            ),
             "the receiver leaks descriptors",
         ));
     }
@@ -810,7 +833,10 @@ fn fd_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
         let (mut link, peer) = spawn(ctx, name, &Config::default(), &opts)?;
         let what = match ready(peer) {
             Err(Error::Peer(m)) if m.contains("could not attach") => {
-                format!("{limit}: attach refused ({})", m.rsplit(": ").next().unwrap_or(&m))
+                format!(
+                    "{limit}: attach refused ({})",
+                    m.rsplit(": ").next().unwrap_or(&m)
+                )
             }
             Err(e) => {
                 return Ok(failed(
@@ -837,7 +863,10 @@ fn fd_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
                         "a low RLIMIT_NOFILE must give an error, not a crash",
                     ));
                 }
-                match (obs.send_errors.first(), declared_violations(ctx, &analyse(33, &sizes, &obs))) {
+                match (
+                    obs.send_errors.first(),
+                    declared_violations(ctx, &analyse(33, &sizes, &obs)),
+                ) {
                     (Some((_, e)), _) => format!("{limit}: send refused ({e})"),
                     (None, None) => format!("{limit}: works"),
                     (None, Some(v)) => {
@@ -950,14 +979,16 @@ fn crowd_run(ctx: &Ctx<'_>, name: &str, seed: u64, n: usize, sizes: &[usize]) ->
                         seen[s][i] = true;
                         c.whole += 1;
                         if ordered && last[s].is_some_and(|l| i < l) && c.out_of_order.len() < 3 {
-                            c.out_of_order
-                                .push(format!("sender {s}: message {i} after {}", last[s].unwrap_or(0)));
+                            c.out_of_order.push(format!(
+                                "sender {s}: message {i} after {}",
+                                last[s].unwrap_or(0)
+                            ));
                         }
                         last[s] = Some(last[s].map_or(i, |l| l.max(i)));
                     }
-                    None if c.foreign.len() < 3 => {
-                        c.foreign.push(format!("a {len}-byte message that no sender sent whole"))
-                    }
+                    None if c.foreign.len() < 3 => c
+                        .foreign
+                        .push(format!("a {len}-byte message that no sender sent whole")),
                     None => c.foreign.push(String::new()),
                 }
             }
@@ -965,14 +996,20 @@ fn crowd_run(ctx: &Ctx<'_>, name: &str, seed: u64, n: usize, sizes: &[usize]) ->
                 for p in peers.iter_mut() {
                     if let Some(Event::Sent { errors, .. }) = p.try_event()? {
                         done += 1;
-                        c.errors.extend(errors.into_iter().take(2).map(|(i, e)| format!("send {i}: {e}")));
+                        c.errors.extend(
+                            errors
+                                .into_iter()
+                                .take(2)
+                                .map(|(i, e)| format!("send {i}: {e}")),
+                        );
                     }
                 }
                 if done == n {
                     // Everything sent is in the kernel: one more quiet slice ends it.
                     match link.local.recv(&mut buf) {
                         Ok(_) => {
-                            c.foreign.push("a message after every sender finished".into());
+                            c.foreign
+                                .push("a message after every sender finished".into());
                         }
                         Err(Error::Timeout { .. }) => break,
                         Err(e) => {
@@ -1051,17 +1088,28 @@ fn senders(ctx: &Ctx<'_>) -> PropertyResult {
                 declared,
                 why.to_string(),
                 Verdict::Fail,
-                format!("minimal case: seed {seed}, {n} senders, {} messages each", sizes.len()),
+                format!(
+                    "minimal case: seed {seed}, {n} senders, {} messages each",
+                    sizes.len()
+                ),
             );
         }
         Err(TestError::Abort(why)) => {
-            return result(name, declared, "aborted".into(), Verdict::Fail, why.to_string());
+            return result(
+                name,
+                declared,
+                "aborted".into(),
+                Verdict::Fail,
+                why.to_string(),
+            );
         }
     };
     // Above the atomic size: not promised; what happens is observed and reported.
     let above = if atomic < g.max_message {
         let big = g.max_message.min(64 * 1024);
-        let sizes: Vec<usize> = (0..40).map(|i| atomic + 1 + (i * 997) % (big - atomic)).collect();
+        let sizes: Vec<usize> = (0..40)
+            .map(|i| atomic + 1 + (i * 997) % (big - atomic))
+            .collect();
         match crowd_run(ctx, name, 77, 6, &sizes) {
             Ok(c) if c.foreign.is_empty() && c.errors.is_empty() && c.lost == 0 => format!(
                 "; above {atomic} bytes: 6 senders x 40 messages arrived whole this time (not promised)"
@@ -1071,7 +1119,9 @@ fn senders(ctx: &Ctx<'_>) -> PropertyResult {
                 c.whole,
                 c.expected,
                 c.foreign.len(),
-                c.errors.first().map_or("no error".to_string(), |e| e.clone())
+                c.errors
+                    .first()
+                    .map_or("no error".to_string(), |e| e.clone())
             ),
             Err(e) => format!("; above {atomic} bytes: the run failed ({e})"),
         }

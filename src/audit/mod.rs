@@ -32,11 +32,11 @@ use std::time::Duration;
 use crate::transport::Transport;
 
 pub(crate) mod exchange;
+mod faults;
 mod peer;
 mod props;
 mod report;
 mod security;
-mod faults;
 mod storm;
 
 pub use exchange::content;

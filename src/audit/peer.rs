@@ -522,7 +522,9 @@ where
             .map_err(|e| Error::sys(format!("peer: setrlimit NOFILE {n}"), e))?;
     }
     let _storm = match spec.opts.storm_us {
-        Some(us) => Some(super::storm::Storm::at_this_thread(Duration::from_micros(us))?),
+        Some(us) => Some(super::storm::Storm::at_this_thread(Duration::from_micros(
+            us,
+        ))?),
         None => None,
     };
     let transport = resolve(&spec.transport);

@@ -113,7 +113,10 @@ impl OwnerLock {
         use nix::fcntl::{Flock, FlockArg};
         use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         if name.is_empty() || name == "." || name == ".." || name.contains('/') {
-            return Err(Error::invalid("a link name must be a plain file name", name));
+            return Err(Error::invalid(
+                "a link name must be a plain file name",
+                name,
+            ));
         }
         let path = dir.join(format!(".{name}.lock"));
         // The owner removes the lock file as it goes; a lock taken on a file that was
@@ -204,15 +207,13 @@ pub(crate) fn publish_named<T>(
     let staging = dir.join(format!(".{name}.staging"));
     let mut stale = false;
     if fs::symlink_metadata(&staging).is_ok() {
-        fs::remove_dir_all(&staging).map_err(|e| {
-            Error::io(format!("remove the stale {}", staging.display()), e)
-        })?;
+        fs::remove_dir_all(&staging)
+            .map_err(|e| Error::io(format!("remove the stale {}", staging.display()), e))?;
         stale = true;
     }
     if fs::symlink_metadata(&object).is_ok() {
-        fs::remove_file(&object).map_err(|e| {
-            Error::io(format!("remove the stale {kind} {}", object.display()), e)
-        })?;
+        fs::remove_file(&object)
+            .map_err(|e| Error::io(format!("remove the stale {kind} {}", object.display()), e))?;
         stale = true;
     }
     {
