@@ -240,3 +240,18 @@ pub(crate) fn publish_named<T>(
     })?;
     Ok((object, made, stale, guard))
 }
+
+/// Where a POSIX message queue called `name` shows in the file system, if the mqueue file
+/// system is mounted at /dev/mqueue.
+#[allow(dead_code)] // Linux-only transports
+pub(crate) fn mqueue_path(name: &str) -> Option<PathBuf> {
+    let dir = Path::new("/dev/mqueue");
+    dir.is_dir().then(|| dir.join(name.trim_start_matches('/')))
+}
+
+/// The path at the end of a peer info of the form `"... /abs/path"`, if there is one.
+#[allow(dead_code)] // Linux-only transports
+pub(crate) fn path_in_info(info: &str) -> Option<PathBuf> {
+    let last = info.rsplit(' ').next()?;
+    last.starts_with('/').then(|| PathBuf::from(last))
+}
