@@ -440,7 +440,7 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
     // One frame of this size fits in PIPE_BUF, so a pipe takes it whole or not at all.
     let size = g.max_message.min(1000);
     let (mut link, mut peer) = start(ctx, name)?;
-    let wait = Instant::now() + ctx.timeout;
+    let wait = || Instant::now() + ctx.timeout;
     // 1. Nonblocking, nobody reading: fill until refused.
     peer.command(&Cmd::Fill {
         seed: 11,
@@ -449,7 +449,7 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
         nonblocking: true,
         timeout_ms: 0,
     })?;
-    let (k, kind, error) = match peer.event(wait)? {
+    let (k, kind, error) = match peer.event(wait())? {
         Event::Filled {
             accepted,
             kind,
@@ -487,7 +487,7 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
             nonblocking: false,
             timeout_ms: 200,
         })?;
-        match peer.event(wait)? {
+        match peer.event(wait())? {
             Event::Filled { kind, .. } if kind == "timeout" => {
                 blocked = "; a blocking send on it timed out".into();
             }

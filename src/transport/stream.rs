@@ -278,6 +278,7 @@ pub(crate) struct FramedStream {
     await_writer: bool,
     cred: Option<Credentials>,
     nonblocking: bool,
+    may_split: bool,
 }
 
 impl FramedStream {
@@ -307,6 +308,7 @@ impl FramedStream {
             await_writer: false,
             cred: None,
             nonblocking: false,
+            may_split: false,
         })
     }
 
@@ -315,6 +317,14 @@ impl FramedStream {
     pub(crate) fn socket(mut self) -> Self {
         self.socket = true;
         self.cred = self.wr.as_ref().and_then(|fd| peer_cred(fd.as_fd()));
+        self
+    }
+
+    /// For a stream that may take part of a frame when it is nearly full (TCP): no
+    /// nonblocking mode, since a refused rest would tear the frame (the message would be
+    /// neither sent nor refused) and finishing it would wait for the reader.
+    pub(crate) fn may_split(mut self) -> Self {
+        self.may_split = true;
         self
     }
 
@@ -441,6 +451,13 @@ impl Endpoint for FramedStream {
     }
 
     fn set_nonblocking(&mut self, nonblocking: bool) -> Result<()> {
+        if self.may_split {
+            return Err(Error::Unsupported(format!(
+                "{}: the stream may take part of a frame, so a nonblocking send could \
+                 neither refuse nor finish it",
+                self.name
+            )));
+        }
         // The descriptors are always O_NONBLOCK; the mode only decides whether a
         // would-be wait in `poll` happens or is reported.
         self.nonblocking = nonblocking;
