@@ -81,10 +81,18 @@ impl Storm {
                 }
             })
             .map_err(|e| Error::io("start the signal storm", e))?;
-        Ok(Storm {
+        let storm = Storm {
             stop,
             thread: Some(thread),
-        })
+        };
+        // Return once the first signal has landed, so that even a short exchange runs
+        // under a storm already going (a loaded machine may start the thread late).
+        let before = delivered();
+        let until = std::time::Instant::now() + Duration::from_secs(2);
+        while delivered() == before && std::time::Instant::now() < until {
+            thread::sleep(Duration::from_micros(100));
+        }
+        Ok(storm)
     }
 }
 
