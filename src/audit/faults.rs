@@ -641,6 +641,7 @@ fn stale_run(ctx: &Ctx<'_>, name: &str, exchange: bool) -> Result<Outcome> {
     drop(link);
     let (path, error) = held(&mut owner)?;
     if let Some(e) = error {
+        owner.finish(Instant::now() + ctx.timeout)?;
         return Ok(Err((
             Verdict::Skipped,
             "not run".into(),
@@ -648,6 +649,9 @@ fn stale_run(ctx: &Ctx<'_>, name: &str, exchange: bool) -> Result<Outcome> {
         )));
     }
     let Some(path) = path.filter(|p| p.contains(&object)) else {
+        // A unique object was made instead: let the owner exit cleanly, so that its
+        // guard removes it (a kill would leave it behind).
+        owner.finish(Instant::now() + ctx.timeout)?;
         return Ok(Err((
             Verdict::Skipped,
             "not run".into(),
