@@ -602,7 +602,7 @@ pub fn shm_ring_header(data: &[u8]) {
 /// most the maximum; once locked on a sender, chunks from another are refused.
 #[cfg(target_os = "linux")]
 pub fn signal_chunks(data: &[u8]) {
-    use crate::transport::signal::{decode_chunk, Reassembler};
+    use crate::transport::signal::{Reassembler, decode_chunk};
 
     let mut u = Unstructured::new(data);
     let max = u.int_in_range(0..=300usize).unwrap_or(64);
@@ -610,7 +610,11 @@ pub fn signal_chunks(data: &[u8]) {
     while let Ok(value) = u.arbitrary::<i32>() {
         let _ = decode_chunk(value);
         // Mostly SI_QUEUE (-1) from one sender, sometimes another code or sender.
-        let code = if u.ratio(1u8, 16).unwrap_or(false) { 0 } else { -1 };
+        let code = if u.ratio(1u8, 16).unwrap_or(false) {
+            0
+        } else {
+            -1
+        };
         let (pid, uid) = if u.ratio(1u8, 16).unwrap_or(false) {
             (4242, 1000)
         } else {
@@ -619,7 +623,11 @@ pub fn signal_chunks(data: &[u8]) {
         let locked = r.sender();
         match r.push(code, value, pid, uid) {
             Ok(Some(msg)) => {
-                assert!(msg.len() <= max, "message of {} bytes over the maximum {max}", msg.len());
+                assert!(
+                    msg.len() <= max,
+                    "message of {} bytes over the maximum {max}",
+                    msg.len()
+                );
                 if let Some(s) = locked {
                     assert_eq!(s, (pid, uid), "accepted a chunk from another sender");
                 }

@@ -32,12 +32,14 @@ use std::time::Duration;
 use crate::transport::Transport;
 
 pub(crate) mod exchange;
+mod faults;
 mod peer;
 mod props;
 mod report;
 mod security;
 #[cfg(all(target_os = "linux", not(loom)))]
 mod signals;
+mod storm;
 
 pub use exchange::content;
 pub use peer::{Identity, PEER_ENV, PeerLauncher, PeerOptions, run_if_peer};
@@ -102,6 +104,7 @@ pub fn properties() -> Vec<Property> {
     v.extend(security::all());
     #[cfg(all(target_os = "linux", not(loom)))]
     v.extend(signals::all());
+    v.extend(faults::all());
     v
 }
 

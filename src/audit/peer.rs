@@ -77,6 +77,13 @@ pub struct PeerOptions {
     /// Put SIGPIPE back to its default disposition (Rust programs start with it
     /// ignored), so that a write to a closed pipe would kill the peer.
     pub sigpipe_default: bool,
+    /// Aim a signal storm (SIGURG, no-op handler without SA_RESTART) at the peer's main
+    /// thread every this many microseconds, from before it attaches to its exit.
+    #[serde(default)]
+    pub storm_us: Option<u64>,
+    /// Lower the peer's RLIMIT_NOFILE (soft) to this before it attaches.
+    #[serde(default)]
+    pub nofile: Option<u64>,
 }
 
 /// A command from the harness to the peer.
@@ -102,6 +109,23 @@ pub(crate) enum Cmd {
         names: Vec<String>,
         millis: u64,
     },
+    /// Send messages of `size` bytes (content from `seed`) until one is refused or
+    /// `limit` went out, in nonblocking mode or with a `timeout_ms` send timeout; then
+    /// back to blocking mode and the usual timeout.
+    Fill {
+        seed: u64,
+        size: usize,
+        limit: usize,
+        nonblocking: bool,
+        timeout_ms: u64,
+    },
+    /// Open a link of the peer's transport at `name` in `dir` and keep it open (a crash
+    /// then leaves its name behind).
+    Hold { dir: PathBuf, name: String },
+    /// Report the peer's count of open descriptors.
+    CountFds,
+    /// Report how many storm signals the peer handled.
+    Signals,
     /// Send `signo` to the harness once per value, as `how` says; first make `real_uid`
     /// this process's real uid (the effective uid stays), if given.
     Signal {
@@ -174,6 +198,22 @@ pub(crate) enum Event {
     },
     /// Finished a `Hostile`: what each attempt returned, in words.
     Hostile { results: Vec<String> },
+    /// Finished a `Fill`: how many were accepted, and how the first refusal read
+    /// (`would-block`, `timeout`, `closed`, `other`, or `none` if `limit` went out).
+    Filled {
+        accepted: usize,
+        kind: String,
+        error: Option<String>,
+    },
+    /// Finished a `Hold`: the object's path, or the error of the open.
+    Held {
+        path: Option<String>,
+        error: Option<String>,
+    },
+    /// The peer's open descriptors beyond 0, 1 and 2.
+    FdCount { n: usize },
+    /// Storm signals the peer handled so far.
+    Signals { count: u64 },
 }
 
 /// How to start a peer process. The program must call [`run_if_peer`] at the top of its
@@ -531,11 +571,27 @@ where
     if let Some(id) = &spec.opts.drop_to {
         drop_privileges(id)?;
     }
+    if let Some(n) = spec.opts.nofile {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)
+            .map_err(|e| Error::sys("peer: getrlimit NOFILE", e))?;
+        setrlimit(Resource::RLIMIT_NOFILE, n.min(hard), hard)
+            .map_err(|e| Error::sys(format!("peer: setrlimit NOFILE {n}"), e))?;
+    }
+    let _storm = match spec.opts.storm_us {
+        Some(us) => Some(super::storm::Storm::at_this_thread(Duration::from_micros(
+            us,
+        ))?),
+        None => None,
+    };
+    let transport = resolve(&spec.transport);
+    let mut held = Vec::new();
     // A peer attached to nothing keeps the descriptors it inherited, for hostile acts.
     let (mut end, spare): (Box<dyn Endpoint>, Vec<OwnedFd>) = if spec.transport == NO_TRANSPORT {
         (Box::new(Detached), fds)
     } else {
-        let transport = resolve(&spec.transport)
+        let transport = transport
+            .as_deref()
             .ok_or_else(|| Error::invalid("no such transport in the peer", &spec.transport))?;
         let end = transport.attach(PeerEnd {
             fds,
@@ -555,7 +611,10 @@ where
         let line = line.map_err(|e| Error::io("peer: read commands", e))?;
         let cmd: Cmd = serde_json::from_str(&line)
             .map_err(|e| Error::Protocol(format!("bad command {line:?}: {e}")))?;
-        let ev = run_command(end.as_mut(), &spare, cmd);
+        let ev = match cmd {
+            Cmd::Hold { dir, name } => hold(transport.as_deref(), &dir, &name, &mut held),
+            cmd => run_command(end.as_mut(), &spare, cmd),
+        };
         report(ctl, &ev)?;
     }
     Ok(())
@@ -624,12 +683,113 @@ fn run_command(end: &mut dyn Endpoint, spare: &[OwnedFd], cmd: Cmd) -> Event {
             }
         }
         Cmd::Race { dir, names, millis } => race(&dir, &names, millis),
+        Cmd::Fill {
+            seed,
+            size,
+            limit,
+            nonblocking,
+            timeout_ms,
+        } => fill(end, seed, size, limit, nonblocking, timeout_ms),
+        Cmd::CountFds => Event::FdCount {
+            n: open_fds().len(),
+        },
+        Cmd::Signals => Event::Signals {
+            count: super::storm::delivered(),
+        },
+        Cmd::Hold { .. } => Event::Failed {
+            message: "hold is handled by the peer's main loop".into(),
+        },
         Cmd::Oversize { len } => {
             let buf = vec![0x5a; len];
             Event::Oversize {
                 error: end.send(&buf).err().map(|e| e.to_string()),
             }
         }
+    }
+}
+
+/// Runs a [`Cmd::Fill`].
+fn fill(
+    end: &mut dyn Endpoint,
+    seed: u64,
+    size: usize,
+    limit: usize,
+    nonblocking: bool,
+    timeout_ms: u64,
+) -> Event {
+    let mut setup = || -> Result<()> {
+        if nonblocking {
+            end.set_nonblocking(true)
+        } else {
+            end.set_timeout(Some(Duration::from_millis(timeout_ms)))
+        }
+    };
+    if let Err(e) = setup() {
+        return Event::Filled {
+            accepted: 0,
+            kind: if matches!(e, Error::Unsupported(_)) {
+                "unsupported".into()
+            } else {
+                "other".into()
+            },
+            error: Some(e.to_string()),
+        };
+    }
+    let mut buf = Vec::new();
+    let mut accepted = 0;
+    let mut stop = None;
+    while accepted < limit {
+        super::exchange::content(seed, accepted, size, &mut buf);
+        match end.send(&buf) {
+            Ok(()) => accepted += 1,
+            Err(e) => {
+                stop = Some(e);
+                break;
+            }
+        }
+    }
+    let _ = end.set_nonblocking(false);
+    let _ = end.set_timeout(Some(Duration::from_secs(30)));
+    let kind = match &stop {
+        None => "none",
+        Some(Error::WouldBlock { .. }) => "would-block",
+        Some(Error::Timeout { .. }) => "timeout",
+        Some(Error::Closed { .. }) => "closed",
+        Some(_) => "other",
+    };
+    Event::Filled {
+        accepted,
+        kind: kind.into(),
+        error: stop.map(|e| e.to_string()),
+    }
+}
+
+/// Runs a [`Cmd::Hold`]: opens a link at `name` and keeps it in `held`.
+fn hold(
+    transport: Option<&dyn Transport>,
+    dir: &std::path::Path,
+    name: &str,
+    held: &mut Vec<crate::transport::Link>,
+) -> Event {
+    let Some(t) = transport else {
+        return Event::Held {
+            path: None,
+            error: Some("this peer has no transport".into()),
+        };
+    };
+    let cfg = crate::transport::Config::default()
+        .with_dir(dir)
+        .with_name(name);
+    match t.open(&cfg) {
+        Ok(link) => {
+            let path = link.path.as_ref().map(|p| p.display().to_string());
+            held.push(link);
+            Event::Held { path, error: None }
+        }
+        Err(e) => Event::Held {
+            path: None,
+            error: Some(e.to_string()),
+        },
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 
-use super::named::NamedDir;
+use super::named::{NamedDir, publish_named};
 use super::pipe::parse_max;
 use super::stream::FramedStream;
 use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
@@ -42,16 +42,27 @@ impl Transport for Fifo {
             access: Access::FileMode,
             rendezvous: Rendezvous::Named,
             platforms: super::posix(),
+            many_senders: Some(super::stream::ATOMIC_FRAME_MAX),
         }
     }
 
     fn open(&self, cfg: &Config) -> Result<Link> {
         let max = cfg.max_message.unwrap_or(DEFAULT_MAX_FRAME);
-        let dir = NamedDir::for_config("fifo", cfg)?;
-        let (path, ()) = dir.publish("fifo", cfg.mode, |p| {
+        let make = |p: &Path| {
             nix::unistd::mkfifo(p, Mode::S_IRUSR | Mode::S_IWUSR)
                 .map_err(|e| Error::sys(format!("mkfifo {}", p.display()), e))
-        })?;
+        };
+        let (path, guard): (_, Box<dyn std::any::Any + Send>) = match &cfg.name {
+            Some(name) => {
+                let (path, (), _stale, claim) = publish_named("fifo", cfg, name, make)?;
+                (path, Box::new(claim))
+            }
+            None => {
+                let dir = NamedDir::for_config("fifo", cfg)?;
+                let (path, ()) = dir.publish("fifo", cfg.mode, make)?;
+                (path, Box::new(dir))
+            }
+        };
         // Nonblocking, so the open does not wait for a writer.
         let r = open_path(&path, OFlag::O_RDONLY | OFlag::O_NONBLOCK, "fifo")?;
         let local = FramedStream::new("fifo", Some(r), None, max)?.await_writer();
@@ -62,7 +73,7 @@ impl Transport for Fifo {
                 fds: Vec::new(),
                 info: format!("{max} {}", path.display()),
             },
-            guard: Some(Box::new(dir)),
+            guard: Some(guard),
             path: link_path,
         })
     }

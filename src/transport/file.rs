@@ -284,6 +284,7 @@ impl Transport for FileLog {
             access: Access::FileMode,
             rendezvous: Rendezvous::Named,
             platforms: vec!["Linux".into()],
+            many_senders: None,
         }
     }
 

@@ -128,6 +128,13 @@ pub struct Guarantees {
     pub rendezvous: Rendezvous,
     /// The platforms it runs on, by standard: e.g. `["POSIX"]`, `["Linux"]`.
     pub platforms: Vec<String>,
+    /// Whether several processes may send into one link at once, and up to what size
+    /// their messages stay whole: `Some(n)` means any number of senders, and a message
+    /// of at most `n` bytes is never interleaved with another (for a framed pipe, PIPE_BUF
+    /// minus the frame header; above it concurrent frames may interleave); `None` means
+    /// one sender per link. Missing in older JSON: `None`.
+    #[serde(default)]
+    pub many_senders: Option<usize>,
 }
 
 /// Settings for [`Transport::open`]. `Config::default()` is what the audit uses.
@@ -146,6 +153,11 @@ pub struct Config {
     /// connect; others are refused at accept time. `None` allows every uid the mode
     /// lets in.
     pub allow_uids: Option<Vec<u32>>,
+    /// Open the link at this name (a file name in `dir` for path transports, a queue or
+    /// segment name otherwise) instead of a fresh unique one, for transports that honour
+    /// it. A name left by a crashed owner is detected (its owner's lock is gone) and
+    /// reclaimed; a name whose owner lives is refused. `None`: a unique name.
+    pub name: Option<String>,
 }
 
 impl Default for Config {
@@ -155,6 +167,7 @@ impl Default for Config {
             max_message: None,
             dir: None,
             allow_uids: None,
+            name: None,
         }
     }
 }
@@ -175,6 +188,12 @@ impl Config {
     /// The same configuration with an allow-list of peer user ids.
     pub fn with_allow_uids(mut self, uids: Vec<u32>) -> Self {
         self.allow_uids = Some(uids);
+        self
+    }
+
+    /// The same configuration opening the link at `name` (see [`Config::name`]).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
         self
     }
 
@@ -225,6 +244,20 @@ pub trait Endpoint: Send {
     /// peer is connected.
     fn peer_credentials(&self) -> Option<Credentials> {
         None
+    }
+
+    /// Switches nonblocking mode: when on, a `send` that would wait for room and a `recv`
+    /// that would wait for a message return [`Error::WouldBlock`](crate::Error::WouldBlock)
+    /// at once, having sent or taken nothing of that message.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`](crate::Error::Unsupported) (the default) where the
+    /// transport has no such mode.
+    fn set_nonblocking(&mut self, nonblocking: bool) -> Result<()> {
+        let _ = nonblocking;
+        Err(crate::Error::Unsupported(
+            "this transport has no nonblocking mode".into(),
+        ))
     }
 }
 

@@ -92,6 +92,155 @@ pub(crate) fn chmod(path: &Path, mode: u32) -> Result<()> {
         .map_err(|e| Error::io(format!("chmod {mode:#o} {}", path.display()), e))
 }
 
+/// The owner lock of a name chosen by the caller ([`Config::name`](super::Config::name)):
+/// an exclusive `flock` on `.NAME.lock` beside the object, held for the link's life. The
+/// kernel drops the lock when its owner dies, however it dies, so a name whose lock can
+/// be taken has no live owner: an object still there was left by a crashed process and
+/// may be removed. A name whose lock is held is refused; its object is never touched.
+#[derive(Debug)]
+pub(crate) struct OwnerLock {
+    path: PathBuf,
+    _lock: nix::fcntl::Flock<fs::File>,
+}
+
+impl OwnerLock {
+    /// Takes the lock of `name` in `dir`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when `name` is not a plain file name or a live process owns it;
+    /// the system error otherwise.
+    pub(crate) fn take(dir: &Path, name: &str) -> Result<Self> {
+        use nix::fcntl::{Flock, FlockArg};
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+            return Err(Error::invalid(
+                "a link name must be a plain file name",
+                name,
+            ));
+        }
+        let path = dir.join(format!(".{name}.lock"));
+        // The owner removes the lock file as it goes; a lock taken on a file that was
+        // removed meanwhile guards nothing, so check that the path still names it.
+        for _ in 0..8 {
+            let f = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .mode(0o600)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(&path)
+                .map_err(|e| Error::io(format!("open the owner lock {}", path.display()), e))?;
+            let lock = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => l,
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                    return Err(Error::invalid(
+                        format!(
+                            "the link name is in use by a live owner (lock {} held)",
+                            path.display()
+                        ),
+                        name,
+                    ));
+                }
+                Err((_, e)) => {
+                    return Err(Error::sys(format!("flock {}", path.display()), e));
+                }
+            };
+            let same = match (lock.metadata(), fs::metadata(&path)) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
+            if same {
+                return Ok(OwnerLock { path, _lock: lock });
+            }
+        }
+        Err(Error::invalid(
+            "the owner lock kept changing under us",
+            path.display(),
+        ))
+    }
+}
+
+impl Drop for OwnerLock {
+    fn drop(&mut self) {
+        // Removed while still held: a newcomer either waits for nothing (EWOULDBLOCK) or
+        // sees the path gone or replaced and retries.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// A path object at a caller-chosen name, with its owner lock: removes the object, its
+/// staging directory, then the lock, on drop.
+#[derive(Debug)]
+pub(crate) struct Claimed {
+    object: PathBuf,
+    staging: PathBuf,
+    _lock: OwnerLock,
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.object);
+        let _ = fs::remove_dir_all(&self.staging);
+    }
+}
+
+/// Makes a path object called `cfg.name` in `cfg.dir` (or the temporary directory): takes
+/// the owner lock, removes what a dead owner left there (the object and its staging
+/// directory `.NAME.staging`), makes the object with `make` in that staging directory
+/// (mode 0700) with exactly `cfg.mode`, and renames it into place. Returns the path, what
+/// `make` returned, whether a stale object was reclaimed, and the guard.
+pub(crate) fn publish_named<T>(
+    kind: &str,
+    cfg: &crate::transport::Config,
+    name: &str,
+    make: impl FnOnce(&Path) -> Result<T>,
+) -> Result<(PathBuf, T, bool, Claimed)> {
+    if cfg.mode & !0o777 != 0 {
+        return Err(Error::invalid(
+            "mode must be within 0o777",
+            format!("{:#o}", cfg.mode),
+        ));
+    }
+    let dir = cfg.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let lock = OwnerLock::take(&dir, name)?;
+    let object = dir.join(name);
+    let staging = dir.join(format!(".{name}.staging"));
+    let mut stale = false;
+    if fs::symlink_metadata(&staging).is_ok() {
+        fs::remove_dir_all(&staging)
+            .map_err(|e| Error::io(format!("remove the stale {}", staging.display()), e))?;
+        stale = true;
+    }
+    if fs::symlink_metadata(&object).is_ok() {
+        fs::remove_file(&object)
+            .map_err(|e| Error::io(format!("remove the stale {kind} {}", object.display()), e))?;
+        stale = true;
+    }
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staging)
+            .map_err(|e| Error::io(format!("mkdir {}", staging.display()), e))?;
+    }
+    let guard = Claimed {
+        object: object.clone(),
+        staging: staging.clone(),
+        _lock: lock,
+    };
+    chmod(&staging, 0o700)?;
+    let staged = staging.join(name);
+    let made = make(&staged)?;
+    chmod(&staged, cfg.mode)?;
+    fs::rename(&staged, &object).map_err(|e| {
+        Error::io(
+            format!("rename {} to {}", staged.display(), object.display()),
+            e,
+        )
+    })?;
+    Ok((object, made, stale, guard))
+}
+
 /// Where a POSIX message queue called `name` shows in the file system, if the mqueue file
 /// system is mounted at /dev/mqueue.
 #[allow(dead_code)] // Linux-only transports

@@ -33,6 +33,7 @@ impl Transport for Pipe {
             access: Access::Inherited,
             rendezvous: Rendezvous::Inherited,
             platforms: super::posix(),
+            many_senders: Some(super::stream::ATOMIC_FRAME_MAX),
         }
     }
 

@@ -418,6 +418,7 @@ impl Transport for PosixMq {
             access: Access::FileMode,
             rendezvous: Rendezvous::Named,
             platforms: vec!["POSIX".into(), "Linux".into(), "FreeBSD".into()],
+            many_senders: Some(limits().map_or(8192, |l| l.msgsize_max)),
         }
     }
 

@@ -300,6 +300,7 @@ impl Transport for Semaphore {
             access: Access::FileMode,
             rendezvous: Rendezvous::Named,
             platforms: vec!["POSIX".into(), "Linux".into(), "FreeBSD".into()],
+            many_senders: None,
         }
     }
 

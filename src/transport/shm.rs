@@ -86,6 +86,8 @@ impl Transport for Shm {
             access: Access::Inherited,
             rendezvous: Rendezvous::Inherited,
             platforms: vec!["Linux".into()],
+            // A single-producer ring.
+            many_senders: None,
         }
     }
 

@@ -767,6 +767,7 @@ impl Transport for Signal {
             access: Access::SameUid,
             rendezvous: Rendezvous::Named,
             platforms: vec!["Linux".into()],
+            many_senders: None,
         }
     }
 

@@ -16,6 +16,11 @@ use crate::transport::{Credentials, Endpoint};
 /// Size of the read buffer of a framed stream.
 const READ_BUF: usize = 64 * 1024;
 
+/// The largest payload whose frame (header and payload, one `writev`) fits in PIPE_BUF
+/// bytes, which the kernel writes to a pipe or FIFO atomically: frames of concurrent
+/// senders up to this size never interleave. Larger ones may.
+pub(crate) const ATOMIC_FRAME_MAX: usize = libc::PIPE_BUF - frame::HEADER_LEN;
+
 /// Waits until `fd` is ready for `events` or the deadline passes. EINTR is retried with
 /// the time left. `op` names the wait in errors.
 pub(crate) fn wait_fd(
@@ -112,6 +117,49 @@ pub(crate) fn write_all(
         }
     }
     Ok(())
+}
+
+/// Like [`write_all`], but [`Error::WouldBlock`] when not one byte can be written now:
+/// then nothing of `bufs` was written. Once the first byte is out the rest follows,
+/// waiting up to `deadline`, so a message is never left half-sent by the mode itself.
+pub(crate) fn write_all_or_none(
+    fd: BorrowedFd<'_>,
+    bufs: &[&[u8]],
+    socket: bool,
+    deadline: Option<Instant>,
+    op: &str,
+) -> Result<()> {
+    use nix::sys::socket::{UnixAddr, sendmsg};
+    use std::os::fd::AsRawFd;
+    let slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    let written = loop {
+        let r = if socket {
+            sendmsg::<UnixAddr>(fd.as_raw_fd(), &slices, &[], nosignal(), None)
+        } else {
+            writev_nosigpipe(fd, &slices)
+        };
+        match r {
+            Ok(n) => break n,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => return Err(Error::WouldBlock { op: op.into() }),
+            Err(e) => return Err(Error::sys(op, e)),
+        }
+    };
+    if written == total {
+        return Ok(());
+    }
+    let mut skip = written;
+    let mut rest: Vec<&[u8]> = Vec::with_capacity(bufs.len());
+    for b in bufs {
+        if skip >= b.len() {
+            skip -= b.len();
+        } else {
+            rest.push(&b[skip..]);
+            skip = 0;
+        }
+    }
+    write_all(fd, &rest, socket, deadline, op)
 }
 
 /// A pipe whose two ends are close-on-exec. Atomic with `pipe2` where it exists; macOS
@@ -229,6 +277,8 @@ pub(crate) struct FramedStream {
     socket: bool,
     await_writer: bool,
     cred: Option<Credentials>,
+    nonblocking: bool,
+    may_split: bool,
 }
 
 impl FramedStream {
@@ -257,6 +307,8 @@ impl FramedStream {
             socket: false,
             await_writer: false,
             cred: None,
+            nonblocking: false,
+            may_split: false,
         })
     }
 
@@ -265,6 +317,14 @@ impl FramedStream {
     pub(crate) fn socket(mut self) -> Self {
         self.socket = true;
         self.cred = self.wr.as_ref().and_then(|fd| peer_cred(fd.as_fd()));
+        self
+    }
+
+    /// For a stream that may take part of a frame when it is nearly full (TCP): no
+    /// nonblocking mode, since a refused rest would tear the frame (the message would be
+    /// neither sent nor refused) and finishing it would wait for the reader.
+    pub(crate) fn may_split(mut self) -> Self {
+        self.may_split = true;
         self
     }
 
@@ -297,6 +357,15 @@ impl Endpoint for FramedStream {
         };
         let header = frame::header(msg, self.max)?;
         let op = format!("{}: send", self.name);
+        if self.nonblocking {
+            return write_all_or_none(
+                wr.as_fd(),
+                &[&header, msg],
+                self.socket,
+                deadline(self.timeout),
+                &op,
+            );
+        }
         write_all(
             wr.as_fd(),
             &[&header, msg],
@@ -331,7 +400,14 @@ impl Endpoint for FramedStream {
             self.rend = 0;
             if self.await_writer {
                 let op = format!("{}: recv", self.name);
-                wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &op)?;
+                if self.nonblocking {
+                    match wait_fd(rd.as_fd(), PollFlags::POLLIN, Some(Instant::now()), &op) {
+                        Err(Error::Timeout { .. }) => return Err(Error::WouldBlock { op }),
+                        r => r?,
+                    };
+                } else {
+                    wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &op)?;
+                }
             }
             match nix::unistd::read(rd.as_fd(), &mut self.rbuf) {
                 Ok(0) => {
@@ -348,6 +424,11 @@ impl Endpoint for FramedStream {
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => {
                     let op = format!("{}: recv", self.name);
+                    if self.nonblocking {
+                        // A partial frame stays in the decoder (and in `buf`, which the
+                        // caller passes again).
+                        return Err(Error::WouldBlock { op });
+                    }
                     wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &op)?;
                 }
                 Err(Errno::ECONNRESET) => {
@@ -367,6 +448,20 @@ impl Endpoint for FramedStream {
 
     fn peer_credentials(&self) -> Option<Credentials> {
         self.cred
+    }
+
+    fn set_nonblocking(&mut self, nonblocking: bool) -> Result<()> {
+        if self.may_split {
+            return Err(Error::Unsupported(format!(
+                "{}: the stream may take part of a frame, so a nonblocking send could \
+                 neither refuse nor finish it",
+                self.name
+            )));
+        }
+        // The descriptors are always O_NONBLOCK; the mode only decides whether a
+        // would-be wait in `poll` happens or is reported.
+        self.nonblocking = nonblocking;
+        Ok(())
     }
 }
 

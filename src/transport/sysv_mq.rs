@@ -347,6 +347,7 @@ impl Transport for SysvMq {
                 "FreeBSD".into(),
                 "macOS".into(),
             ],
+            many_senders: Some(limits().map_or(8192, |l| l.max_message())),
         }
     }
 

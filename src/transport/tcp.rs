@@ -30,7 +30,11 @@ fn framed(s: TcpStream, max: usize) -> Result<FramedStream> {
     let r = s
         .try_clone()
         .map_err(|e| Error::io(format!("{NAME}: dup"), e))?;
-    Ok(FramedStream::new(NAME, Some(OwnedFd::from(r)), Some(OwnedFd::from(s)), max)?.socket())
+    Ok(
+        FramedStream::new(NAME, Some(OwnedFd::from(r)), Some(OwnedFd::from(s)), max)?
+            .socket()
+            .may_split(),
+    )
 }
 
 /// The listening end: accepts its one peer on first use, within the timeout.
@@ -108,6 +112,7 @@ impl Transport for Tcp {
                 "macOS".into(),
                 "Windows".into(),
             ],
+            many_senders: None,
         }
     }
 

@@ -110,6 +110,7 @@ impl Transport for Udp {
                 "macOS".into(),
                 "Windows".into(),
             ],
+            many_senders: Some(UDP_MAX),
         }
     }
 

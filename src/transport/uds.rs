@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nix::poll::PollFlags;
 
-use super::named::NamedDir;
+use super::named::{NamedDir, publish_named};
 use super::pipe::parse_max;
 use super::stream::{FramedStream, deadline, wait_fd};
 use super::{
@@ -38,7 +38,8 @@ enum Listening {
         max: usize,
         timeout: Option<Duration>,
         allow: Option<Vec<u32>>,
-        _dir: NamedDir,
+        nonblocking: bool,
+        _guard: Box<dyn std::any::Any + Send>,
     },
     Connected(FramedStream),
 }
@@ -50,6 +51,7 @@ impl Listening {
             max,
             timeout,
             allow,
+            nonblocking,
             ..
         } = self
         {
@@ -75,6 +77,7 @@ impl Listening {
                 }
             }
             f.set_timeout(*timeout)?;
+            f.set_nonblocking(*nonblocking)?;
             // Dropping the listener and the directory removes the path: nobody else can
             // connect after the peer.
             *self = Listening::Connected(f);
@@ -105,6 +108,16 @@ impl Endpoint for Listening {
         }
     }
 
+    fn set_nonblocking(&mut self, on: bool) -> Result<()> {
+        match self {
+            Listening::Waiting { nonblocking, .. } => {
+                *nonblocking = on;
+                Ok(())
+            }
+            Listening::Connected(f) => f.set_nonblocking(on),
+        }
+    }
+
     fn peer_credentials(&self) -> Option<Credentials> {
         match self {
             Listening::Connected(f) => f.peer_credentials(),
@@ -129,22 +142,34 @@ impl Transport for UdsStream {
             access: Access::FileModeAndPeerCred,
             rendezvous: Rendezvous::Named,
             platforms: super::posix(),
+            many_senders: None,
         }
     }
 
     fn open(&self, cfg: &Config) -> Result<Link> {
         let max = cfg.max_message.unwrap_or(DEFAULT_MAX_FRAME);
-        let dir = NamedDir::for_config("uds", cfg)?;
-        let (path, listener) = dir.publish("sock", cfg.mode, |p| {
+        let make = |p: &Path| {
             UnixListener::bind(p).map_err(|e| Error::io(format!("bind {}", p.display()), e))
-        })?;
+        };
+        let (path, listener, guard): (_, _, Box<dyn std::any::Any + Send>) = match &cfg.name {
+            Some(name) => {
+                let (path, l, _stale, claim) = publish_named("uds", cfg, name, make)?;
+                (path, l, Box::new(claim))
+            }
+            None => {
+                let dir = NamedDir::for_config("uds", cfg)?;
+                let (path, l) = dir.publish("sock", cfg.mode, make)?;
+                (path, l, Box::new(dir))
+            }
+        };
         Ok(Link {
             local: Box::new(Listening::Waiting {
                 listener,
                 max,
                 timeout: None,
                 allow: cfg.allow_uids.clone(),
-                _dir: dir,
+                nonblocking: false,
+                _guard: guard,
             }),
             peer: PeerEnd {
                 fds: Vec::new(),

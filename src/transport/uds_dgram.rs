@@ -143,6 +143,7 @@ impl Transport for UdsDgram {
             access: Access::FileMode,
             rendezvous: Rendezvous::Named,
             platforms: super::posix(),
+            many_senders: Some(Self::max_message()),
         }
     }
 

@@ -140,6 +140,7 @@ impl Transport for UdsSeqpacket {
             access: Access::FileModeAndPeerCred,
             rendezvous: Rendezvous::Named,
             platforms: super::posix(),
+            many_senders: None,
         }
     }
 
