@@ -621,18 +621,15 @@ pub fn signal_chunks(data: &[u8]) {
             (100, 0)
         };
         let locked = r.sender();
-        match r.push(code, value, pid, uid) {
-            Ok(Some(msg)) => {
-                assert!(
-                    msg.len() <= max,
-                    "message of {} bytes over the maximum {max}",
-                    msg.len()
-                );
-                if let Some(s) = locked {
-                    assert_eq!(s, (pid, uid), "accepted a chunk from another sender");
-                }
+        if let Ok(Some(msg)) = r.push(code, value, pid, uid) {
+            assert!(
+                msg.len() <= max,
+                "message of {} bytes over the maximum {max}",
+                msg.len()
+            );
+            if let Some(s) = locked {
+                assert_eq!(s, (pid, uid), "accepted a chunk from another sender");
             }
-            Ok(None) | Err(_) => {}
         }
     }
 }
