@@ -20,7 +20,8 @@ use ipc_audit::transport::{
     Transport,
 };
 use ipc_audit::{Error, Result};
-use ipc_channel::ipc::{IpcError, IpcOneShotServer, IpcReceiver, IpcSender, TryRecvError};
+use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
+use ipc_channel::{IpcError, TryRecvError};
 
 const NAME: &str = "ipc-channel";
 /// The adapter's limit (ipc-channel documents none).

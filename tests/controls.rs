@@ -96,6 +96,9 @@ impl Drop for FaultyEnd {
         // A held message goes out at the end: the fault is the reordering or the merge,
         // not a loss.
         if let Some(m) = self.held.take() {
+            // Bounded: once the case is over nobody reads, and a large held message
+            // would keep the peer from exiting.
+            let _ = self.inner.set_timeout(Some(Duration::from_millis(200)));
             let _ = self.inner.send(&m);
         }
     }
