@@ -107,7 +107,9 @@ impl Local {
 
 impl Endpoint for Local {
     fn send(&mut self, _msg: &[u8]) -> Result<()> {
-        Err(Error::Unsupported(format!("{NAME}: this end only receives")))
+        Err(Error::Unsupported(format!(
+            "{NAME}: this end only receives"
+        )))
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
@@ -166,9 +168,7 @@ impl Endpoint for Peer {
                 max: MAX,
             });
         }
-        self.tx
-            .send(msg.to_vec())
-            .map_err(|e| ipc_error("send", e))
+        self.tx.send(msg.to_vec()).map_err(|e| ipc_error("send", e))
     }
 
     fn recv(&mut self, _buf: &mut Vec<u8>) -> Result<usize> {
