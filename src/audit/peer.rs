@@ -14,6 +14,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -88,6 +89,13 @@ pub(crate) enum Cmd {
     Oversize { len: usize },
     /// Start a fork+exec child that lists its open descriptors, and report them.
     ListFds,
+    /// For `millis` milliseconds, try to get into every object called one of `names` in
+    /// every directory under `dir`, as fast as possible.
+    Race {
+        dir: PathBuf,
+        names: Vec<String>,
+        millis: u64,
+    },
 }
 
 /// An event from the peer to the harness.
@@ -107,6 +115,8 @@ pub(crate) enum Event {
     Oversize { error: Option<String> },
     /// The descriptors a fork+exec child of the peer found open, beyond 0, 1 and 2.
     Fds { fds: Vec<String> },
+    /// Finished a `Race`: how many objects were probed, and the paths it got into.
+    Raced { probes: u64, entered: Vec<String> },
 }
 
 /// How to start a peer process. The program must call [`run_if_peer`] at the top of its
@@ -451,8 +461,6 @@ where
         fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
             .map_err(|e| Error::sys("peer: set close-on-exec", e))?;
     }
-    let transport = resolve(&spec.transport)
-        .ok_or_else(|| Error::invalid("no such transport in the peer", &spec.transport))?;
     if spec.opts.sigpipe_default {
         // SAFETY: SIG_DFL installs no handler; the peer is single-threaded here.
         unsafe {
@@ -466,10 +474,16 @@ where
     if let Some(id) = &spec.opts.drop_to {
         drop_privileges(id)?;
     }
-    let mut end = transport.attach(PeerEnd {
-        fds,
-        info: spec.info,
-    })?;
+    let mut end: Box<dyn Endpoint> = if spec.transport == NO_TRANSPORT {
+        Box::new(Detached)
+    } else {
+        let transport = resolve(&spec.transport)
+            .ok_or_else(|| Error::invalid("no such transport in the peer", &spec.transport))?;
+        transport.attach(PeerEnd {
+            fds,
+            info: spec.info,
+        })?
+    };
     end.set_timeout(Some(Duration::from_secs(30)))?;
     report(
         ctl,
@@ -513,6 +527,7 @@ fn run_command(end: &mut dyn Endpoint, cmd: Cmd) -> Event {
                 message: e.to_string(),
             },
         },
+        Cmd::Race { dir, names, millis } => race(&dir, &names, millis),
         Cmd::Oversize { len } => {
             let buf = vec![0x5a; len];
             Event::Oversize {
@@ -576,10 +591,108 @@ pub(crate) fn child_fds(launcher: &PeerLauncher) -> Result<Vec<String>> {
 
 /// setgroups, setgid, setuid, in that order.
 fn drop_privileges(id: &Identity) -> Result<()> {
-    use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
-    let groups: Vec<Gid> = id.groups.iter().map(|&g| Gid::from_raw(g)).collect();
-    setgroups(&groups).map_err(|e| Error::sys(format!("peer: setgroups {:?}", id.groups), e))?;
+    use nix::unistd::{Gid, Uid, setgid, setuid};
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        let groups: Vec<Gid> = id.groups.iter().map(|&g| Gid::from_raw(g)).collect();
+        nix::unistd::setgroups(&groups)
+            .map_err(|e| Error::sys(format!("peer: setgroups {:?}", id.groups), e))?;
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        let groups: Vec<libc::gid_t> = id.groups.clone();
+        // SAFETY: `groups` is a valid array of `groups.len()` gids for the call's duration.
+        let r = unsafe { libc::setgroups(groups.len() as libc::c_int, groups.as_ptr()) };
+        if r != 0 {
+            return Err(Error::io(
+                format!("peer: setgroups {:?}", id.groups),
+                std::io::Error::last_os_error(),
+            ));
+        }
+    }
     setgid(Gid::from_raw(id.gid)).map_err(|e| Error::sys(format!("peer: setgid {}", id.gid), e))?;
     setuid(Uid::from_raw(id.uid)).map_err(|e| Error::sys(format!("peer: setuid {}", id.uid), e))?;
     Ok(())
+}
+
+/// The transport name of a peer that attaches to nothing (a racer).
+pub(crate) const NO_TRANSPORT: &str = "-";
+
+/// The end of a peer that attached to nothing.
+struct Detached;
+
+impl Endpoint for Detached {
+    fn send(&mut self, _: &[u8]) -> Result<()> {
+        Err(Error::Unsupported(
+            "this peer is attached to no transport".into(),
+        ))
+    }
+
+    fn recv(&mut self, _: &mut Vec<u8>) -> Result<usize> {
+        Err(Error::Unsupported(
+            "this peer is attached to no transport".into(),
+        ))
+    }
+
+    fn set_timeout(&mut self, _: Option<Duration>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Tries to get into objects as they appear: see [`Cmd::Race`].
+fn race(dir: &std::path::Path, names: &[String], millis: u64) -> Event {
+    let end = Instant::now() + Duration::from_millis(millis);
+    let mut probes = 0;
+    let mut entered = Vec::new();
+    while Instant::now() < end {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            break;
+        };
+        for e in entries.flatten() {
+            for n in names {
+                let p = e.path().join(n);
+                if let Some(got_in) = probe(&p) {
+                    probes += 1;
+                    if got_in && entered.len() < 10 {
+                        entered.push(p.display().to_string());
+                    }
+                }
+            }
+        }
+    }
+    Event::Raced { probes, entered }
+}
+
+/// Whether this process may open `p` (its permission check passed); `None` when there
+/// is nothing there, or the error says nothing about permission.
+fn probe(p: &std::path::Path) -> Option<bool> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::symlink_metadata(p).ok()?.file_type();
+    let denied =
+        |e: &std::io::Error| matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM));
+    let r = if kind.is_socket() {
+        std::os::unix::net::UnixStream::connect(p).map(drop)
+    } else if kind.is_fifo() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(p)
+            .map(drop)
+    } else {
+        std::fs::File::open(p).map(drop)
+    };
+    match r {
+        Ok(()) => Some(true),
+        Err(e) if denied(&e) => Some(false),
+        // Past the permission check: no reader (ENXIO), wrong socket type, refused.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENXIO) | Some(libc::EPROTOTYPE) | Some(libc::ECONNREFUSED)
+            ) =>
+        {
+            Some(true)
+        }
+        Err(_) => None,
+    }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use nix::unistd::{getegid, geteuid};
 
 use super::exchange::{analyse, ready, receive, spawn, start};
-use super::peer::{Cmd, Event, Identity, PeerOptions, child_fds};
+use super::peer::{Cmd, Event, Identity, NO_TRANSPORT, PeerOptions, PeerProcess, child_fds};
 use super::{Ctx, Property, PropertyResult, Verdict};
 use crate::error::{Error, Result};
 use crate::transport::{Access, Config, Credentials, Rendezvous};
@@ -19,6 +19,16 @@ pub(super) fn all() -> Vec<Property> {
             name: "access-uid",
             about: "uid 65534 is refused on mode 0600 and admitted on 0660 with a shared group",
             run: access_uid,
+        },
+        Property {
+            name: "access-race",
+            about: "a uid-65534 racer probing names as they appear never gets into a 0600 object",
+            run: access_race,
+        },
+        Property {
+            name: "access-umask",
+            about: "the umask neither widens nor narrows the requested mode",
+            run: access_umask,
         },
         Property {
             name: "cloexec",
@@ -80,10 +90,11 @@ fn is_denial(text: &str) -> bool {
     text.contains("Permission denied") || text.contains("Operation not permitted")
 }
 
-/// Opens a link with `mode`, starts a peer as `who`, and has it send one message.
-fn try_as(ctx: &Ctx<'_>, name: &str, cfg: &Config, who: &Identity) -> Try {
+/// Opens a link with `cfg`, starts a peer as `who` (or as this process's user), and has
+/// it send one message.
+fn try_as(ctx: &Ctx<'_>, name: &str, cfg: &Config, who: Option<&Identity>) -> Try {
     let opts = PeerOptions {
-        drop_to: Some(who.clone()),
+        drop_to: who.cloned(),
         ..PeerOptions::default()
     };
     let run = || -> Result<Try> {
@@ -94,7 +105,8 @@ fn try_as(ctx: &Ctx<'_>, name: &str, cfg: &Config, who: &Identity) -> Try {
             Err(e) => return Ok(Try::Other(e.to_string())),
         };
         let seed = 7;
-        let sizes = [16];
+        // A transport without data (a semaphore) takes empty messages.
+        let sizes = [ctx.transport.guarantees().max_message.min(16)];
         let obs = receive(ctx, &mut link, &mut peer, seed, &sizes)?;
         if let Some((_, e)) = obs.send_errors.first() {
             return Ok(if is_denial(e) {
@@ -120,11 +132,7 @@ fn short(text: &str) -> String {
 fn access_uid(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "access-uid";
     let g = ctx.transport.guarantees();
-    let declared = match g.access {
-        Access::Inherited => "inherited only",
-        Access::FileMode | Access::FileModeAndPeerCred => "mode 0600 enforced",
-        Access::Anyone => "any local user",
-    };
+    let declared = access_declared(g.access);
     if g.access == Access::Inherited || g.rendezvous == Rendezvous::Inherited {
         return result(
             name,
@@ -142,8 +150,34 @@ fn access_uid(ctx: &Ctx<'_>) -> PropertyResult {
         ctx,
         name,
         &Config::default().with_mode(0o600),
-        &Identity::nobody(vec![]),
+        Some(&Identity::nobody(vec![])),
     );
+    if g.access == Access::SameUid {
+        let same = try_as(ctx, name, &Config::default(), None);
+        return match (deny, same) {
+            (Try::Refused(why), Try::Admitted) => result(
+                name,
+                declared,
+                format!("uid 65534 refused ({}); the same uid admitted", short(&why)),
+                Verdict::Pass,
+                "peer dropped to uid/gid 65534 after exec".into(),
+            ),
+            (Try::Admitted, _) => result(
+                name,
+                declared,
+                "uid 65534 got in".into(),
+                Verdict::Fail,
+                "only the same uid (or CAP_KILL) may".into(),
+            ),
+            (_, same) => result(
+                name,
+                declared,
+                format!("positive control failed: the same uid: {same:?}"),
+                Verdict::Fail,
+                "a denial with the wrong cause proves nothing".into(),
+            ),
+        };
+    }
     if g.access == Access::Anyone {
         return match deny {
             Try::Admitted => result(
@@ -166,7 +200,7 @@ fn access_uid(ctx: &Ctx<'_>) -> PropertyResult {
         ctx,
         name,
         &Config::default().with_mode(0o660),
-        &Identity::nobody(vec![group]),
+        Some(&Identity::nobody(vec![group])),
     );
     match (deny, allow) {
         (Try::Refused(why), Try::Admitted) => result(
@@ -273,7 +307,8 @@ fn sigpipe(ctx: &Ctx<'_>) -> PropertyResult {
         drop(link);
         peer.command(&Cmd::Send {
             seed: 1,
-            sizes: vec![4096; 64],
+            // Few and small, so that a queue that outlives its receiver takes them all.
+            sizes: vec![16; 4],
         })?;
         let deadline = Instant::now() + ctx.timeout;
         match peer.event(deadline) {
@@ -424,4 +459,254 @@ fn peercred(ctx: &Ctx<'_>) -> PropertyResult {
             "the check could not run".into(),
         )
     })
+}
+
+/// The declared access, as the access properties word it.
+fn access_declared(a: Access) -> &'static str {
+    match a {
+        Access::Inherited => "inherited only",
+        Access::FileMode | Access::FileModeAndPeerCred => "mode 0600 enforced",
+        Access::Anyone => "any local user",
+        Access::SameUid => "same uid or CAP_KILL",
+    }
+}
+
+/// The result for a transport with no named object to check, or `None`.
+fn skip_unnamed(ctx: &Ctx<'_>, name: &str) -> Option<PropertyResult> {
+    let g = ctx.transport.guarantees();
+    let declared = access_declared(g.access);
+    if g.access == Access::Inherited || g.rendezvous == Rendezvous::Inherited {
+        return Some(result(
+            name,
+            declared,
+            "inherited only: no name to race or to set a mode on".into(),
+            Verdict::Pass,
+            "only a process given the descriptor can use it".into(),
+        ));
+    }
+    if g.access == Access::SameUid {
+        return Some(result(
+            name,
+            declared,
+            "no name and no mode: the kernel checks the sender's uid".into(),
+            Verdict::Pass,
+            "see access-uid".into(),
+        ));
+    }
+    if g.access == Access::Anyone {
+        return Some(result(
+            name,
+            declared,
+            "no mode: open to every local user".into(),
+            Verdict::Pass,
+            "see access-uid".into(),
+        ));
+    }
+    None
+}
+
+/// Makes links with `cfg` for `millis` while a racer as uid 65534 probes their names;
+/// returns (links made, probes, paths entered).
+fn race_once(
+    ctx: &Ctx<'_>,
+    name: &str,
+    cfg: &Config,
+    object: &str,
+    millis: u64,
+) -> Result<(u32, u64, Vec<String>)> {
+    let dir = cfg
+        .dir
+        .clone()
+        .ok_or_else(|| Error::invalid("race needs a directory", "none"))?;
+    let opts = PeerOptions {
+        drop_to: Some(Identity::nobody(vec![])),
+        ..PeerOptions::default()
+    };
+    let label = format!("{} / {name}", ctx.transport.name());
+    let racer = PeerProcess::spawn(
+        ctx.launcher,
+        NO_TRANSPORT,
+        Default::default(),
+        label,
+        ctx.timeout * 3,
+        &opts,
+    )?;
+    let mut racer = ready(racer)?;
+    racer.command(&Cmd::Race {
+        dir,
+        names: vec![object.to_string()],
+        millis,
+    })?;
+    let end = Instant::now() + Duration::from_millis(millis);
+    let mut made = 0;
+    while Instant::now() < end {
+        let link = ctx.transport.open(cfg)?;
+        made += 1;
+        std::thread::sleep(Duration::from_millis(1));
+        drop(link);
+    }
+    let ev = racer.event(Instant::now() + ctx.timeout)?;
+    racer.finish(Instant::now() + ctx.timeout)?;
+    match ev {
+        Event::Raced { probes, entered } => Ok((made, probes, entered)),
+        other => Err(Error::Peer(format!("expected raced, got {other:?}"))),
+    }
+}
+
+fn access_race(ctx: &Ctx<'_>) -> PropertyResult {
+    let name = "access-race";
+    if let Some(r) = skip_unnamed(ctx, name) {
+        return r;
+    }
+    let declared = "mode right from the moment the name appears";
+    if let Some(why) = no_second_uid() {
+        return result(name, declared, "not run".into(), Verdict::Skipped, why);
+    }
+    let run = || -> Result<PropertyResult> {
+        let top = tempfile::Builder::new()
+            .prefix("ipc-audit-race-")
+            .tempdir()
+            .map_err(|e| Error::io("make the race directory", e))?;
+        crate::transport::named::chmod(top.path(), 0o755)?;
+        let cfg = Config::default().with_dir(top.path());
+        let probe = ctx.transport.open(&cfg)?;
+        let object = match probe.path.as_deref() {
+            Some(p) if p.parent().and_then(|d| d.parent()) == Some(top.path()) => {
+                p.file_name().map(|n| n.to_string_lossy().to_string())
+            }
+            _ => None,
+        };
+        drop(probe);
+        let Some(object) = object else {
+            return Ok(result(
+                name,
+                declared,
+                "not run".into(),
+                Verdict::Skipped,
+                "not applicable: the object is not made in a directory (its mode is given to the \
+                 creating call itself)"
+                    .into(),
+            ));
+        };
+        let (made, probes, entered) =
+            race_once(ctx, name, &cfg.clone().with_mode(0o600), &object, 1500)?;
+        if !entered.is_empty() {
+            return Ok(result(
+                name,
+                declared,
+                format!(
+                    "uid 65534 got into {} of {made} objects made with mode 0600: {entered:?}",
+                    entered.len()
+                ),
+                Verdict::Fail,
+                format!("{probes} probes"),
+            ));
+        }
+        // Positive control: the same racer gets into objects that allow it.
+        let (made_open, _, entered_open) =
+            race_once(ctx, name, &cfg.with_mode(0o666), &object, 1500)?;
+        if entered_open.is_empty() {
+            return Ok(result(
+                name,
+                declared,
+                format!(
+                    "positive control failed: the racer got into none of {made_open} objects made with mode 0666"
+                ),
+                Verdict::Fail,
+                "a race that cannot win proves nothing".into(),
+            ));
+        }
+        Ok(result(
+            name,
+            declared,
+            format!(
+                "uid 65534 got into 0 of {made} objects made 0600 ({probes} probes as they appeared); \
+                 positive control: got into 0666 ones"
+            ),
+            Verdict::Pass,
+            "made in a 0700 staging folder with its final mode, then renamed in".into(),
+        ))
+    };
+    run().unwrap_or_else(|e| {
+        result(
+            name,
+            declared,
+            e.to_string(),
+            Verdict::Fail,
+            "the check could not run".into(),
+        )
+    })
+}
+
+/// Serialises the umask changes of [`access_umask`]: the umask is process-wide.
+static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn access_umask(ctx: &Ctx<'_>) -> PropertyResult {
+    use nix::sys::stat::{Mode, umask};
+    use std::os::unix::fs::PermissionsExt;
+    let name = "access-umask";
+    if let Some(r) = skip_unnamed(ctx, name) {
+        return r;
+    }
+    let declared = "exactly the mode asked";
+    let _lock = UMASK.lock().unwrap_or_else(|p| p.into_inner());
+    let mut seen = Vec::new();
+    for (mask, mode) in [(0o077, 0o660), (0o000, 0o600), (0o027, 0o640)] {
+        let old = umask(Mode::from_bits_truncate(mask));
+        let link = ctx.transport.open(&Config::default().with_mode(mode));
+        umask(old);
+        let link = match link {
+            Ok(l) => l,
+            Err(e) => {
+                return result(
+                    name,
+                    declared,
+                    e.to_string(),
+                    Verdict::Fail,
+                    "the check could not run".into(),
+                );
+            }
+        };
+        let Some(path) = link.path.clone() else {
+            return result(
+                name,
+                declared,
+                "not run".into(),
+                Verdict::Skipped,
+                "not applicable: the object has no path to stat".into(),
+            );
+        };
+        let got = match std::fs::metadata(&path) {
+            Ok(m) => m.permissions().mode() & 0o777,
+            Err(e) => {
+                return result(
+                    name,
+                    declared,
+                    format!("stat {}: {e}", path.display()),
+                    Verdict::Fail,
+                    "the check could not run".into(),
+                );
+            }
+        };
+        if got != mode {
+            return result(
+                name,
+                declared,
+                format!(
+                    "asked {mode:#o} under umask {mask:#o}, got {got:#o} on {}",
+                    path.display()
+                ),
+                Verdict::Fail,
+                "the umask changed the mode".into(),
+            );
+        }
+        seen.push(format!("{mode:o} under umask {mask:03o}"));
+    }
+    result(
+        name,
+        declared,
+        format!("exact: {}", seen.join(", ")),
+        Verdict::Pass,
+        "mode read back with stat".into(),
+    )
 }

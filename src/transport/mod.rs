@@ -34,11 +34,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
+pub mod datagram;
 pub mod fifo;
+#[cfg(target_os = "linux")]
+pub mod file;
 pub(crate) mod named;
 pub mod pipe;
+#[cfg(target_os = "linux")]
+pub mod posix_mq;
+#[cfg(target_os = "linux")]
+pub mod semaphore;
+pub mod shm;
+#[cfg(target_os = "linux")]
+pub mod signal;
 pub(crate) mod stream;
+#[cfg(target_os = "linux")]
+pub mod sysv_mq;
+pub mod tcp;
+pub mod udp;
 pub mod uds;
+pub mod uds_dgram;
+#[cfg(target_os = "linux")]
+pub mod uds_seqpacket;
 
 /// How a transport keeps message boundaries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +93,8 @@ pub enum Access {
     FileModeAndPeerCred,
     /// Any local user.
     Anyone,
+    /// A process of the same user, or one with CAP_KILL (signals).
+    SameUid,
 }
 
 /// How unrelated processes meet.
@@ -120,6 +139,9 @@ pub struct Config {
     /// Largest message, for transports whose maximum is configurable; `None` keeps the
     /// transport's default.
     pub max_message: Option<usize>,
+    /// The directory in which path-based transports make their per-link directory;
+    /// `None` is the system's temporary directory.
+    pub dir: Option<std::path::PathBuf>,
     /// For transports that know their peer's credentials: the user ids allowed to
     /// connect; others are refused at accept time. `None` allows every uid the mode
     /// lets in.
@@ -131,6 +153,7 @@ impl Default for Config {
         Config {
             mode: 0o600,
             max_message: None,
+            dir: None,
             allow_uids: None,
         }
     }
@@ -140,6 +163,12 @@ impl Config {
     /// The same configuration with another mode.
     pub fn with_mode(mut self, mode: u32) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// The same configuration making per-link directories under `dir`.
+    pub fn with_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.dir = Some(dir.into());
         self
     }
 
@@ -216,11 +245,18 @@ pub struct Link {
     pub peer: PeerEnd,
     /// Removes named objects (paths, queues, segments) on drop.
     pub guard: Option<Box<dyn Any + Send>>,
+    /// Where the link's named object shows in the file system (a FIFO, a socket, a file,
+    /// `/dev/mqueue/NAME`, `/dev/shm/sem.NAME`), for the audit to check its mode; `None`
+    /// for an anonymous link.
+    pub path: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Link").field("peer", &self.peer).finish()
+        f.debug_struct("Link")
+            .field("peer", &self.peer)
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -273,6 +309,22 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(pipe::Pipe),
         Box::new(fifo::Fifo),
         Box::new(uds::UdsStream),
+        Box::new(uds_dgram::UdsDgram),
+        #[cfg(target_os = "linux")]
+        Box::new(uds_seqpacket::UdsSeqpacket),
+        Box::new(tcp::Tcp),
+        Box::new(udp::Udp),
+        #[cfg(target_os = "linux")]
+        Box::new(posix_mq::PosixMq),
+        #[cfg(target_os = "linux")]
+        Box::new(sysv_mq::SysvMq),
+        #[cfg(target_os = "linux")]
+        Box::new(file::FileLog { fsync: false }),
+        #[cfg(target_os = "linux")]
+        Box::new(signal::Signal),
+        Box::new(shm::Shm::default()),
+        #[cfg(target_os = "linux")]
+        Box::new(semaphore::Semaphore),
     ]
 }
 

@@ -30,12 +30,25 @@ pub(crate) struct NamedDir {
 impl NamedDir {
     /// A new directory under the system temporary directory, mode 0711: others may reach
     /// a name inside it that they know, but not list it.
+    #[allow(dead_code)] // for transports that take no Config
     pub(crate) fn new(kind: &str) -> Result<Self> {
+        Self::in_dir(kind, None)
+    }
+
+    /// A new directory under `cfg.dir` (or the system temporary directory).
+    pub(crate) fn for_config(kind: &str, cfg: &crate::transport::Config) -> Result<Self> {
+        Self::in_dir(kind, cfg.dir.as_deref())
+    }
+
+    fn in_dir(kind: &str, parent: Option<&Path>) -> Result<Self> {
         let prefix = format!("{}-", unique_name(&format!("ipc-audit-{kind}")));
-        let dir = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempdir()
-            .map_err(|e| Error::io(format!("create a temporary directory {prefix}*"), e))?;
+        let mut b = tempfile::Builder::new();
+        b.prefix(&prefix);
+        let dir = match parent {
+            Some(p) => b.tempdir_in(p),
+            None => b.tempdir(),
+        }
+        .map_err(|e| Error::io(format!("create a temporary directory {prefix}*"), e))?;
         chmod(dir.path(), 0o711)?;
         let staging = dir.path().join("staging");
         fs::create_dir(&staging)
@@ -77,4 +90,19 @@ impl NamedDir {
 pub(crate) fn chmod(path: &Path, mode: u32) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|e| Error::io(format!("chmod {mode:#o} {}", path.display()), e))
+}
+
+/// Where a POSIX message queue called `name` shows in the file system, if the mqueue file
+/// system is mounted at /dev/mqueue.
+#[allow(dead_code)] // Linux-only transports
+pub(crate) fn mqueue_path(name: &str) -> Option<PathBuf> {
+    let dir = Path::new("/dev/mqueue");
+    dir.is_dir().then(|| dir.join(name.trim_start_matches('/')))
+}
+
+/// The path at the end of a peer info of the form `"... /abs/path"`, if there is one.
+#[allow(dead_code)] // Linux-only transports
+pub(crate) fn path_in_info(info: &str) -> Option<PathBuf> {
+    let last = info.rsplit(' ').next()?;
+    last.starts_with('/').then(|| PathBuf::from(last))
 }

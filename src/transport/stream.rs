@@ -203,7 +203,11 @@ fn take_pending_sigpipe() {
     {
         // macOS has no sigtimedwait: wait only if one is pending, so sigwait returns at once.
         use nix::sys::signal::{SigSet, Signal};
-        if SigSet::pending().is_ok_and(|p| p.contains(Signal::SIGPIPE)) {
+        let mut pending = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+        // SAFETY: `pending` is valid memory for a sigset_t that sigpending fills.
+        let ok = unsafe { libc::sigpending(pending.as_mut_ptr()) } == 0;
+        // SAFETY: sigpending filled `pending` when it returned 0.
+        if ok && unsafe { libc::sigismember(pending.as_ptr(), libc::SIGPIPE) } == 1 {
             let mut set = SigSet::empty();
             set.add(Signal::SIGPIPE);
             let _ = set.wait();

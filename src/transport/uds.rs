@@ -134,7 +134,7 @@ impl Transport for UdsStream {
 
     fn open(&self, cfg: &Config) -> Result<Link> {
         let max = cfg.max_message.unwrap_or(DEFAULT_MAX_FRAME);
-        let dir = NamedDir::new("uds")?;
+        let dir = NamedDir::for_config("uds", cfg)?;
         let (path, listener) = dir.publish("sock", cfg.mode, |p| {
             UnixListener::bind(p).map_err(|e| Error::io(format!("bind {}", p.display()), e))
         })?;
@@ -151,6 +151,7 @@ impl Transport for UdsStream {
                 info: format!("{max} {}", path.display()),
             },
             guard: None,
+            path: Some(path.clone()),
         })
     }
 
