@@ -242,15 +242,19 @@ impl Endpoint for Local {
     }
 }
 
-/// A private directory for one socket path, `ipc-audit-interprocess-PID-N-*`, mode 0711
-/// (others may reach a name in it, not list it); removed with its content on drop.
-fn private_dir() -> Result<tempfile::TempDir> {
+/// A private directory for one socket path, `ipc-audit-interprocess-PID-N-*` under
+/// `Config::dir` (or the system's temporary directory), mode 0711 (others may reach a name
+/// in it, not list it); removed with its content on drop.
+fn private_dir(cfg: &Config) -> Result<tempfile::TempDir> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, AtomicOrdering::Relaxed);
     let prefix = format!("ipc-audit-interprocess-{}-{n}-", std::process::id());
-    let dir = tempfile::Builder::new()
-        .prefix(&prefix)
-        .tempdir()
+    let mut b = tempfile::Builder::new();
+    b.prefix(&prefix);
+    let dir = match &cfg.dir {
+        Some(d) => b.tempdir_in(d),
+        None => b.tempdir(),
+    }
         .map_err(|e| Error::io(format!("create a temporary directory {prefix}*"), e))?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
         .map_err(|e| Error::io(format!("chmod 0711 {}", dir.path().display()), e))?;
@@ -283,7 +287,7 @@ impl Transport for LocalSocket {
 
     fn open(&self, cfg: &Config) -> Result<Link> {
         let max = cfg.max_message.unwrap_or(DEFAULT_MAX_FRAME);
-        let dir = private_dir()?;
+        let dir = private_dir(cfg)?;
         let path: PathBuf = dir.path().join("sock");
         let name = path
             .as_path()
@@ -307,6 +311,7 @@ impl Transport for LocalSocket {
                 info: format!("{max} {}", path.display()),
             },
             guard: Some(Box::new(dir)),
+            path: Some(path),
         })
     }
 

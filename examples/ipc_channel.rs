@@ -207,7 +207,8 @@ impl Transport for IpcChannel {
     }
 
     fn open(&self, _cfg: &Config) -> Result<Link> {
-        // `Config::mode` cannot be passed on: ipc-channel chooses the server's path.
+        // `Config::mode` and `Config::dir` cannot be passed on: ipc-channel chooses the
+        // server's path (a socket in a new temporary directory).
         let (server, server_name) = IpcOneShotServer::<Vec<u8>>::new()
             .map_err(|e| Error::io(format!("{NAME}: one-shot server"), e))?;
         let (tx, accepted) = mpsc::channel();
@@ -223,6 +224,7 @@ impl Transport for IpcChannel {
                 server_name: server_name.clone(),
                 timeout: None,
             }),
+            path: Some(server_name.clone().into()),
             peer: PeerEnd {
                 fds: Vec::new(),
                 info: server_name,
