@@ -207,6 +207,19 @@ pub trait Endpoint: Send {
     /// Sets how long one `send` or `recv` may wait; `None` waits forever.
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()>;
 
+    /// Sends one message with a priority, on a transport whose ordering is
+    /// [`Ordering::Priority`]; the default refuses.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`](crate::Error::Unsupported) where there are no priorities,
+    /// or as [`send`](Self::send).
+    fn send_with_priority(&mut self, msg: &[u8], priority: u32) -> Result<()> {
+        let _ = (msg, priority);
+        Err(crate::Error::Unsupported(
+            "this transport has no message priorities".into(),
+        ))
+    }
+
     /// The credentials of the process at the other end, as the kernel tells them
     /// (SO_PEERCRED), where the transport can know them; `None` otherwise, or before the
     /// peer is connected.

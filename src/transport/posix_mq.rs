@@ -357,7 +357,11 @@ impl MqEndpoint {
 
 impl Endpoint for MqEndpoint {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.send_with_priority(msg, 0)
+        MqEndpoint::send_with_priority(self, msg, 0)
+    }
+
+    fn send_with_priority(&mut self, msg: &[u8], priority: u32) -> Result<()> {
+        MqEndpoint::send_with_priority(self, msg, priority)
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
