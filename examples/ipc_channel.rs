@@ -44,12 +44,32 @@ fn ipc_error(op: &str, e: IpcError) -> Error {
     }
 }
 
-/// The receiving end: the server's `accept` runs on a thread (it has no timeout), and
-/// the first receive waits for it within the timeout.
+/// A one-shot server whose `accept` runs on a thread (it has no timeout).
+struct Pending {
+    accepted: mpsc::Receiver<Accepted>,
+    server_name: String,
+    /// The accept's result was taken: nothing left to unblock.
+    taken: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.taken {
+            return;
+        }
+        // No peer came: connect once ourselves so that the blocked accept returns and its
+        // thread drops the server, which removes its temporary directory.
+        if let Ok(s) = IpcSender::<Vec<u8>>::connect(self.server_name.clone()) {
+            let _ = s.send(Vec::new());
+        }
+        let _ = self.accepted.recv_timeout(Duration::from_secs(5));
+    }
+}
+
+/// The receiving end: the first receive waits for the accept within the timeout.
 enum Local {
     Waiting {
-        accepted: mpsc::Receiver<Accepted>,
-        server_name: String,
+        pending: Pending,
         timeout: Option<Duration>,
     },
     Connected {
@@ -61,25 +81,20 @@ enum Local {
 
 impl Local {
     fn receiver(&mut self) -> Result<(&IpcReceiver<Vec<u8>>, Option<Duration>)> {
-        if let Local::Waiting {
-            accepted, timeout, ..
-        } = self
-        {
+        if let Local::Waiting { pending, timeout } = self {
             let t = *timeout;
+            let ended = || Error::Peer(format!("{NAME}: the accept thread ended"));
             let got = match t {
-                Some(t) => accepted.recv_timeout(t).map_err(|e| match e {
+                Some(t) => pending.accepted.recv_timeout(t).map_err(|e| match e {
                     mpsc::RecvTimeoutError::Timeout => Error::Timeout {
                         op: format!("{NAME}: accept"),
                         after: t,
                     },
-                    mpsc::RecvTimeoutError::Disconnected => {
-                        Error::Peer(format!("{NAME}: the accept thread ended"))
-                    }
+                    mpsc::RecvTimeoutError::Disconnected => ended(),
                 })?,
-                None => accepted
-                    .recv()
-                    .map_err(|_| Error::Peer(format!("{NAME}: the accept thread ended")))?,
+                None => pending.accepted.recv().map_err(|_| ended())?,
             };
+            pending.taken = true;
             let (rx, hello) = match got {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -134,24 +149,6 @@ impl Endpoint for Local {
             Local::Done => {}
         }
         Ok(())
-    }
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        if let Local::Waiting {
-            accepted,
-            server_name,
-            ..
-        } = self
-        {
-            // No peer came: connect once ourselves so that the blocked accept returns and
-            // its thread drops the server, which removes its temporary directory.
-            if let Ok(s) = IpcSender::<Vec<u8>>::connect(server_name.clone()) {
-                let _ = s.send(Vec::new());
-            }
-            let _ = accepted.recv_timeout(Duration::from_secs(5));
-        }
     }
 }
 
@@ -220,8 +217,11 @@ impl Transport for IpcChannel {
             .map_err(|e| Error::io(format!("{NAME}: start the accept thread"), e))?;
         Ok(Link {
             local: Box::new(Local::Waiting {
-                accepted,
-                server_name: server_name.clone(),
+                pending: Pending {
+                    accepted,
+                    server_name: server_name.clone(),
+                    taken: false,
+                },
                 timeout: None,
             }),
             path: Some(server_name.clone().into()),
