@@ -255,7 +255,7 @@ fn private_dir(cfg: &Config) -> Result<tempfile::TempDir> {
         Some(d) => b.tempdir_in(d),
         None => b.tempdir(),
     }
-        .map_err(|e| Error::io(format!("create a temporary directory {prefix}*"), e))?;
+    .map_err(|e| Error::io(format!("create a temporary directory {prefix}*"), e))?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
         .map_err(|e| Error::io(format!("chmod 0711 {}", dir.path().display()), e))?;
     Ok(dir)
