@@ -7,7 +7,7 @@
 //!
 //! # Auditing your own transport
 //!
-//! Implement [`Transport`](crate::transport::Transport) for it (or for a small adapter
+//! Implement [`Transport`] for it (or for a small adapter
 //! around it) and make [`audit_main`] the first call in `main`:
 //!
 //! ```no_run
