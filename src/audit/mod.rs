@@ -7,30 +7,26 @@
 //!
 //! # Auditing your own transport
 //!
-//! Implement [`Transport`](crate::transport::Transport) for it, make the program that
-//! runs the audit call [`run_if_peer`] first thing (the peer is this same program,
-//! started again), and call [`Auditor::audit`]:
+//! Implement [`Transport`] for it (or for a small adapter
+//! around it) and make [`audit_main`] the first call in `main`:
 //!
 //! ```no_run
-//! use ipc_audit::audit::{run_if_peer, Auditor, PeerLauncher};
-//! use ipc_audit::transport::{self, Transport};
+//! use std::process::ExitCode;
+//! use ipc_audit::transport::pipe::Pipe; // your transport here
 //!
-//! fn resolve(name: &str) -> Option<Box<dyn Transport>> {
-//!     transport::by_name(name) // or your own transports by name
-//! }
-//!
-//! fn main() {
-//!     run_if_peer(resolve);
-//!     let auditor = Auditor::new(PeerLauncher::current_exe().unwrap()).cases(16);
-//!     let report = auditor.audit(resolve("pipe").unwrap().as_ref());
-//!     println!("{}", ipc_audit::audit::Report { transports: vec![report] }.to_table());
+//! fn main() -> ExitCode {
+//!     ipc_audit::audit::audit_main(&[&Pipe])
 //! }
 //! ```
+//!
+//! The [guide] walks through a complete adapter. For finer control, call
+//! [`run_if_peer`] first thing and use an [`Auditor`] directly.
 
 use std::time::Duration;
 
 use crate::transport::Transport;
 
+mod cli;
 pub(crate) mod exchange;
 mod faults;
 mod peer;
@@ -41,9 +37,13 @@ mod security;
 mod signals;
 mod storm;
 
+pub use cli::{FORMAT_ENV, audit_cli, audit_main};
 pub use exchange::content;
 pub use peer::{Identity, PEER_ENV, PeerLauncher, PeerOptions, run_if_peer};
 pub use report::{PropertyResult, Report, TransportReport, Verdict};
+
+#[doc = include_str!("guide.md")]
+pub mod guide {}
 
 /// Default number of cases per property; `IPC_AUDIT_CASES` overrides it.
 pub const DEFAULT_CASES: u32 = 32;

@@ -500,9 +500,9 @@ impl Drop for PeerProcess {
 ///     // ... the program's real work ...
 /// }
 /// ```
-pub fn run_if_peer<F>(resolve: F)
+pub fn run_if_peer<'t, F>(resolve: F)
 where
-    F: Fn(&str) -> Option<Box<dyn Transport>>,
+    F: Fn(&str) -> Option<Box<dyn Transport + 't>>,
 {
     if std::env::var_os(LIST_FDS_ENV).is_some() {
         for fd in open_fds() {
@@ -538,9 +538,9 @@ fn report(ctl: &mut File, ev: &Event) -> Result<()> {
         .map_err(|e| Error::io("peer: write the control channel", e))
 }
 
-fn peer_main<F>(spec: &std::ffi::OsStr, resolve: &F, ctl: &mut File) -> Result<()>
+fn peer_main<'t, F>(spec: &std::ffi::OsStr, resolve: &F, ctl: &mut File) -> Result<()>
 where
-    F: Fn(&str) -> Option<Box<dyn Transport>>,
+    F: Fn(&str) -> Option<Box<dyn Transport + 't>>,
 {
     let spec: PeerSpec = serde_json::from_str(&spec.to_string_lossy())
         .map_err(|e| Error::Protocol(format!("bad {PEER_ENV}: {e}")))?;

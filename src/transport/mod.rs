@@ -329,6 +329,26 @@ pub trait Transport: Send + Sync {
     fn attach(&self, peer: PeerEnd) -> Result<Box<dyn Endpoint>>;
 }
 
+/// A borrowed transport is a transport: lets [`audit_main`](crate::audit::audit_main)
+/// and [`run_if_peer`](crate::audit::run_if_peer) work on `&dyn Transport`.
+impl<T: Transport + ?Sized> Transport for &T {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn guarantees(&self) -> Guarantees {
+        (**self).guarantees()
+    }
+
+    fn open(&self, cfg: &Config) -> Result<Link> {
+        (**self).open(cfg)
+    }
+
+    fn attach(&self, peer: PeerEnd) -> Result<Box<dyn Endpoint>> {
+        (**self).attach(peer)
+    }
+}
+
 /// Every transport of this crate, in the order of the seed's table.
 pub fn all() -> Vec<Box<dyn Transport>> {
     vec![

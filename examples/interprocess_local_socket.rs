@@ -1,0 +1,333 @@
+//! Audits the local sockets of the `interprocess` crate (2.x), with the peer in another
+//! process: `cargo run --release --example interprocess_local_socket [-- --cases 16]`.
+//!
+//! On Linux a local socket with a file-path name is a Unix stream socket bound to that
+//! path. `interprocess` documents that it "never inserts its own message framing", so the
+//! adapter restores message boundaries with this crate's frame codec; that the listener's
+//! `mode()` is "applied to the socket file" and authenticates clients by its write bits;
+//! and that `peer_creds()` gives the peer's credentials. Those are the promises declared
+//! below. The peer end connects and sends; the local end accepts one connection and
+//! receives.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::time::{Duration, Instant};
+
+use interprocess::local_socket::prelude::*;
+use interprocess::local_socket::{GenericFilePath, ListenerNonblockingMode, ListenerOptions};
+use interprocess::os::unix::local_socket::ListenerOptionsExt;
+use ipc_audit::frame::{self, DEFAULT_MAX_FRAME, Decoder, Step};
+use ipc_audit::transport::{
+    Access, Boundaries, Config, Credentials, Endpoint, Guarantees, Link, Ordering, PeerEnd,
+    Rendezvous, Transport,
+};
+use ipc_audit::{Error, Result};
+
+const NAME: &str = "interprocess-local-socket";
+
+/// `interprocess::local_socket` with a file-path name, framed.
+struct LocalSocket;
+
+/// The error for `op`, with timeouts and closures told apart.
+fn io_error(op: &str, e: std::io::Error, timeout: Option<Duration>) -> Error {
+    let op = format!("{NAME}: {op}");
+    match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => Error::Timeout {
+            op,
+            after: timeout.unwrap_or_default(),
+        },
+        ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => Error::Closed { op },
+        _ => Error::io(op, e),
+    }
+}
+
+/// A connected stream, framed.
+struct Framed {
+    stream: LocalSocketStream,
+    max: usize,
+    timeout: Option<Duration>,
+    dec: Decoder,
+    rbuf: Vec<u8>,
+    rpos: usize,
+    rend: usize,
+    wbuf: Vec<u8>,
+}
+
+impl Framed {
+    fn new(stream: LocalSocketStream, max: usize) -> Self {
+        Framed {
+            stream,
+            max,
+            timeout: None,
+            dec: Decoder::new(max),
+            rbuf: vec![0; 64 * 1024],
+            rpos: 0,
+            rend: 0,
+            wbuf: Vec::new(),
+        }
+    }
+
+    fn credentials(&self) -> Option<Credentials> {
+        let c = self.stream.peer_creds().ok()?;
+        Some(Credentials {
+            pid: u32::try_from(c.pid()?).ok()?,
+            uid: c.euid()?,
+            gid: c.egid()?,
+        })
+    }
+}
+
+impl Endpoint for Framed {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.wbuf.clear();
+        frame::encode(msg, self.max, &mut self.wbuf)?;
+        // interprocess's own write: what it does on a closed peer is what is audited.
+        (&self.stream)
+            .write_all(&self.wbuf)
+            .map_err(|e| io_error("send", e, self.timeout))
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        loop {
+            if self.rpos < self.rend {
+                let d = self.dec.decode(&self.rbuf[self.rpos..self.rend], buf);
+                self.rpos += d.consumed;
+                match d.step {
+                    Step::Frame => return Ok(buf.len()),
+                    Step::NeedMore => {}
+                    Step::Error(e) => return Err(e.into()),
+                }
+            }
+            self.rpos = 0;
+            self.rend = 0;
+            match (&self.stream).read(&mut self.rbuf) {
+                Ok(0) => {
+                    return match self.dec.finish() {
+                        Ok(()) => Err(Error::Closed {
+                            op: format!("{NAME}: recv"),
+                        }),
+                        Err(e) => Err(e.into()),
+                    };
+                }
+                Ok(n) => self.rend = n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error("recv", e, self.timeout)),
+            }
+        }
+    }
+
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        // The socket refuses a zero timeout; the shortest one it takes means "do not wait".
+        let t = timeout.map(|d| d.max(Duration::from_micros(1)));
+        self.stream
+            .set_recv_timeout(t)
+            .and_then(|()| self.stream.set_send_timeout(t))
+            .map_err(|e| io_error("set timeout", e, t))?;
+        self.timeout = timeout;
+        Ok(())
+    }
+
+    fn peer_credentials(&self) -> Option<Credentials> {
+        self.credentials()
+    }
+}
+
+/// The listening end: accepts its one peer on first use, within the timeout.
+enum Local {
+    Waiting {
+        listener: LocalSocketListener,
+        max: usize,
+        timeout: Option<Duration>,
+        allow: Option<Vec<u32>>,
+    },
+    Connected(Framed),
+}
+
+impl Local {
+    fn stream(&mut self) -> Result<&mut Framed> {
+        if let Local::Waiting {
+            listener,
+            max,
+            timeout,
+            allow,
+        } = self
+        {
+            let deadline = timeout.map(|t| Instant::now() + t);
+            let stream = loop {
+                match listener.accept() {
+                    Ok(s) => break s,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        wait_readable(listener, deadline, *timeout)?
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(io_error("accept", e, *timeout)),
+                }
+            };
+            let mut f = Framed::new(stream, *max);
+            if let Some(allow) = allow {
+                let uid = f.credentials().map(|c| c.uid);
+                if !uid.is_some_and(|u| allow.contains(&u)) {
+                    // Dropping `f` closes the connection: the peer sees it refused.
+                    return Err(Error::invalid(
+                        format!("{NAME}: peer uid not in the allow-list {allow:?}"),
+                        uid.map_or("unknown".into(), |u| u.to_string()),
+                    ));
+                }
+            }
+            f.set_timeout(*timeout)?;
+            *self = Local::Connected(f);
+        }
+        match self {
+            Local::Connected(f) => Ok(f),
+            Local::Waiting { .. } => unreachable!("connected just above"),
+        }
+    }
+}
+
+/// Waits until the listener has a connection to accept, or the deadline.
+fn wait_readable(
+    listener: &LocalSocketListener,
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+) -> Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let LocalSocketListener::UdSocket(l) = listener;
+    let ms = match deadline {
+        None => PollTimeout::NONE,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout {
+                    op: format!("{NAME}: accept"),
+                    after: timeout.unwrap_or_default(),
+                });
+            }
+            PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX)
+        }
+    };
+    match poll(&mut [PollFd::new(l.as_fd(), PollFlags::POLLIN)], ms) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+        Err(e) => Err(Error::sys(format!("{NAME}: poll"), e)),
+    }
+}
+
+impl Endpoint for Local {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.stream()?.send(msg)
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.stream()?.recv(buf)
+    }
+
+    fn set_timeout(&mut self, t: Option<Duration>) -> Result<()> {
+        match self {
+            Local::Waiting { timeout, .. } => {
+                *timeout = t;
+                Ok(())
+            }
+            Local::Connected(f) => f.set_timeout(t),
+        }
+    }
+
+    fn peer_credentials(&self) -> Option<Credentials> {
+        match self {
+            Local::Waiting { .. } => None,
+            Local::Connected(f) => f.credentials(),
+        }
+    }
+}
+
+/// A private directory for one socket path, `ipc-audit-interprocess-PID-N-*` under
+/// `Config::dir` (or the system's temporary directory), mode 0711 (others may reach a name
+/// in it, not list it); removed with its content on drop.
+fn private_dir(cfg: &Config) -> Result<tempfile::TempDir> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, AtomicOrdering::Relaxed);
+    let prefix = format!("ipc-audit-interprocess-{}-{n}-", std::process::id());
+    let mut b = tempfile::Builder::new();
+    b.prefix(&prefix);
+    let dir = match &cfg.dir {
+        Some(d) => b.tempdir_in(d),
+        None => b.tempdir(),
+    }
+    .map_err(|e| Error::io(format!("create a temporary directory {prefix}*"), e))?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
+        .map_err(|e| Error::io(format!("chmod 0711 {}", dir.path().display()), e))?;
+    Ok(dir)
+}
+
+impl Transport for LocalSocket {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn guarantees(&self) -> Guarantees {
+        Guarantees {
+            carries_data: true,
+            boundaries: Boundaries::Framed,
+            ordering: Ordering::Fifo,
+            reliable: true,
+            max_message: DEFAULT_MAX_FRAME,
+            duplex: true,
+            access: Access::FileModeAndPeerCred,
+            rendezvous: Rendezvous::Named,
+            platforms: vec![
+                "Linux".into(),
+                "FreeBSD".into(),
+                "macOS".into(),
+                "Windows".into(),
+            ],
+        }
+    }
+
+    fn open(&self, cfg: &Config) -> Result<Link> {
+        let max = cfg.max_message.unwrap_or(DEFAULT_MAX_FRAME);
+        let dir = private_dir(cfg)?;
+        let path: PathBuf = dir.path().join("sock");
+        let name = path
+            .as_path()
+            .to_fs_name::<GenericFilePath>()
+            .map_err(|e| Error::io(format!("{NAME}: name {}", path.display()), e))?;
+        let listener = ListenerOptions::new()
+            .name(name)
+            .mode(cfg.mode)
+            .nonblocking(ListenerNonblockingMode::Accept)
+            .create_sync()
+            .map_err(|e| Error::io(format!("{NAME}: listen on {}", path.display()), e))?;
+        Ok(Link {
+            local: Box::new(Local::Waiting {
+                listener,
+                max,
+                timeout: None,
+                allow: cfg.allow_uids.clone(),
+            }),
+            peer: PeerEnd {
+                fds: Vec::new(),
+                info: format!("{max} {}", path.display()),
+            },
+            guard: Some(Box::new(dir)),
+            path: Some(path),
+        })
+    }
+
+    fn attach(&self, peer: PeerEnd) -> Result<Box<dyn Endpoint>> {
+        let bad = || Error::Protocol(format!("{NAME}: bad peer info {:?}", peer.info));
+        let (max, path) = peer.info.split_once(' ').ok_or_else(bad)?;
+        let max: usize = max.parse().map_err(|_| bad())?;
+        let name = path
+            .to_fs_name::<GenericFilePath>()
+            .map_err(|e| Error::io(format!("{NAME}: name {path}"), e))?;
+        let stream = LocalSocketStream::connect(name)
+            .map_err(|e| Error::io(format!("{NAME}: connect {path}"), e))?;
+        Ok(Box::new(Framed::new(stream, max)))
+    }
+}
+
+fn main() -> ExitCode {
+    ipc_audit::audit::audit_main(&[&LocalSocket])
+}
