@@ -275,6 +275,7 @@ impl Transport for LocalSocket {
             max_message: DEFAULT_MAX_FRAME,
             duplex: true,
             access: Access::FileModeAndPeerCred,
+            many_senders: None,
             rendezvous: Rendezvous::Named,
             platforms: vec![
                 "Linux".into(),

@@ -193,6 +193,7 @@ impl Transport for IpcChannel {
             max_message: MAX,
             duplex: false,
             access: Access::FileMode,
+            many_senders: None,
             rendezvous: Rendezvous::Named,
             platforms: vec![
                 "Linux".into(),
