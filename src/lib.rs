@@ -21,6 +21,7 @@
 pub mod audit;
 pub mod error;
 pub mod frame;
+pub mod measure;
 pub mod transport;
 
 pub use error::{Error, Result};

@@ -32,7 +32,7 @@ use std::time::Duration;
 use crate::transport::Transport;
 
 pub(crate) mod exchange;
-mod peer;
+pub(crate) mod peer;
 mod props;
 mod report;
 

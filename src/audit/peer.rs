@@ -9,6 +9,10 @@
 //! [`PeerEnd::info`]; descriptor 3 is the control channel back to the harness; the
 //! transport's inherited descriptors follow from descriptor 4 on; standard input carries
 //! the commands. Neither control direction goes over the transport under test.
+//!
+//! Measurements ([`crate::measure`]) extend this: extra "aux" descriptors follow the
+//! transport's (a socket that carries descriptors back, a shared page for the floors),
+//! and a peer started with an empty transport name attaches nothing (floors only).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -41,6 +45,9 @@ struct PeerSpec {
     transport: String,
     info: String,
     nfds: usize,
+    /// Descriptors after the transport's that belong to the harness protocol.
+    #[serde(default)]
+    aux: usize,
 }
 
 /// A command from the harness to the peer.
@@ -51,6 +58,30 @@ pub(crate) enum Cmd {
     Send { seed: u64, sizes: Vec<usize> },
     /// Try to send a message of `len` bytes (over the maximum) and report the result.
     Oversize { len: usize },
+    /// Pin every thread of the peer to `cpu`.
+    Pin { cpu: usize },
+    /// Open a link of the same transport for the way back (harness to peer): its
+    /// descriptors go to the harness over the socket at aux descriptor `aux` (one byte,
+    /// SCM_RIGHTS), its info in [`Event::BackOpened`].
+    OpenBack {
+        max_message: Option<usize>,
+        aux: usize,
+    },
+    /// Receive `count` messages (on the back link when there is one, else on the link)
+    /// and send each back on the link, unchanged.
+    Echo { count: usize },
+    /// Send `count` messages of `size` bytes as fast as possible; stop after `limit_ms`.
+    Stream {
+        count: usize,
+        size: usize,
+        limit_ms: u64,
+    },
+    /// Bounce `count` round trips over the shared page at aux descriptor `aux`.
+    Floor {
+        kind: crate::measure::FloorKind,
+        count: usize,
+        aux: usize,
+    },
 }
 
 /// An event from the peer to the harness.
@@ -68,6 +99,25 @@ pub(crate) enum Event {
     },
     /// Finished an `Oversize`: the error, or `None` if the send was accepted.
     Oversize { error: Option<String> },
+    /// Finished a `Pin`.
+    Pinned { cpu: usize },
+    /// Finished an `OpenBack`: the back link's info and how many descriptors were sent.
+    BackOpened { info: String, nfds: usize },
+    /// Finished an `Echo`: round trips served, the peer's resource usage while serving
+    /// them, the error that stopped it early.
+    Echoed {
+        count: usize,
+        usage: crate::measure::Usage,
+        error: Option<String>,
+    },
+    /// Finished a `Stream`: messages sent, usage, the error that stopped it early.
+    Streamed {
+        sent: usize,
+        usage: crate::measure::Usage,
+        error: Option<String>,
+    },
+    /// Finished a `Floor`.
+    FloorDone { count: usize, error: Option<String> },
 }
 
 /// How to start a peer process. The program must call [`run_if_peer`] at the top of its
@@ -141,16 +191,37 @@ impl PeerProcess {
         label: String,
         limit: Duration,
     ) -> Result<Self> {
+        Self::spawn_with(launcher, transport, peer, Vec::new(), label, limit)
+    }
+
+    /// [`PeerProcess::spawn`] with `aux` descriptors after the transport's. An empty
+    /// `transport` starts a peer that attaches nothing.
+    pub(crate) fn spawn_with(
+        launcher: &PeerLauncher,
+        transport: &str,
+        peer: PeerEnd,
+        aux: Vec<OwnedFd>,
+        label: String,
+        limit: Duration,
+    ) -> Result<Self> {
         let (ctl_r, ctl_w) = pipe_cloexec("control channel")?;
         let spec = PeerSpec {
             transport: transport.into(),
             info: peer.info,
             nfds: peer.fds.len(),
+            aux: aux.len(),
         };
         let spec = serde_json::to_string(&spec)
             .map_err(|e| Error::Protocol(format!("encode peer spec: {e}")))?;
         let mut sources: Vec<RawFd> = vec![ctl_w.as_raw_fd()];
         sources.extend(peer.fds.iter().map(|f| f.as_raw_fd()));
+        sources.extend(aux.iter().map(|f| f.as_raw_fd()));
+        if sources.len() > 64 {
+            return Err(Error::invalid(
+                "at most 63 descriptors can be handed to a peer",
+                sources.len() - 1,
+            ));
+        }
         let mut cmd = Command::new(&launcher.program);
         cmd.args(&launcher.args)
             .env(PEER_ENV, spec)
@@ -190,6 +261,7 @@ impl PeerProcess {
         // Our copies of the peer's descriptors must go, or the local end never sees EOF.
         drop(ctl_w);
         drop(peer.fds);
+        drop(aux);
         let stdin = child.stdin.take();
         set_nonblocking(ctl_r.as_fd(), "control channel")?;
         let (tx, rx) = mpsc::channel::<()>();
@@ -370,20 +442,32 @@ where
 {
     let spec: PeerSpec = serde_json::from_str(&spec.to_string_lossy())
         .map_err(|e| Error::Protocol(format!("bad {PEER_ENV}: {e}")))?;
-    let fds = (0..spec.nfds)
+    let mut fds: Vec<OwnedFd> = (0..spec.nfds + spec.aux)
         .map(|i| {
-            // SAFETY: the harness dup2'd the transport's descriptors to 4, 5, ... in
-            // this process before exec; each is owned here once.
+            // SAFETY: the harness dup2'd the transport's descriptors, then the aux ones,
+            // to 4, 5, ... in this process before exec; each is owned here once.
             unsafe { OwnedFd::from_raw_fd(FIRST_FD + i as RawFd) }
         })
         .collect();
-    let transport = resolve(&spec.transport)
-        .ok_or_else(|| Error::invalid("no such transport in the peer", &spec.transport))?;
-    let mut end = transport.attach(PeerEnd {
-        fds,
-        info: spec.info,
-    })?;
-    end.set_timeout(Some(Duration::from_secs(30)))?;
+    let aux = fds.split_off(spec.nfds);
+    let mut state = PeerState {
+        transport: None,
+        end: None,
+        back: None,
+        aux: aux.into_iter().map(Some).collect(),
+        _pinned: None,
+    };
+    if !spec.transport.is_empty() {
+        let transport = resolve(&spec.transport)
+            .ok_or_else(|| Error::invalid("no such transport in the peer", &spec.transport))?;
+        let mut end = transport.attach(PeerEnd {
+            fds,
+            info: spec.info,
+        })?;
+        end.set_timeout(Some(PEER_WAIT))?;
+        state.end = Some(end);
+        state.transport = Some(transport);
+    }
     report(
         ctl,
         &Event::Ready {
@@ -395,10 +479,132 @@ where
         let line = line.map_err(|e| Error::io("peer: read commands", e))?;
         let cmd: Cmd = serde_json::from_str(&line)
             .map_err(|e| Error::Protocol(format!("bad command {line:?}: {e}")))?;
-        let ev = run_command(end.as_mut(), cmd);
+        let ev = match (cmd, state.end.as_deref_mut()) {
+            (cmd @ (Cmd::Send { .. } | Cmd::Oversize { .. }), Some(end)) => run_command(end, cmd),
+            (cmd @ (Cmd::Send { .. } | Cmd::Oversize { .. }), None) => Event::Failed {
+                message: format!("{cmd:?}: this peer has no transport"),
+            },
+            (cmd, _) => state.measure(cmd),
+        };
         report(ctl, &ev)?;
     }
     Ok(())
+}
+
+/// The bound on one wait of the peer's transport end.
+const PEER_WAIT: Duration = Duration::from_secs(30);
+
+/// What a peer holds between commands.
+struct PeerState {
+    transport: Option<Box<dyn Transport>>,
+    end: Option<Box<dyn Endpoint>>,
+    back: Option<crate::transport::Link>,
+    aux: Vec<Option<OwnedFd>>,
+    _pinned: Option<crate::measure::sys::Pinned>,
+}
+
+impl PeerState {
+    fn aux(&mut self, i: usize) -> Result<&OwnedFd> {
+        self.aux
+            .get(i)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| Error::invalid("no such aux descriptor in the peer", i))
+    }
+
+    /// The measurement commands.
+    fn measure(&mut self, cmd: Cmd) -> Event {
+        let failed = |e: Error| Event::Failed {
+            message: e.to_string(),
+        };
+        match cmd {
+            Cmd::Pin { cpu } => {
+                self._pinned = None;
+                match crate::measure::sys::pin_process(cpu) {
+                    Ok(p) => {
+                        self._pinned = Some(p);
+                        Event::Pinned { cpu }
+                    }
+                    Err(e) => failed(e),
+                }
+            }
+            Cmd::OpenBack { max_message, aux } => match self.open_back(max_message, aux) {
+                Ok(ev) => ev,
+                Err(e) => failed(e),
+            },
+            Cmd::Echo { count } => {
+                let Some(out) = self.end.as_deref_mut() else {
+                    return failed(Error::Protocol("echo: this peer has no transport".into()));
+                };
+                let input = self
+                    .back
+                    .as_mut()
+                    .map(|l| -> &mut dyn Endpoint { l.local.as_mut() });
+                let (count, usage, error) = crate::measure::peer_echo(input, out, count);
+                Event::Echoed {
+                    count,
+                    usage,
+                    error: error.map(|e| e.to_string()),
+                }
+            }
+            Cmd::Stream {
+                count,
+                size,
+                limit_ms,
+            } => {
+                let Some(out) = self.end.as_deref_mut() else {
+                    return failed(Error::Protocol("stream: this peer has no transport".into()));
+                };
+                let (sent, usage, error) =
+                    crate::measure::peer_stream(out, count, size, Duration::from_millis(limit_ms));
+                Event::Streamed {
+                    sent,
+                    usage,
+                    error: error.map(|e| e.to_string()),
+                }
+            }
+            Cmd::Floor { kind, count, aux } => {
+                let fd = match self.aux(aux).and_then(|f| {
+                    f.try_clone()
+                        .map_err(|e| Error::io("peer: dup the floor page", e))
+                }) {
+                    Ok(f) => f,
+                    Err(e) => return failed(e),
+                };
+                match crate::measure::floor::peer(kind, fd, count) {
+                    Ok(()) => Event::FloorDone { count, error: None },
+                    Err(e) => Event::FloorDone {
+                        count: 0,
+                        error: Some(e.to_string()),
+                    },
+                }
+            }
+            other => failed(Error::Protocol(format!("unexpected command {other:?}"))),
+        }
+    }
+
+    /// Opens the back link and sends its descriptors over the aux socket.
+    fn open_back(&mut self, max_message: Option<usize>, aux: usize) -> Result<Event> {
+        let transport = self
+            .transport
+            .as_ref()
+            .ok_or_else(|| Error::Protocol("open-back: this peer has no transport".into()))?;
+        let mut cfg = crate::transport::Config::default();
+        if let Some(m) = max_message {
+            cfg = cfg.with_max_message(m);
+        }
+        let mut link = transport.open(&cfg)?;
+        link.local.set_timeout(Some(PEER_WAIT))?;
+        let end = std::mem::take(&mut link.peer);
+        let sock = self.aux(aux)?;
+        crate::measure::send_fds(sock.as_fd(), &end.fds)?;
+        let nfds = end.fds.len();
+        drop(end.fds);
+        self.back = Some(link);
+        Ok(Event::BackOpened {
+            info: end.info,
+            nfds,
+        })
+    }
 }
 
 fn run_command(end: &mut dyn Endpoint, cmd: Cmd) -> Event {
@@ -426,5 +632,8 @@ fn run_command(end: &mut dyn Endpoint, cmd: Cmd) -> Event {
                 error: end.send(&buf).err().map(|e| e.to_string()),
             }
         }
+        other => Event::Failed {
+            message: format!("unexpected command {other:?}"),
+        },
     }
 }
