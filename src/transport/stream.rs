@@ -151,6 +151,9 @@ fn nosignal() -> nix::sys::socket::MsgFlags {
 /// A framed stream over one descriptor for reading and/or one for writing.
 pub(crate) struct FramedStream {
     name: String,
+    // "NAME: send" and "NAME: recv", made once: the per-message paths must not allocate.
+    send_op: String,
+    recv_op: String,
     rd: Option<OwnedFd>,
     wr: Option<OwnedFd>,
     max: usize,
@@ -177,6 +180,8 @@ impl FramedStream {
             set_nonblocking(fd.as_fd(), &name)?;
         }
         Ok(FramedStream {
+            send_op: format!("{name}: send"),
+            recv_op: format!("{name}: recv"),
             name,
             rd,
             wr,
@@ -225,13 +230,12 @@ impl Endpoint for FramedStream {
             )));
         };
         let header = frame::header(msg, self.max)?;
-        let op = format!("{}: send", self.name);
         write_all(
             wr.as_fd(),
             &[&header, msg],
             self.socket,
             deadline(self.timeout),
-            &op,
+            &self.send_op,
         )
     }
 
@@ -259,8 +263,7 @@ impl Endpoint for FramedStream {
             self.rpos = 0;
             self.rend = 0;
             if self.await_writer {
-                let op = format!("{}: recv", self.name);
-                wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &op)?;
+                wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.recv_op)?;
             }
             match nix::unistd::read(rd.as_fd(), &mut self.rbuf) {
                 Ok(0) => {
@@ -276,8 +279,7 @@ impl Endpoint for FramedStream {
                 }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => {
-                    let op = format!("{}: recv", self.name);
-                    wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &op)?;
+                    wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.recv_op)?;
                 }
                 Err(Errno::ECONNRESET) => {
                     return Err(Error::Closed {
