@@ -21,7 +21,11 @@
 pub mod audit;
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod measure;
+pub mod shm;
+pub mod sync;
 pub mod transport;
 
 pub use error::{Error, Result};

@@ -49,4 +49,5 @@ conformance! {
     pipe => "pipe",
     fifo => "fifo",
     uds_stream => "uds-stream",
+    shm => "shm",
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::Ctx;
-use super::peer::{Cmd, Event, PeerProcess};
+use super::peer::{Cmd, Event, PeerOptions, PeerProcess};
 use crate::error::{Error, Result};
 use crate::transport::{Boundaries, Config, Guarantees, Link, Ordering};
 
@@ -81,17 +81,36 @@ pub(crate) struct Observation {
 
 /// Opens a link, starts the peer, checks it is another process, and returns both.
 pub(crate) fn start(ctx: &Ctx<'_>, property: &str) -> Result<(Link, PeerProcess)> {
+    let (link, peer) = spawn(ctx, property, &Config::default(), &PeerOptions::default())?;
+    let peer = ready(peer)?;
+    Ok((link, peer))
+}
+
+/// Opens a link with `cfg` and starts a peer with `opts`, without waiting for it.
+pub(crate) fn spawn(
+    ctx: &Ctx<'_>,
+    property: &str,
+    cfg: &Config,
+    opts: &PeerOptions,
+) -> Result<(Link, PeerProcess)> {
     let label = format!("{} / {}", ctx.transport.name(), property);
-    let mut link = ctx.transport.open(&Config::default())?;
+    let mut link = ctx.transport.open(cfg)?;
     let peer_end = std::mem::take(&mut link.peer);
-    let mut peer = PeerProcess::spawn(
+    let peer = PeerProcess::spawn(
         ctx.launcher,
         ctx.transport.name(),
         peer_end,
-        label.clone(),
+        label,
         ctx.timeout * 3,
+        opts,
     )?;
-    match peer.event(Instant::now() + ctx.timeout)? {
+    Ok((link, peer))
+}
+
+/// Waits for a started peer to be attached; checks it is a separate process.
+pub(crate) fn ready(mut peer: PeerProcess) -> Result<PeerProcess> {
+    let label = peer.label().to_string();
+    match peer.event(Instant::now() + Duration::from_secs(10))? {
         Event::Ready { pid } => {
             if pid != peer.pid() || pid == std::process::id() {
                 return Err(Error::Peer(format!(
@@ -113,7 +132,7 @@ pub(crate) fn start(ctx: &Ctx<'_>, property: &str) -> Result<(Link, PeerProcess)
             )));
         }
     }
-    Ok((link, peer))
+    Ok(peer)
 }
 
 /// The peer sends messages of `sizes` (content from [`content`] with `seed`); this

@@ -35,9 +35,10 @@ pub(crate) mod exchange;
 pub(crate) mod peer;
 mod props;
 mod report;
+mod security;
 
 pub use exchange::content;
-pub use peer::{PEER_ENV, PeerLauncher, run_if_peer};
+pub use peer::{Identity, PEER_ENV, PeerLauncher, PeerOptions, run_if_peer};
 pub use report::{PropertyResult, Report, TransportReport, Verdict};
 
 /// Default number of cases per property; `IPC_AUDIT_CASES` overrides it.
@@ -82,7 +83,9 @@ impl Property {
 
 /// Every property of the audit, in order.
 pub fn properties() -> Vec<Property> {
-    props::all()
+    let mut v = props::all();
+    v.extend(security::all());
+    v
 }
 
 /// Runs properties on transports.

@@ -9,15 +9,12 @@
 //! [`PeerEnd::info`]; descriptor 3 is the control channel back to the harness; the
 //! transport's inherited descriptors follow from descriptor 4 on; standard input carries
 //! the commands. Neither control direction goes over the transport under test.
-//!
-//! Measurements ([`crate::measure`]) extend this: extra "aux" descriptors follow the
-//! transport's (a socket that carries descriptors back, a shared page for the floors),
-//! and a peer started with an empty transport name attaches nothing (floors only).
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -45,9 +42,45 @@ struct PeerSpec {
     transport: String,
     info: String,
     nfds: usize,
-    /// Descriptors after the transport's that belong to the harness protocol.
+    #[serde(default)]
+    opts: PeerOptions,
+    /// Descriptors after the transport's that belong to the harness protocol (the
+    /// measurements: a socket that carries descriptors back, a shared page).
     #[serde(default)]
     aux: usize,
+}
+
+/// A user and groups the peer becomes before it attaches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Supplementary groups (replacing all of the parent's).
+    pub groups: Vec<u32>,
+}
+
+impl Identity {
+    /// `nobody`: uid and gid 65534, with the supplementary `groups`.
+    pub fn nobody(groups: Vec<u32>) -> Self {
+        Identity {
+            uid: 65534,
+            gid: 65534,
+            groups,
+        }
+    }
+}
+
+/// How the peer sets itself up before attaching.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerOptions {
+    /// Drop to this identity after exec and before attaching (setgroups, setgid,
+    /// setuid, in that order). Needs root.
+    pub drop_to: Option<Identity>,
+    /// Put SIGPIPE back to its default disposition (Rust programs start with it
+    /// ignored), so that a write to a closed pipe would kill the peer.
+    pub sigpipe_default: bool,
 }
 
 /// A command from the harness to the peer.
@@ -58,6 +91,15 @@ pub(crate) enum Cmd {
     Send { seed: u64, sizes: Vec<usize> },
     /// Try to send a message of `len` bytes (over the maximum) and report the result.
     Oversize { len: usize },
+    /// Start a fork+exec child that lists its open descriptors, and report them.
+    ListFds,
+    /// For `millis` milliseconds, try to get into every object called one of `names` in
+    /// every directory under `dir`, as fast as possible.
+    Race {
+        dir: PathBuf,
+        names: Vec<String>,
+        millis: u64,
+    },
     /// Pin every thread of the peer to `cpu`.
     Pin { cpu: usize },
     /// Open a link of the same transport for the way back (harness to peer): its
@@ -99,6 +141,10 @@ pub(crate) enum Event {
     },
     /// Finished an `Oversize`: the error, or `None` if the send was accepted.
     Oversize { error: Option<String> },
+    /// The descriptors a fork+exec child of the peer found open, beyond 0, 1 and 2.
+    Fds { fds: Vec<String> },
+    /// Finished a `Race`: how many objects were probed, and the paths it got into.
+    Raced { probes: u64, entered: Vec<String> },
     /// Finished a `Pin`.
     Pinned { cpu: usize },
     /// Finished an `OpenBack`: the back link's info and how many descriptors were sent.
@@ -148,6 +194,14 @@ impl PeerLauncher {
         Ok(Self::program(exe, []))
     }
 
+    /// [`current_exe`](Self::current_exe), keeping the program and arguments of the
+    /// launcher this peer was started with when it is itself a test binary.
+    pub(crate) fn current_exe_or_self() -> Self {
+        let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        let args = std::env::args_os().skip(1).collect();
+        PeerLauncher { program, args }
+    }
+
     /// Re-runs the current test binary for the one test `test_name`, which must start
     /// with [`run_if_peer`]: for audits run from a `#[test]`.
     ///
@@ -190,12 +244,13 @@ impl PeerProcess {
         peer: PeerEnd,
         label: String,
         limit: Duration,
+        opts: &PeerOptions,
     ) -> Result<Self> {
-        Self::spawn_with(launcher, transport, peer, Vec::new(), label, limit)
+        Self::spawn_with(launcher, transport, peer, Vec::new(), label, limit, opts)
     }
 
-    /// [`PeerProcess::spawn`] with `aux` descriptors after the transport's. An empty
-    /// `transport` starts a peer that attaches nothing.
+    /// [`PeerProcess::spawn`] with `aux` descriptors after the transport's (they land
+    /// in the peer right after the transport's).
     pub(crate) fn spawn_with(
         launcher: &PeerLauncher,
         transport: &str,
@@ -203,12 +258,14 @@ impl PeerProcess {
         aux: Vec<OwnedFd>,
         label: String,
         limit: Duration,
+        opts: &PeerOptions,
     ) -> Result<Self> {
         let (ctl_r, ctl_w) = pipe_cloexec("control channel")?;
         let spec = PeerSpec {
             transport: transport.into(),
             info: peer.info,
             nfds: peer.fds.len(),
+            opts: opts.clone(),
             aux: aux.len(),
         };
         let spec = serde_json::to_string(&spec)
@@ -285,6 +342,11 @@ impl PeerProcess {
         })
     }
 
+    /// The transport and property this peer serves, for messages.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
     /// The peer's pid.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
@@ -351,19 +413,11 @@ impl PeerProcess {
         }
     }
 
-    /// Closes the peer's input and waits for it to exit by `deadline`; kills it then.
-    pub(crate) fn finish(mut self, deadline: Instant) -> Result<()> {
-        self.stdin = None;
+    /// Waits for the peer to exit by `deadline` and returns its status.
+    pub(crate) fn wait_exit(&mut self, deadline: Instant) -> Result<std::process::ExitStatus> {
         loop {
             match self.child.try_wait() {
-                Ok(Some(status)) if status.success() => return Ok(()),
-                Ok(Some(status)) => {
-                    return Err(Error::Peer(format!(
-                        "{}: peer {} exited with {status}",
-                        self.label,
-                        self.child.id()
-                    )));
-                }
+                Ok(Some(status)) => return Ok(status),
                 Ok(None) if Instant::now() >= deadline => {
                     return Err(Error::Timeout {
                         op: format!("{}: wait for peer {} to exit", self.label, self.child.id()),
@@ -373,6 +427,21 @@ impl PeerProcess {
                 Ok(None) => thread::sleep(Duration::from_millis(1)),
                 Err(e) => return Err(Error::io(format!("{}: wait for the peer", self.label), e)),
             }
+        }
+    }
+
+    /// Closes the peer's input and waits for it to exit by `deadline`; kills it then.
+    pub(crate) fn finish(mut self, deadline: Instant) -> Result<()> {
+        self.stdin = None;
+        let status = self.wait_exit(deadline)?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Error::Peer(format!(
+                "{}: peer {} exited with {status}",
+                self.label,
+                self.child.id()
+            )))
         }
     }
 }
@@ -408,6 +477,12 @@ pub fn run_if_peer<F>(resolve: F)
 where
     F: Fn(&str) -> Option<Box<dyn Transport>>,
 {
+    if std::env::var_os(LIST_FDS_ENV).is_some() {
+        for fd in open_fds() {
+            println!("{LIST_FDS_PREFIX}{fd}");
+        }
+        std::process::exit(0);
+    }
     let Some(spec) = std::env::var_os(PEER_ENV) else {
         return;
     };
@@ -450,24 +525,51 @@ where
         })
         .collect();
     let aux = fds.split_off(spec.nfds);
-    let mut state = PeerState {
-        transport: None,
-        end: None,
-        back: None,
-        aux: aux.into_iter().map(Some).collect(),
-        _pinned: None,
-    };
-    if !spec.transport.is_empty() {
-        let transport = resolve(&spec.transport)
+    // dup2 cleared close-on-exec on the inherited descriptors; put it back so that
+    // they do not leak into the peer's own children.
+    for fd in fds
+        .iter()
+        .chain(aux.iter())
+        .map(|f| f.as_fd())
+        .chain([ctl.as_fd()])
+    {
+        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+            .map_err(|e| Error::sys("peer: set close-on-exec", e))?;
+    }
+    if spec.opts.sigpipe_default {
+        // SAFETY: SIG_DFL installs no handler; the peer is single-threaded here.
+        unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        }
+        .map_err(|e| Error::sys("peer: reset SIGPIPE", e))?;
+    }
+    if let Some(id) = &spec.opts.drop_to {
+        drop_privileges(id)?;
+    }
+    let mut transport = None;
+    let mut end: Box<dyn Endpoint> = if spec.transport == NO_TRANSPORT {
+        Box::new(Detached)
+    } else {
+        let t = resolve(&spec.transport)
             .ok_or_else(|| Error::invalid("no such transport in the peer", &spec.transport))?;
-        let mut end = transport.attach(PeerEnd {
+        let end = t.attach(PeerEnd {
             fds,
             info: spec.info,
         })?;
-        end.set_timeout(Some(PEER_WAIT))?;
-        state.end = Some(end);
-        state.transport = Some(transport);
-    }
+        transport = Some(t);
+        end
+    };
+    end.set_timeout(Some(PEER_WAIT))?;
+    let mut state = PeerState {
+        transport,
+        back: None,
+        aux,
+        pinned: None,
+    };
     report(
         ctl,
         &Event::Ready {
@@ -479,12 +581,13 @@ where
         let line = line.map_err(|e| Error::io("peer: read commands", e))?;
         let cmd: Cmd = serde_json::from_str(&line)
             .map_err(|e| Error::Protocol(format!("bad command {line:?}: {e}")))?;
-        let ev = match (cmd, state.end.as_deref_mut()) {
-            (cmd @ (Cmd::Send { .. } | Cmd::Oversize { .. }), Some(end)) => run_command(end, cmd),
-            (cmd @ (Cmd::Send { .. } | Cmd::Oversize { .. }), None) => Event::Failed {
-                message: format!("{cmd:?}: this peer has no transport"),
-            },
-            (cmd, _) => state.measure(cmd),
+        let ev = match cmd {
+            cmd @ (Cmd::Pin { .. }
+            | Cmd::OpenBack { .. }
+            | Cmd::Echo { .. }
+            | Cmd::Stream { .. }
+            | Cmd::Floor { .. }) => state.measure(end.as_mut(), cmd),
+            cmd => run_command(end.as_mut(), cmd),
         };
         report(ctl, &ev)?;
     }
@@ -494,34 +597,32 @@ where
 /// The bound on one wait of the peer's transport end.
 const PEER_WAIT: Duration = Duration::from_secs(30);
 
-/// What a peer holds between commands.
+/// What a peer keeps between measurement commands.
 struct PeerState {
     transport: Option<Box<dyn Transport>>,
-    end: Option<Box<dyn Endpoint>>,
     back: Option<crate::transport::Link>,
-    aux: Vec<Option<OwnedFd>>,
-    _pinned: Option<crate::measure::sys::Pinned>,
+    aux: Vec<OwnedFd>,
+    pinned: Option<crate::measure::sys::Pinned>,
 }
 
 impl PeerState {
-    fn aux(&mut self, i: usize) -> Result<&OwnedFd> {
+    fn aux(&self, i: usize) -> Result<&OwnedFd> {
         self.aux
             .get(i)
-            .and_then(Option::as_ref)
             .ok_or_else(|| Error::invalid("no such aux descriptor in the peer", i))
     }
 
-    /// The measurement commands.
-    fn measure(&mut self, cmd: Cmd) -> Event {
+    /// The measurement commands ([`crate::measure`]).
+    fn measure(&mut self, end: &mut dyn Endpoint, cmd: Cmd) -> Event {
         let failed = |e: Error| Event::Failed {
             message: e.to_string(),
         };
         match cmd {
             Cmd::Pin { cpu } => {
-                self._pinned = None;
+                self.pinned = None;
                 match crate::measure::sys::pin_process(cpu) {
                     Ok(p) => {
-                        self._pinned = Some(p);
+                        self.pinned = Some(p);
                         Event::Pinned { cpu }
                     }
                     Err(e) => failed(e),
@@ -532,14 +633,11 @@ impl PeerState {
                 Err(e) => failed(e),
             },
             Cmd::Echo { count } => {
-                let Some(out) = self.end.as_deref_mut() else {
-                    return failed(Error::Protocol("echo: this peer has no transport".into()));
-                };
                 let input = self
                     .back
                     .as_mut()
                     .map(|l| -> &mut dyn Endpoint { l.local.as_mut() });
-                let (count, usage, error) = crate::measure::peer_echo(input, out, count);
+                let (count, usage, error) = crate::measure::peer_echo(input, end, count);
                 Event::Echoed {
                     count,
                     usage,
@@ -551,11 +649,8 @@ impl PeerState {
                 size,
                 limit_ms,
             } => {
-                let Some(out) = self.end.as_deref_mut() else {
-                    return failed(Error::Protocol("stream: this peer has no transport".into()));
-                };
                 let (sent, usage, error) =
-                    crate::measure::peer_stream(out, count, size, Duration::from_millis(limit_ms));
+                    crate::measure::peer_stream(end, count, size, Duration::from_millis(limit_ms));
                 Event::Streamed {
                     sent,
                     usage,
@@ -578,7 +673,9 @@ impl PeerState {
                     },
                 }
             }
-            other => failed(Error::Protocol(format!("unexpected command {other:?}"))),
+            other => failed(Error::Protocol(format!(
+                "not a measurement command: {other:?}"
+            ))),
         }
     }
 
@@ -594,14 +691,13 @@ impl PeerState {
         }
         let mut link = transport.open(&cfg)?;
         link.local.set_timeout(Some(PEER_WAIT))?;
-        let end = std::mem::take(&mut link.peer);
-        let sock = self.aux(aux)?;
-        crate::measure::send_fds(sock.as_fd(), &end.fds)?;
-        let nfds = end.fds.len();
-        drop(end.fds);
+        let peer_end = std::mem::take(&mut link.peer);
+        crate::measure::send_fds(self.aux(aux)?.as_fd(), &peer_end.fds)?;
+        let nfds = peer_end.fds.len();
+        drop(peer_end.fds);
         self.back = Some(link);
         Ok(Event::BackOpened {
-            info: end.info,
+            info: peer_end.info,
             nfds,
         })
     }
@@ -626,6 +722,13 @@ fn run_command(end: &mut dyn Endpoint, cmd: Cmd) -> Event {
                 errors,
             }
         }
+        Cmd::ListFds => match child_fds(&PeerLauncher::current_exe_or_self()) {
+            Ok(fds) => Event::Fds { fds },
+            Err(e) => Event::Failed {
+                message: e.to_string(),
+            },
+        },
+        Cmd::Race { dir, names, millis } => race(&dir, &names, millis),
         Cmd::Oversize { len } => {
             let buf = vec![0x5a; len];
             Event::Oversize {
@@ -635,5 +738,165 @@ fn run_command(end: &mut dyn Endpoint, cmd: Cmd) -> Event {
         other => Event::Failed {
             message: format!("unexpected command {other:?}"),
         },
+    }
+}
+
+/// Set in a child that only lists its descriptors (see [`child_fds`]).
+const LIST_FDS_ENV: &str = "IPC_AUDIT_LIST_FDS";
+/// The prefix of each descriptor line the lister prints.
+const LIST_FDS_PREFIX: &str = "ipc-audit-fd ";
+
+/// This process's open descriptors beyond 0, 1 and 2, as `N -> target`, leaving out the
+/// one that lists the directory.
+fn open_fds() -> Vec<String> {
+    let mut v = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Ok(n) = name.parse::<i32>() else { continue };
+            if n <= 2 {
+                continue;
+            }
+            let target = std::fs::read_link(e.path())
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            // The directory being read, or a descriptor already closed.
+            if target.starts_with("/proc/") || target.is_empty() {
+                continue;
+            }
+            v.push(format!("{n} -> {target}"));
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Starts a fork+exec child of `launcher`'s program that lists its descriptors (beyond
+/// 0, 1, 2), and returns them: whatever is there leaked across exec.
+pub(crate) fn child_fds(launcher: &PeerLauncher) -> Result<Vec<String>> {
+    let out = Command::new(&launcher.program)
+        .args(&launcher.args)
+        .env(LIST_FDS_ENV, "1")
+        .env_remove(PEER_ENV)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| {
+            Error::io(
+                format!("start {} to list descriptors", launcher.program.display()),
+                e,
+            )
+        })?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix(LIST_FDS_PREFIX).map(str::to_string))
+        .collect())
+}
+
+/// setgroups, setgid, setuid, in that order.
+fn drop_privileges(id: &Identity) -> Result<()> {
+    use nix::unistd::{Gid, Uid, setgid, setuid};
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        let groups: Vec<Gid> = id.groups.iter().map(|&g| Gid::from_raw(g)).collect();
+        nix::unistd::setgroups(&groups)
+            .map_err(|e| Error::sys(format!("peer: setgroups {:?}", id.groups), e))?;
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        let groups: Vec<libc::gid_t> = id.groups.clone();
+        // SAFETY: `groups` is a valid array of `groups.len()` gids for the call's duration.
+        let r = unsafe { libc::setgroups(groups.len() as libc::c_int, groups.as_ptr()) };
+        if r != 0 {
+            return Err(Error::io(
+                format!("peer: setgroups {:?}", id.groups),
+                std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    setgid(Gid::from_raw(id.gid)).map_err(|e| Error::sys(format!("peer: setgid {}", id.gid), e))?;
+    setuid(Uid::from_raw(id.uid)).map_err(|e| Error::sys(format!("peer: setuid {}", id.uid), e))?;
+    Ok(())
+}
+
+/// The transport name of a peer that attaches to nothing (a racer).
+pub(crate) const NO_TRANSPORT: &str = "-";
+
+/// The end of a peer that attached to nothing.
+struct Detached;
+
+impl Endpoint for Detached {
+    fn send(&mut self, _: &[u8]) -> Result<()> {
+        Err(Error::Unsupported(
+            "this peer is attached to no transport".into(),
+        ))
+    }
+
+    fn recv(&mut self, _: &mut Vec<u8>) -> Result<usize> {
+        Err(Error::Unsupported(
+            "this peer is attached to no transport".into(),
+        ))
+    }
+
+    fn set_timeout(&mut self, _: Option<Duration>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Tries to get into objects as they appear: see [`Cmd::Race`].
+fn race(dir: &std::path::Path, names: &[String], millis: u64) -> Event {
+    let end = Instant::now() + Duration::from_millis(millis);
+    let mut probes = 0;
+    let mut entered = Vec::new();
+    while Instant::now() < end {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            break;
+        };
+        for e in entries.flatten() {
+            for n in names {
+                let p = e.path().join(n);
+                if let Some(got_in) = probe(&p) {
+                    probes += 1;
+                    if got_in && entered.len() < 10 {
+                        entered.push(p.display().to_string());
+                    }
+                }
+            }
+        }
+    }
+    Event::Raced { probes, entered }
+}
+
+/// Whether this process may open `p` (its permission check passed); `None` when there
+/// is nothing there, or the error says nothing about permission.
+fn probe(p: &std::path::Path) -> Option<bool> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::symlink_metadata(p).ok()?.file_type();
+    let denied =
+        |e: &std::io::Error| matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM));
+    let r = if kind.is_socket() {
+        std::os::unix::net::UnixStream::connect(p).map(drop)
+    } else if kind.is_fifo() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(p)
+            .map(drop)
+    } else {
+        std::fs::File::open(p).map(drop)
+    };
+    match r {
+        Ok(()) => Some(true),
+        Err(e) if denied(&e) => Some(false),
+        // Past the permission check: no reader (ENXIO), wrong socket type, refused.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENXIO) | Some(libc::EPROTOTYPE) | Some(libc::ECONNREFUSED)
+            ) =>
+        {
+            Some(true)
+        }
+        Err(_) => None,
     }
 }

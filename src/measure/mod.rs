@@ -47,6 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::PeerLauncher;
 use crate::audit::peer::{Cmd, Event, PeerProcess};
+
 use crate::error::{Error, Result};
 use crate::transport::{Config, Endpoint, Link, PeerEnd, Transport};
 
@@ -264,6 +265,7 @@ fn start_peer(
         aux,
         label.to_string(),
         SESSION_LIMIT,
+        &crate::audit::PeerOptions::default(),
     )?;
     match expect(&mut peer, label, timeout)? {
         Event::Ready { pid } if pid == peer.pid() && pid != std::process::id() => {}
@@ -762,7 +764,7 @@ pub fn floor(
     let page = sys::SharedPage::create()?;
     let mut peer = start_peer(
         launcher,
-        "",
+        crate::audit::peer::NO_TRANSPORT,
         PeerEnd::default(),
         vec![page.share()?],
         &label,

@@ -47,7 +47,7 @@ impl Transport for Fifo {
 
     fn open(&self, cfg: &Config) -> Result<Link> {
         let max = cfg.max_message.unwrap_or(DEFAULT_MAX_FRAME);
-        let dir = NamedDir::new("fifo")?;
+        let dir = NamedDir::for_config("fifo", cfg)?;
         let (path, ()) = dir.publish("fifo", cfg.mode, |p| {
             nix::unistd::mkfifo(p, Mode::S_IRUSR | Mode::S_IWUSR)
                 .map_err(|e| Error::sys(format!("mkfifo {}", p.display()), e))
@@ -55,6 +55,7 @@ impl Transport for Fifo {
         // Nonblocking, so the open does not wait for a writer.
         let r = open_path(&path, OFlag::O_RDONLY | OFlag::O_NONBLOCK, "fifo")?;
         let local = FramedStream::new("fifo", Some(r), None, max)?.await_writer();
+        let link_path = Some(path.clone());
         Ok(Link {
             local: Box::new(local),
             peer: PeerEnd {
@@ -62,6 +63,7 @@ impl Transport for Fifo {
                 info: format!("{max} {}", path.display()),
             },
             guard: Some(Box::new(dir)),
+            path: link_path,
         })
     }
 

@@ -37,6 +37,7 @@ use crate::error::Result;
 pub mod fifo;
 pub(crate) mod named;
 pub mod pipe;
+pub mod shm;
 pub(crate) mod stream;
 pub mod uds;
 
@@ -120,6 +121,13 @@ pub struct Config {
     /// Largest message, for transports whose maximum is configurable; `None` keeps the
     /// transport's default.
     pub max_message: Option<usize>,
+    /// The directory in which path-based transports make their per-link directory;
+    /// `None` is the system's temporary directory.
+    pub dir: Option<std::path::PathBuf>,
+    /// For transports that know their peer's credentials: the user ids allowed to
+    /// connect; others are refused at accept time. `None` allows every uid the mode
+    /// lets in.
+    pub allow_uids: Option<Vec<u32>>,
 }
 
 impl Default for Config {
@@ -127,6 +135,8 @@ impl Default for Config {
         Config {
             mode: 0o600,
             max_message: None,
+            dir: None,
+            allow_uids: None,
         }
     }
 }
@@ -135,6 +145,18 @@ impl Config {
     /// The same configuration with another mode.
     pub fn with_mode(mut self, mode: u32) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// The same configuration making per-link directories under `dir`.
+    pub fn with_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// The same configuration with an allow-list of peer user ids.
+    pub fn with_allow_uids(mut self, uids: Vec<u32>) -> Self {
+        self.allow_uids = Some(uids);
         self
     }
 
@@ -166,6 +188,24 @@ pub trait Endpoint: Send {
 
     /// Sets how long one `send` or `recv` may wait; `None` waits forever.
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()>;
+
+    /// The credentials of the process at the other end, as the kernel tells them
+    /// (SO_PEERCRED), where the transport can know them; `None` otherwise, or before the
+    /// peer is connected.
+    fn peer_credentials(&self) -> Option<Credentials> {
+        None
+    }
+}
+
+/// A process's identity as the kernel reports it to its peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// Process id.
+    pub pid: u32,
+    /// Effective user id.
+    pub uid: u32,
+    /// Effective group id.
+    pub gid: u32,
 }
 
 /// What the peer process needs to rebuild its end: descriptors it inherits, and a
@@ -187,11 +227,18 @@ pub struct Link {
     pub peer: PeerEnd,
     /// Removes named objects (paths, queues, segments) on drop.
     pub guard: Option<Box<dyn Any + Send>>,
+    /// Where the link's named object shows in the file system (a FIFO, a socket, a file,
+    /// `/dev/mqueue/NAME`, `/dev/shm/sem.NAME`), for the audit to check its mode; `None`
+    /// for an anonymous link.
+    pub path: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Link").field("peer", &self.peer).finish()
+        f.debug_struct("Link")
+            .field("peer", &self.peer)
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -224,6 +271,7 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(pipe::Pipe),
         Box::new(fifo::Fifo),
         Box::new(uds::UdsStream),
+        Box::new(shm::Shm::default()),
     ]
 }
 

@@ -30,12 +30,25 @@ pub(crate) struct NamedDir {
 impl NamedDir {
     /// A new directory under the system temporary directory, mode 0711: others may reach
     /// a name inside it that they know, but not list it.
+    #[allow(dead_code)] // for transports that take no Config
     pub(crate) fn new(kind: &str) -> Result<Self> {
+        Self::in_dir(kind, None)
+    }
+
+    /// A new directory under `cfg.dir` (or the system temporary directory).
+    pub(crate) fn for_config(kind: &str, cfg: &crate::transport::Config) -> Result<Self> {
+        Self::in_dir(kind, cfg.dir.as_deref())
+    }
+
+    fn in_dir(kind: &str, parent: Option<&Path>) -> Result<Self> {
         let prefix = format!("{}-", unique_name(&format!("ipc-audit-{kind}")));
-        let dir = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempdir()
-            .map_err(|e| Error::io(format!("create a temporary directory {prefix}*"), e))?;
+        let mut b = tempfile::Builder::new();
+        b.prefix(&prefix);
+        let dir = match parent {
+            Some(p) => b.tempdir_in(p),
+            None => b.tempdir(),
+        }
+        .map_err(|e| Error::io(format!("create a temporary directory {prefix}*"), e))?;
         chmod(dir.path(), 0o711)?;
         let staging = dir.path().join("staging");
         fs::create_dir(&staging)

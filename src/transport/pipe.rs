@@ -46,6 +46,7 @@ impl Transport for Pipe {
                 info: max.to_string(),
             },
             guard: None,
+            path: None,
         })
     }
 

@@ -11,7 +11,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use crate::error::{Error, Result};
 use crate::frame::{self, Decoder, Step};
-use crate::transport::Endpoint;
+use crate::transport::{Credentials, Endpoint};
 
 /// Size of the read buffer of a framed stream.
 const READ_BUF: usize = 64 * 1024;
@@ -88,7 +88,7 @@ pub(crate) fn write_all(
         let written = if socket {
             sendmsg::<UnixAddr>(fd.as_raw_fd(), &slices[..n], &[], nosignal(), None)
         } else {
-            nix::sys::uio::writev(fd, &slices[..n])
+            writev_nosigpipe(fd, &slices[..n])
         };
         match written {
             Ok(mut w) => {
@@ -148,6 +148,73 @@ fn nosignal() -> nix::sys::socket::MsgFlags {
     }
 }
 
+/// `writev` that never raises SIGPIPE: a pipe whose reader is gone gives EPIPE, and the
+/// process lives, whatever the SIGPIPE disposition. Where SIGPIPE is ignored (the default
+/// in Rust programs) this is a plain `writev`; otherwise SIGPIPE is blocked in this thread
+/// for the write, a SIGPIPE it raised is taken back with `sigtimedwait`, and the mask is
+/// restored.
+fn writev_nosigpipe(fd: BorrowedFd<'_>, iov: &[IoSlice<'_>]) -> nix::Result<usize> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+    if sigpipe_ignored() {
+        return nix::sys::uio::writev(fd, iov);
+    }
+    let mut pipe = SigSet::empty();
+    pipe.add(Signal::SIGPIPE);
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&pipe), Some(&mut old))?;
+    let r = nix::sys::uio::writev(fd, iov);
+    if r == Err(Errno::EPIPE) && !old.contains(Signal::SIGPIPE) {
+        take_pending_sigpipe();
+    }
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+    r
+}
+
+/// True when SIGPIPE's disposition is SIG_IGN.
+fn sigpipe_ignored() -> bool {
+    let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null `act` only reads the disposition into `old`, which is valid,
+    // zeroed memory of the right type.
+    let r = unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), old.as_mut_ptr()) };
+    // SAFETY: sigaction filled `old` when it returned 0; zeroed memory is a valid
+    // sigaction otherwise.
+    r == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
+}
+
+/// Consumes a pending SIGPIPE of this thread, if there is one, without waiting.
+fn take_pending_sigpipe() {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `set` is valid memory for a sigset_t, initialised by sigemptyset
+        // before sigaddset and sigtimedwait read it; `zero` outlives the call, and a null
+        // siginfo pointer is allowed.
+        unsafe {
+            libc::sigemptyset(set.as_mut_ptr());
+            libc::sigaddset(set.as_mut_ptr(), libc::SIGPIPE);
+            libc::sigtimedwait(set.as_ptr(), std::ptr::null_mut(), &zero);
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        // macOS has no sigtimedwait: wait only if one is pending, so sigwait returns at once.
+        use nix::sys::signal::{SigSet, Signal};
+        let mut pending = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+        // SAFETY: `pending` is valid memory for a sigset_t that sigpending fills.
+        let ok = unsafe { libc::sigpending(pending.as_mut_ptr()) } == 0;
+        // SAFETY: sigpending filled `pending` when it returned 0.
+        if ok && unsafe { libc::sigismember(pending.as_ptr(), libc::SIGPIPE) } == 1 {
+            let mut set = SigSet::empty();
+            set.add(Signal::SIGPIPE);
+            let _ = set.wait();
+        }
+    }
+}
+
 /// A framed stream over one descriptor for reading and/or one for writing.
 pub(crate) struct FramedStream {
     name: String,
@@ -164,6 +231,7 @@ pub(crate) struct FramedStream {
     timeout: Option<Duration>,
     socket: bool,
     await_writer: bool,
+    cred: Option<Credentials>,
 }
 
 impl FramedStream {
@@ -193,12 +261,15 @@ impl FramedStream {
             timeout: None,
             socket: false,
             await_writer: false,
+            cred: None,
         })
     }
 
-    /// Marks the descriptors as sockets: writes use MSG_NOSIGNAL.
+    /// Marks the descriptors as sockets: writes use MSG_NOSIGNAL, and the peer's
+    /// credentials are read once, where the platform tells them.
     pub(crate) fn socket(mut self) -> Self {
         self.socket = true;
+        self.cred = self.wr.as_ref().and_then(|fd| peer_cred(fd.as_fd()));
         self
     }
 
@@ -294,5 +365,29 @@ impl Endpoint for FramedStream {
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
         self.timeout = timeout;
         Ok(())
+    }
+
+    fn peer_credentials(&self) -> Option<Credentials> {
+        self.cred
+    }
+}
+
+/// The credentials of a connected Unix socket's peer (SO_PEERCRED), on Linux.
+pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> Option<Credentials> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let c =
+            nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+        // An unconnected socket (or a TCP one) reports pid 0.
+        (c.pid() > 0).then(|| Credentials {
+            pid: c.pid() as u32,
+            uid: c.uid(),
+            gid: c.gid(),
+        })
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = fd;
+        None
     }
 }

@@ -10,7 +10,9 @@ use nix::poll::PollFlags;
 use super::named::NamedDir;
 use super::pipe::parse_max;
 use super::stream::{FramedStream, deadline, wait_fd};
-use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
+use super::{
+    Access, Boundaries, Config, Credentials, Endpoint, Guarantees, Link, Ordering, PeerEnd,
+};
 use super::{Rendezvous, Transport};
 use crate::error::{Error, Result};
 use crate::frame::DEFAULT_MAX_FRAME;
@@ -35,6 +37,7 @@ enum Listening {
         listener: UnixListener,
         max: usize,
         timeout: Option<Duration>,
+        allow: Option<Vec<u32>>,
         _dir: NamedDir,
     },
     Connected(FramedStream),
@@ -46,6 +49,7 @@ impl Listening {
             listener,
             max,
             timeout,
+            allow,
             ..
         } = self
         {
@@ -60,6 +64,16 @@ impl Listening {
                 .accept()
                 .map_err(|e| Error::io("uds-stream: accept", e))?;
             let mut f = framed("uds-stream", s, *max)?;
+            if let Some(allow) = allow {
+                let uid = f.peer_credentials().map(|c| c.uid);
+                if !uid.is_some_and(|u| allow.contains(&u)) {
+                    // Dropping `f` closes the connection: the peer sees it refused.
+                    return Err(Error::invalid(
+                        format!("uds-stream: peer uid not in the allow-list {allow:?}"),
+                        uid.map_or("unknown".into(), |u| u.to_string()),
+                    ));
+                }
+            }
             f.set_timeout(*timeout)?;
             // Dropping the listener and the directory removes the path: nobody else can
             // connect after the peer.
@@ -90,6 +104,13 @@ impl Endpoint for Listening {
             Listening::Connected(f) => f.set_timeout(t),
         }
     }
+
+    fn peer_credentials(&self) -> Option<Credentials> {
+        match self {
+            Listening::Connected(f) => f.peer_credentials(),
+            Listening::Waiting { .. } => None,
+        }
+    }
 }
 
 impl Transport for UdsStream {
@@ -113,7 +134,7 @@ impl Transport for UdsStream {
 
     fn open(&self, cfg: &Config) -> Result<Link> {
         let max = cfg.max_message.unwrap_or(DEFAULT_MAX_FRAME);
-        let dir = NamedDir::new("uds")?;
+        let dir = NamedDir::for_config("uds", cfg)?;
         let (path, listener) = dir.publish("sock", cfg.mode, |p| {
             UnixListener::bind(p).map_err(|e| Error::io(format!("bind {}", p.display()), e))
         })?;
@@ -122,6 +143,7 @@ impl Transport for UdsStream {
                 listener,
                 max,
                 timeout: None,
+                allow: cfg.allow_uids.clone(),
                 _dir: dir,
             }),
             peer: PeerEnd {
@@ -129,6 +151,7 @@ impl Transport for UdsStream {
                 info: format!("{max} {}", path.display()),
             },
             guard: None,
+            path: Some(path.clone()),
         })
     }
 

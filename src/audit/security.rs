@@ -1,0 +1,673 @@
+//! Security properties: access by a second uid, descriptors across exec, SIGPIPE, peer
+//! credentials. Each runs with a real second process, and where it matters a real second
+//! uid: as root the peer drops to uid/gid 65534 after exec and before it attaches.
+
+use std::time::{Duration, Instant};
+
+use nix::unistd::{getegid, geteuid};
+
+use super::exchange::{analyse, ready, receive, spawn, start};
+use super::peer::{Cmd, Event, Identity, NO_TRANSPORT, PeerOptions, PeerProcess, child_fds};
+use super::{Ctx, Property, PropertyResult, Verdict};
+use crate::error::{Error, Result};
+use crate::transport::{Access, Config, Credentials, Rendezvous};
+
+/// The security properties, in report order.
+pub(super) fn all() -> Vec<Property> {
+    vec![
+        Property {
+            name: "access-uid",
+            about: "uid 65534 is refused on mode 0600 and admitted on 0660 with a shared group",
+            run: access_uid,
+        },
+        Property {
+            name: "access-race",
+            about: "a uid-65534 racer probing names as they appear never gets into a 0600 object",
+            run: access_race,
+        },
+        Property {
+            name: "access-umask",
+            about: "the umask neither widens nor narrows the requested mode",
+            run: access_umask,
+        },
+        Property {
+            name: "cloexec",
+            about: "no descriptor of the transport reaches a fork+exec child, on either side",
+            run: cloexec,
+        },
+        Property {
+            name: "sigpipe",
+            about: "with SIGPIPE at its default, sending to a closed receiver errs and the sender lives",
+            run: sigpipe,
+        },
+        Property {
+            name: "peercred-uid",
+            about: "the peer's pid, uid and gid are reported truly; an allow-list refuses other uids",
+            run: peercred,
+        },
+    ]
+}
+
+fn result(
+    name: &str,
+    declared: &str,
+    observed: String,
+    verdict: Verdict,
+    detail: String,
+) -> PropertyResult {
+    PropertyResult {
+        property: name.into(),
+        declared: declared.into(),
+        observed,
+        verdict,
+        detail,
+    }
+}
+
+/// Why a second uid cannot be had here, or `None` when it can.
+fn no_second_uid() -> Option<String> {
+    (!geteuid().is_root()).then(|| {
+        format!(
+            "needs root to run the peer as uid 65534 (running as uid {}; no user-namespace \
+             fallback)",
+            geteuid()
+        )
+    })
+}
+
+/// What happened when a peer tried to use a link.
+#[derive(Debug)]
+enum Try {
+    /// It got in: its message arrived.
+    Admitted,
+    /// The kernel refused it (EACCES or EPERM), with the error text.
+    Refused(String),
+    /// Something else went wrong, which proves nothing either way.
+    Other(#[allow(dead_code)] String),
+}
+
+fn is_denial(text: &str) -> bool {
+    text.contains("Permission denied") || text.contains("Operation not permitted")
+}
+
+/// Opens a link with `mode`, starts a peer as `who`, and has it send one message.
+fn try_as(ctx: &Ctx<'_>, name: &str, cfg: &Config, who: &Identity) -> Try {
+    let opts = PeerOptions {
+        drop_to: Some(who.clone()),
+        ..PeerOptions::default()
+    };
+    let run = || -> Result<Try> {
+        let (mut link, peer) = spawn(ctx, name, cfg, &opts)?;
+        let mut peer = match ready(peer) {
+            Ok(p) => p,
+            Err(Error::Peer(m)) if is_denial(&m) => return Ok(Try::Refused(m)),
+            Err(e) => return Ok(Try::Other(e.to_string())),
+        };
+        let seed = 7;
+        let sizes = [16];
+        let obs = receive(ctx, &mut link, &mut peer, seed, &sizes)?;
+        if let Some((_, e)) = obs.send_errors.first() {
+            return Ok(if is_denial(e) {
+                Try::Refused(e.clone())
+            } else {
+                Try::Other(e.clone())
+            });
+        }
+        let v = analyse(seed, &sizes, &obs);
+        Ok(match v.first() {
+            None => Try::Admitted,
+            Some(v) => Try::Other(v.to_string()),
+        })
+    };
+    run().unwrap_or_else(|e| Try::Other(e.to_string()))
+}
+
+fn short(text: &str) -> String {
+    // The kernel's words are what matter: keep the text after the last colon's operation.
+    text.rsplit(": ").next().unwrap_or(text).to_string()
+}
+
+fn access_uid(ctx: &Ctx<'_>) -> PropertyResult {
+    let name = "access-uid";
+    let g = ctx.transport.guarantees();
+    let declared = access_declared(g.access);
+    if g.access == Access::Inherited || g.rendezvous == Rendezvous::Inherited {
+        return result(
+            name,
+            declared,
+            "inherited only: no name that another process could open".into(),
+            Verdict::Pass,
+            "only a process given the descriptor can use it".into(),
+        );
+    }
+    if let Some(why) = no_second_uid() {
+        return result(name, declared, "not run".into(), Verdict::Skipped, why);
+    }
+    let group = getegid().as_raw();
+    let deny = try_as(
+        ctx,
+        name,
+        &Config::default().with_mode(0o600),
+        &Identity::nobody(vec![]),
+    );
+    if g.access == Access::Anyone {
+        return match deny {
+            Try::Admitted => result(
+                name,
+                declared,
+                "uid 65534 got in although mode 0600 was asked: open to every local user".into(),
+                Verdict::Pass,
+                "the mode does not apply to this transport".into(),
+            ),
+            other => result(
+                name,
+                declared,
+                format!("uid 65534 did not get in: {other:?}"),
+                Verdict::Fail,
+                "declared open to every local user".into(),
+            ),
+        };
+    }
+    let allow = try_as(
+        ctx,
+        name,
+        &Config::default().with_mode(0o660),
+        &Identity::nobody(vec![group]),
+    );
+    match (deny, allow) {
+        (Try::Refused(why), Try::Admitted) => result(
+            name,
+            declared,
+            format!(
+                "uid 65534 refused on 0600 ({}); admitted on 0660 with group {group}",
+                short(&why)
+            ),
+            Verdict::Pass,
+            "peer dropped to uid/gid 65534 after exec".into(),
+        ),
+        (Try::Admitted, _) => result(
+            name,
+            declared,
+            "uid 65534 got into an object made with mode 0600".into(),
+            Verdict::Fail,
+            "the mode is not enforced".into(),
+        ),
+        (_, allow) => result(
+            name,
+            declared,
+            format!("positive control failed: uid 65534 with group {group} on 0660: {allow:?}"),
+            Verdict::Fail,
+            "a denial with the wrong cause proves nothing".into(),
+        ),
+    }
+}
+
+fn cloexec(ctx: &Ctx<'_>) -> PropertyResult {
+    let name = "cloexec";
+    let declared = "every descriptor close-on-exec";
+    let run = || -> Result<(Vec<String>, Vec<String>)> {
+        let before = child_fds(ctx.launcher)?;
+        let (mut link, mut peer) = start(ctx, name)?;
+        if ctx.transport.guarantees().carries_data {
+            // One message, so that lazily made descriptors (accept) exist.
+            let obs = receive(ctx, &mut link, &mut peer, 3, &[8])?;
+            if let Some(v) = analyse(3, &[8], &obs).first() {
+                return Err(Error::Peer(format!(
+                    "exchange before the check failed: {v}"
+                )));
+            }
+        }
+        let after = child_fds(ctx.launcher)?;
+        let local: Vec<String> = after.into_iter().filter(|f| !before.contains(f)).collect();
+        peer.command(&Cmd::ListFds)?;
+        let remote = match peer.event(Instant::now() + ctx.timeout)? {
+            Event::Fds { fds } => fds,
+            other => return Err(Error::Peer(format!("expected fds, got {other:?}"))),
+        };
+        peer.finish(Instant::now() + ctx.timeout)?;
+        drop(link);
+        // Descriptors this process itself inherited without close-on-exec (from a shell or
+        // a build tool) reach the peer too: they are in `before`, and not the transport's.
+        let remote = remote.into_iter().filter(|f| !before.contains(f)).collect();
+        Ok((local, remote))
+    };
+    match run() {
+        Ok((local, remote)) if local.is_empty() && remote.is_empty() => result(
+            name,
+            declared,
+            "no descriptor reached a fork+exec child (local: open/accept; peer: attach)".into(),
+            Verdict::Pass,
+            "children listed /proc/self/fd".into(),
+        ),
+        Ok((local, remote)) => result(
+            name,
+            declared,
+            format!("leaked across exec: local {local:?}, peer {remote:?}"),
+            Verdict::Fail,
+            "a fork+exec child listed these in /proc/self/fd".into(),
+        ),
+        Err(e) => result(
+            name,
+            declared,
+            e.to_string(),
+            Verdict::Fail,
+            "the check could not run".into(),
+        ),
+    }
+}
+
+fn sigpipe(ctx: &Ctx<'_>) -> PropertyResult {
+    let name = "sigpipe";
+    let declared = "error, not death";
+    if !ctx.transport.guarantees().carries_data {
+        return result(
+            name,
+            declared,
+            "not run".into(),
+            Verdict::Skipped,
+            "the transport carries no data".into(),
+        );
+    }
+    let opts = PeerOptions {
+        sigpipe_default: true,
+        ..PeerOptions::default()
+    };
+    let run = || -> Result<PropertyResult> {
+        let (link, peer) = spawn(ctx, name, &Config::default(), &opts)?;
+        let mut peer = ready(peer)?;
+        // The receiver goes away, then the peer sends.
+        drop(link);
+        peer.command(&Cmd::Send {
+            seed: 1,
+            sizes: vec![4096; 64],
+        })?;
+        let deadline = Instant::now() + ctx.timeout;
+        match peer.event(deadline) {
+            Ok(Event::Sent { errors, .. }) => {
+                let observed = match errors.first() {
+                    Some((i, e)) => format!("send {i} returned an error ({}); the sender lives", short(e)),
+                    None => "sends succeeded after the receiver closed (the object keeps them); the sender lives"
+                        .into(),
+                };
+                peer.finish(deadline)?;
+                Ok(result(
+                    name,
+                    declared,
+                    observed,
+                    Verdict::Pass,
+                    "peer with SIGPIPE at SIG_DFL".into(),
+                ))
+            }
+            Ok(other) => Err(Error::Peer(format!("expected sent, got {other:?}"))),
+            Err(_) => {
+                let status = peer.wait_exit(deadline)?;
+                Ok(result(
+                    name,
+                    declared,
+                    format!("the sender died: {status}"),
+                    Verdict::Fail,
+                    "sending to a closed receiver must return an error (MSG_NOSIGNAL or a blocked SIGPIPE)".into(),
+                ))
+            }
+        }
+    };
+    run().unwrap_or_else(|e| {
+        result(
+            name,
+            declared,
+            e.to_string(),
+            Verdict::Fail,
+            "the check could not run".into(),
+        )
+    })
+}
+
+fn peercred(ctx: &Ctx<'_>) -> PropertyResult {
+    let name = "peercred-uid";
+    let g = ctx.transport.guarantees();
+    let declared = if g.access == Access::FileModeAndPeerCred {
+        "pid, uid, gid of the peer; allow-list"
+    } else {
+        "not exposed"
+    };
+    if g.access != Access::FileModeAndPeerCred {
+        return result(
+            name,
+            declared,
+            "not run".into(),
+            Verdict::Skipped,
+            "not applicable: the transport does not expose its peer's credentials".into(),
+        );
+    }
+    let second = no_second_uid().is_none();
+    let who = if second {
+        Identity::nobody(vec![])
+    } else {
+        Identity {
+            uid: geteuid().as_raw(),
+            gid: getegid().as_raw(),
+            groups: vec![],
+        }
+    };
+    let opts = PeerOptions {
+        drop_to: second.then(|| who.clone()),
+        ..PeerOptions::default()
+    };
+    let cfg = Config::default().with_mode(0o666);
+    let run = || -> Result<PropertyResult> {
+        let (mut link, peer) = spawn(ctx, name, &cfg, &opts)?;
+        let mut peer = ready(peer)?;
+        let obs = receive(ctx, &mut link, &mut peer, 5, &[8])?;
+        if let Some(v) = analyse(5, &[8], &obs).first() {
+            return Err(Error::Peer(format!("exchange failed: {v}")));
+        }
+        let want = Credentials {
+            pid: peer.pid(),
+            uid: who.uid,
+            gid: who.gid,
+        };
+        let got = link.local.peer_credentials();
+        peer.finish(Instant::now() + ctx.timeout)?;
+        if got != Some(want) {
+            return Ok(result(
+                name,
+                declared,
+                format!("reported {got:?}, the peer is {want:?}"),
+                Verdict::Fail,
+                "SO_PEERCRED must name the real peer".into(),
+            ));
+        }
+        if !second {
+            return Ok(result(
+                name,
+                declared,
+                format!("reported {want:?}, true; allow-list not checked"),
+                Verdict::Skipped,
+                no_second_uid().unwrap_or_default(),
+            ));
+        }
+        // The allow-list names only our own uid: the peer (65534) must be refused.
+        let own = geteuid().as_raw();
+        let (mut link, peer) = spawn(ctx, name, &cfg.clone().with_allow_uids(vec![own]), &opts)?;
+        let mut peer = ready(peer)?;
+        peer.command(&Cmd::Send {
+            seed: 9,
+            sizes: vec![8],
+        })?;
+        link.local.set_timeout(Some(Duration::from_secs(2)))?;
+        let mut buf = Vec::new();
+        let refused = match link.local.recv(&mut buf) {
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        drop(link);
+        drop(peer);
+        Ok(match refused {
+            Some(why) if why.contains("allow-list") => result(
+                name,
+                declared,
+                format!(
+                    "reported {want:?}, true; uid 65534 refused at accept by allow-list [{own}]"
+                ),
+                Verdict::Pass,
+                "peer dropped to uid/gid 65534 after exec".into(),
+            ),
+            other => result(
+                name,
+                declared,
+                format!("allow-list [{own}] did not refuse uid 65534: {other:?}"),
+                Verdict::Fail,
+                "the allow-list must refuse at accept time".into(),
+            ),
+        })
+    };
+    run().unwrap_or_else(|e| {
+        result(
+            name,
+            declared,
+            e.to_string(),
+            Verdict::Fail,
+            "the check could not run".into(),
+        )
+    })
+}
+
+/// The declared access, as the access properties word it.
+fn access_declared(a: Access) -> &'static str {
+    match a {
+        Access::Inherited => "inherited only",
+        Access::FileMode | Access::FileModeAndPeerCred => "mode 0600 enforced",
+        Access::Anyone => "any local user",
+    }
+}
+
+/// The result for a transport with no named object to check, or `None`.
+fn skip_unnamed(ctx: &Ctx<'_>, name: &str) -> Option<PropertyResult> {
+    let g = ctx.transport.guarantees();
+    let declared = access_declared(g.access);
+    if g.access == Access::Inherited || g.rendezvous == Rendezvous::Inherited {
+        return Some(result(
+            name,
+            declared,
+            "inherited only: no name to race or to set a mode on".into(),
+            Verdict::Pass,
+            "only a process given the descriptor can use it".into(),
+        ));
+    }
+    if g.access == Access::Anyone {
+        return Some(result(
+            name,
+            declared,
+            "no mode: open to every local user".into(),
+            Verdict::Pass,
+            "see access-uid".into(),
+        ));
+    }
+    None
+}
+
+/// Makes links with `cfg` for `millis` while a racer as uid 65534 probes their names;
+/// returns (links made, probes, paths entered).
+fn race_once(
+    ctx: &Ctx<'_>,
+    name: &str,
+    cfg: &Config,
+    object: &str,
+    millis: u64,
+) -> Result<(u32, u64, Vec<String>)> {
+    let dir = cfg
+        .dir
+        .clone()
+        .ok_or_else(|| Error::invalid("race needs a directory", "none"))?;
+    let opts = PeerOptions {
+        drop_to: Some(Identity::nobody(vec![])),
+        ..PeerOptions::default()
+    };
+    let label = format!("{} / {name}", ctx.transport.name());
+    let racer = PeerProcess::spawn(
+        ctx.launcher,
+        NO_TRANSPORT,
+        Default::default(),
+        label,
+        ctx.timeout * 3,
+        &opts,
+    )?;
+    let mut racer = ready(racer)?;
+    racer.command(&Cmd::Race {
+        dir,
+        names: vec![object.to_string()],
+        millis,
+    })?;
+    let end = Instant::now() + Duration::from_millis(millis);
+    let mut made = 0;
+    while Instant::now() < end {
+        let link = ctx.transport.open(cfg)?;
+        made += 1;
+        std::thread::sleep(Duration::from_millis(1));
+        drop(link);
+    }
+    let ev = racer.event(Instant::now() + ctx.timeout)?;
+    racer.finish(Instant::now() + ctx.timeout)?;
+    match ev {
+        Event::Raced { probes, entered } => Ok((made, probes, entered)),
+        other => Err(Error::Peer(format!("expected raced, got {other:?}"))),
+    }
+}
+
+fn access_race(ctx: &Ctx<'_>) -> PropertyResult {
+    let name = "access-race";
+    if let Some(r) = skip_unnamed(ctx, name) {
+        return r;
+    }
+    let declared = "mode right from the moment the name appears";
+    if let Some(why) = no_second_uid() {
+        return result(name, declared, "not run".into(), Verdict::Skipped, why);
+    }
+    let run = || -> Result<PropertyResult> {
+        let top = tempfile::Builder::new()
+            .prefix("ipc-audit-race-")
+            .tempdir()
+            .map_err(|e| Error::io("make the race directory", e))?;
+        crate::transport::named::chmod(top.path(), 0o755)?;
+        let cfg = Config::default().with_dir(top.path());
+        let probe = ctx.transport.open(&cfg)?;
+        let object = match probe.path.as_deref() {
+            Some(p) if p.parent().and_then(|d| d.parent()) == Some(top.path()) => {
+                p.file_name().map(|n| n.to_string_lossy().to_string())
+            }
+            _ => None,
+        };
+        drop(probe);
+        let Some(object) = object else {
+            return Ok(result(
+                name,
+                declared,
+                "not run".into(),
+                Verdict::Skipped,
+                "not applicable: the object is not made in a directory (its mode is given to the \
+                 creating call itself)"
+                    .into(),
+            ));
+        };
+        let (made, probes, entered) =
+            race_once(ctx, name, &cfg.clone().with_mode(0o600), &object, 1500)?;
+        if !entered.is_empty() {
+            return Ok(result(
+                name,
+                declared,
+                format!(
+                    "uid 65534 got into {} of {made} objects made with mode 0600: {entered:?}",
+                    entered.len()
+                ),
+                Verdict::Fail,
+                format!("{probes} probes"),
+            ));
+        }
+        // Positive control: the same racer gets into objects that allow it.
+        let (made_open, _, entered_open) =
+            race_once(ctx, name, &cfg.with_mode(0o666), &object, 1500)?;
+        if entered_open.is_empty() {
+            return Ok(result(
+                name,
+                declared,
+                format!(
+                    "positive control failed: the racer got into none of {made_open} objects made with mode 0666"
+                ),
+                Verdict::Fail,
+                "a race that cannot win proves nothing".into(),
+            ));
+        }
+        Ok(result(
+            name,
+            declared,
+            format!(
+                "uid 65534 got into 0 of {made} objects made 0600 ({probes} probes as they appeared); \
+                 positive control: got into 0666 ones"
+            ),
+            Verdict::Pass,
+            "made in a 0700 staging folder with its final mode, then renamed in".into(),
+        ))
+    };
+    run().unwrap_or_else(|e| {
+        result(
+            name,
+            declared,
+            e.to_string(),
+            Verdict::Fail,
+            "the check could not run".into(),
+        )
+    })
+}
+
+/// Serialises the umask changes of [`access_umask`]: the umask is process-wide.
+static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn access_umask(ctx: &Ctx<'_>) -> PropertyResult {
+    use nix::sys::stat::{Mode, umask};
+    use std::os::unix::fs::PermissionsExt;
+    let name = "access-umask";
+    if let Some(r) = skip_unnamed(ctx, name) {
+        return r;
+    }
+    let declared = "exactly the mode asked";
+    let _lock = UMASK.lock().unwrap_or_else(|p| p.into_inner());
+    let mut seen = Vec::new();
+    for (mask, mode) in [(0o077, 0o660), (0o000, 0o600), (0o027, 0o640)] {
+        let old = umask(Mode::from_bits_truncate(mask));
+        let link = ctx.transport.open(&Config::default().with_mode(mode));
+        umask(old);
+        let link = match link {
+            Ok(l) => l,
+            Err(e) => {
+                return result(
+                    name,
+                    declared,
+                    e.to_string(),
+                    Verdict::Fail,
+                    "the check could not run".into(),
+                );
+            }
+        };
+        let Some(path) = link.path.clone() else {
+            return result(
+                name,
+                declared,
+                "not run".into(),
+                Verdict::Skipped,
+                "not applicable: the object has no path to stat".into(),
+            );
+        };
+        let got = match std::fs::metadata(&path) {
+            Ok(m) => m.permissions().mode() & 0o777,
+            Err(e) => {
+                return result(
+                    name,
+                    declared,
+                    format!("stat {}: {e}", path.display()),
+                    Verdict::Fail,
+                    "the check could not run".into(),
+                );
+            }
+        };
+        if got != mode {
+            return result(
+                name,
+                declared,
+                format!(
+                    "asked {mode:#o} under umask {mask:#o}, got {got:#o} on {}",
+                    path.display()
+                ),
+                Verdict::Fail,
+                "the umask changed the mode".into(),
+            );
+        }
+        seen.push(format!("{mode:o} under umask {mask:03o}"));
+    }
+    result(
+        name,
+        declared,
+        format!("exact: {}", seen.join(", ")),
+        Verdict::Pass,
+        "mode read back with stat".into(),
+    )
+}

@@ -1,0 +1,523 @@
+//! Checks shared by the fuzz targets in `fuzz/` and the stable test that replays their
+//! committed corpus (`tests/fuzz_corpus.rs`), so both run exactly the same code.
+//!
+//! Not part of the public API: hidden from the docs, may change at any time.
+//!
+//! Each target is a function `fn(&[u8])` that panics when a property is broken; it is
+//! listed in [`TARGETS`] under the name of its fuzz target and its corpus folder
+//! (`fuzz/corpus/<name>/`). Adding a target: write the check here (or in the module of
+//! the parser it checks, reaching `pub(crate)` items), add one line to [`TARGETS`], one
+//! file `fuzz/fuzz_targets/<name>.rs` and one `[[bin]]` entry in `fuzz/Cargo.toml`, and
+//! seed `fuzz/corpus/<name>/` and `fuzz/dict/<name>.dict`. The replay test fails until
+//! all of these exist.
+//!
+//! Memory is checked with [`CountingAlloc`]: a binary that installs it as its global
+//! allocator lets the checks see every allocation made on the current thread.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arbitrary::Unstructured;
+
+use crate::frame::{self, Decoder, FrameError, HEADER_LEN, LIMIT_MAX_FRAME, MAGIC, Step, VERSION};
+
+/// A fuzz target: its name (fuzz target, corpus folder, dictionary) and its check.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    /// Name of the fuzz target, its corpus folder and its dictionary.
+    pub name: &'static str,
+    /// Runs one input; panics when a property is broken.
+    pub check: fn(&[u8]),
+}
+
+/// Every fuzz target, by name.
+pub const TARGETS: &[Target] = &[
+    Target {
+        name: "frame_decode",
+        check: frame_decode,
+    },
+    Target {
+        name: "frame_chunked_roundtrip",
+        check: frame_chunked_roundtrip,
+    },
+    Target {
+        name: "frame_differential",
+        check: frame_differential,
+    },
+];
+
+/// The check registered under `name`.
+pub fn target(name: &str) -> Option<fn(&[u8])> {
+    TARGETS.iter().find(|t| t.name == name).map(|t| t.check)
+}
+
+// ---------------------------------------------------------------------------------------
+// Allocation counting
+
+/// Allocations seen on one thread since the last [`alloc_reset`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AllocStats {
+    /// Number of allocations and reallocations.
+    pub count: usize,
+    /// Sum of the sizes requested.
+    pub bytes: usize,
+    /// The largest single size requested.
+    pub largest: usize,
+    /// Bytes allocated minus bytes freed on this thread since the reset.
+    pub live: isize,
+    /// The highest value `live` reached since the reset.
+    pub peak: isize,
+}
+
+thread_local! {
+    static STATS: Cell<AllocStats> = const {
+        Cell::new(AllocStats { count: 0, bytes: 0, largest: 0, live: 0, peak: 0 })
+    };
+}
+
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// A global allocator that forwards to [`System`] and counts, per thread, what it
+/// allocates. Install it with
+/// `#[global_allocator] static A: CountingAlloc = CountingAlloc;`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CountingAlloc;
+
+fn record(grow: usize, shrink: usize) {
+    INSTALLED.store(true, Ordering::Relaxed);
+    // `try_with`: the slot is const-initialised and has no destructor, but never panic
+    // inside the allocator.
+    let _ = STATS.try_with(|s| {
+        let mut st = s.get();
+        if grow > 0 {
+            st.count += 1;
+            st.bytes = st.bytes.saturating_add(grow);
+            st.largest = st.largest.max(grow);
+        }
+        st.live = st
+            .live
+            .wrapping_add(grow as isize)
+            .wrapping_sub(shrink as isize);
+        st.peak = st.peak.max(st.live);
+        s.set(st);
+    });
+}
+
+// SAFETY: every method forwards to `System` with the arguments it was given, so the
+// allocator contract is `System`'s; the counting touches only a thread-local `Cell`
+// and does not allocate.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        record(layout.size(), 0);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which is System's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        record(layout.size(), 0);
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        record(0, layout.size());
+        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        record(new_size, layout.size());
+        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`; the caller
+        // upholds the rest of `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// True once [`CountingAlloc`] has served an allocation: it is the global allocator.
+pub fn alloc_counting() -> bool {
+    INSTALLED.load(Ordering::Relaxed)
+}
+
+/// Starts a new counting window on this thread.
+pub fn alloc_reset() {
+    let _ = STATS.try_with(|s| s.set(AllocStats::default()));
+}
+
+/// What this thread allocated since [`alloc_reset`].
+pub fn alloc_stats() -> AllocStats {
+    STATS.try_with(Cell::get).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------
+// A reference decoder
+
+/// A second, deliberately simple decoder of a whole stream, written from the format
+/// description without sharing code with [`Decoder`]: the oracle of the fuzz targets.
+/// Same contract as [`frame::decode_stream`].
+pub fn reference_decode(max: usize, stream: &[u8]) -> Vec<Result<Vec<u8>, FrameError>> {
+    reference_events(max, stream)
+        .map(|e| e.map(<[u8]>::to_vec))
+        .collect()
+}
+
+/// [`reference_decode`] without allocating: the payloads are borrowed from `stream`.
+pub fn reference_events(
+    max: usize,
+    stream: &[u8],
+) -> impl Iterator<Item = Result<&[u8], FrameError>> {
+    let max = max.min(LIMIT_MAX_FRAME);
+    let mut rest = Some(stream);
+    std::iter::from_fn(move || {
+        let r = rest.take()?;
+        if r.is_empty() {
+            return None;
+        }
+        if r.len() < HEADER_LEN {
+            return Some(Err(FrameError::Truncated {
+                got: r.len(),
+                needed: HEADER_LEN,
+            }));
+        }
+        let mut header = [0u8; HEADER_LEN];
+        header.copy_from_slice(&r[..HEADER_LEN]);
+        let le = |at: usize| {
+            let mut w = [0u8; 4];
+            w.copy_from_slice(&header[at..at + 4]);
+            u32::from_le_bytes(w)
+        };
+        let reason = if header[0..2] != MAGIC {
+            Some("wrong magic")
+        } else if header[2] != VERSION {
+            Some("unknown version")
+        } else if header[3] != 0 {
+            Some("unknown flags")
+        } else if crc32c::crc32c(&header[..12]) != le(12) {
+            Some("header checksum mismatch")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Some(Err(FrameError::BadHeader { reason, header }));
+        }
+        let len = le(4) as usize;
+        if len > max {
+            return Some(Err(FrameError::TooLarge { len, max }));
+        }
+        if r.len() - HEADER_LEN < len {
+            return Some(Err(FrameError::Truncated {
+                got: r.len(),
+                needed: HEADER_LEN + len,
+            }));
+        }
+        let payload = &r[HEADER_LEN..HEADER_LEN + len];
+        rest = Some(&r[HEADER_LEN + len..]);
+        let (expected, actual) = (le(8), crc32c::crc32c(payload));
+        Some(if expected == actual {
+            Ok(payload)
+        } else {
+            Err(FrameError::BadChecksum {
+                expected,
+                actual,
+                len,
+            })
+        })
+    })
+}
+
+/// Panics unless `e` is consistent with itself and with the decoder's maximum, and its
+/// message names the values it carries.
+pub fn check_error(e: &FrameError, max: usize) {
+    check_error_fields(e, max);
+    let msg = e.to_string();
+    let has = |v: usize| msg.contains(&v.to_string());
+    match *e {
+        FrameError::TooLarge { len, max } => assert!(has(len) && has(max), "{msg}"),
+        FrameError::BadChecksum { len, .. } => assert!(has(len), "{msg}"),
+        FrameError::BadHeader { reason, .. } => assert!(msg.contains(reason), "{msg}"),
+        FrameError::Truncated { got, needed } => assert!(has(got) && has(needed), "{msg}"),
+    }
+}
+
+/// [`check_error`] without the message (it allocates): the fields only.
+pub fn check_error_fields(e: &FrameError, max: usize) {
+    match *e {
+        FrameError::TooLarge { len, max: m } => {
+            assert_eq!(m, max, "TooLarge carries the configured maximum");
+            assert!(len > max, "TooLarge with len {len} <= max {max}");
+        }
+        FrameError::BadChecksum {
+            expected,
+            actual,
+            len,
+        } => {
+            assert_ne!(expected, actual, "BadChecksum with equal checksums");
+            assert!(len <= max, "BadChecksum on a frame over the maximum");
+        }
+        FrameError::BadHeader { reason, .. } => {
+            assert!(
+                [
+                    "wrong magic",
+                    "unknown version",
+                    "unknown flags",
+                    "header checksum mismatch"
+                ]
+                .contains(&reason),
+                "unknown BadHeader reason {reason:?}"
+            );
+        }
+        FrameError::Truncated { got, needed } => {
+            assert!(got < needed, "Truncated with {got} of {needed} bytes");
+            assert!(needed >= HEADER_LEN);
+        }
+    }
+    assert_eq!(e.is_fatal(), !matches!(e, FrameError::BadChecksum { .. }));
+}
+
+/// Panics unless `events` are what `stream` should decode to: the reference decoder's
+/// answer, with every error checked by [`check_error`].
+pub fn check_events(max: usize, stream: &[u8], events: &[Result<Vec<u8>, FrameError>]) {
+    let expected = reference_decode(max, stream);
+    assert_eq!(events, &expected[..], "decoder and reference disagree");
+    for e in events.iter().filter_map(|e| e.as_ref().err()) {
+        check_error(e, max.min(LIMIT_MAX_FRAME));
+    }
+}
+
+/// A cheap deterministic sequence of chunk sizes (xorshift), from one seed byte.
+struct Chunks(u32);
+
+impl Chunks {
+    fn next(&mut self, limit: usize) -> usize {
+        if self.0 == 0 {
+            return limit;
+        }
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 17;
+        self.0 ^= self.0 << 5;
+        // 0..=64 bytes, zero-length chunks included.
+        (self.0 as usize % 65).min(limit)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Targets
+
+/// `frame_decode`: arbitrary bytes into the incremental decoder.
+///
+/// Input: two bytes of maximum (0..=8191), one seed byte for the chunking (0: the whole
+/// stream in one call), then the stream. Checks: no panic; every step agrees with the
+/// reference decoder; `consumed` is within the input and all of it on `NeedMore`; a fatal
+/// error repeats and takes nothing more; every error's fields are consistent
+/// ([`check_error_fields`]); with [`CountingAlloc`] installed, no single allocation over
+/// the maximum and no more than twice the maximum live at once (the decoder's buffer
+/// plus `out`). Built to be cheap (nothing but the decoder allocates), so that the fuzzer
+/// runs it hundreds of thousands of times a second.
+pub fn frame_decode(data: &[u8]) {
+    let (max, seed, stream) = match data {
+        [a, b, s, rest @ ..] => (usize::from(u16::from_le_bytes([*a, *b]) & 0x1fff), *s, rest),
+        _ => (64, 0, data),
+    };
+    let mut expected = reference_events(max, stream);
+    let mut next_expected = |got: Result<&[u8], &FrameError>| match expected.next() {
+        Some(Ok(p)) => assert!(got == Ok(p), "decoder delivered {got:?}, reference a frame"),
+        Some(Err(e)) => {
+            assert!(got == Err(&e), "decoder gave {got:?}, reference {e:?}");
+            check_error_fields(&e, max);
+        }
+        None => panic!("decoder gave {got:?}, reference nothing more"),
+    };
+
+    alloc_reset();
+    let mut dec = Decoder::new(max);
+    let mut out = Vec::new();
+    let mut chunks = Chunks(u32::from(seed) * 0x0101_0101);
+    let mut rest = stream;
+    'feed: while !rest.is_empty() {
+        let n = chunks.next(rest.len());
+        let mut chunk = &rest[..n];
+        rest = &rest[n..];
+        loop {
+            let d = dec.decode(chunk, &mut out);
+            assert!(d.consumed <= chunk.len(), "consumed past the input");
+            chunk = &chunk[d.consumed..];
+            match d.step {
+                Step::NeedMore => {
+                    assert!(chunk.is_empty(), "NeedMore with input left");
+                    break;
+                }
+                Step::Frame => {
+                    assert!(out.len() <= max, "frame over the maximum delivered");
+                    next_expected(Ok(&out));
+                }
+                Step::Error(e) => {
+                    next_expected(Err(&e));
+                    if e.is_fatal() {
+                        assert!(dec.is_failed());
+                        let again = dec.decode(chunk, &mut out);
+                        assert_eq!(again.consumed, 0, "input taken after a fatal error");
+                        assert_eq!(again.step, Step::Error(e), "fatal error not repeated");
+                        break 'feed;
+                    }
+                }
+            }
+            if chunk.is_empty() {
+                break;
+            }
+        }
+    }
+    if !dec.is_failed() {
+        match dec.finish() {
+            Ok(()) => assert!(dec.is_idle()),
+            Err(e) => next_expected(Err(&e)),
+        }
+    }
+    let st = alloc_stats();
+    assert!(expected.next().is_none(), "the decoder missed events");
+    if alloc_counting() {
+        assert!(
+            st.largest <= max,
+            "an allocation of {} bytes with a maximum of {max}",
+            st.largest
+        );
+        assert!(
+            st.peak <= 2 * max as isize,
+            "{} bytes live with a maximum of {max}",
+            st.peak
+        );
+    }
+}
+
+/// `frame_chunked_roundtrip`: arbitrary messages, encoded, cut into arbitrary chunks,
+/// decoded (into a different `out` vector now and then): the messages come back, in
+/// order, and nothing else.
+pub fn frame_chunked_roundtrip(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let max = u.int_in_range(0..=1usize << 18).unwrap_or(0);
+    let mut msgs: Vec<Vec<u8>> = Vec::new();
+    while msgs.len() < 64 && !u.is_empty() {
+        let msg = match u.int_in_range(0..=3u8).unwrap_or(0) {
+            // A long run of one byte: payloads over 64 KiB from a short input.
+            0 => {
+                let len = u.int_in_range(0..=max).unwrap_or(0);
+                vec![u.arbitrary::<u8>().unwrap_or(0); len]
+            }
+            // Exactly the maximum.
+            1 if max <= 1 << 16 => vec![0xa5; max],
+            _ => {
+                let bytes: &[u8] = u.arbitrary().unwrap_or_default();
+                bytes[..bytes.len().min(max)].to_vec()
+            }
+        };
+        msgs.push(msg);
+    }
+    let mut wire = Vec::new();
+    for m in &msgs {
+        frame::encode(m, max, &mut wire).expect("a payload within the maximum encodes");
+    }
+
+    let mut cuts = Vec::new();
+    let mut pos = 0;
+    while pos < wire.len() {
+        let n = if u.is_empty() {
+            wire.len() - pos
+        } else {
+            u.int_in_range(0..=wire.len() - pos)
+                .unwrap_or(wire.len() - pos)
+        };
+        cuts.push((pos, pos + n, u.arbitrary::<bool>().unwrap_or(false)));
+        pos += n;
+    }
+
+    let mut dec = Decoder::new(max);
+    let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    for &(from, to, swap) in &cuts {
+        let mut chunk = &wire[from..to];
+        loop {
+            let out = if swap { &mut out_b } else { &mut out_a };
+            let d = dec.decode(chunk, out);
+            chunk = &chunk[d.consumed..];
+            match d.step {
+                Step::Frame => got.push(out.clone()),
+                Step::NeedMore => break,
+                Step::Error(e) => panic!("error on a valid stream: {e}"),
+            }
+            if chunk.is_empty() {
+                break;
+            }
+        }
+    }
+    assert_eq!(dec.finish(), Ok(()), "valid stream reported unfinished");
+    assert!(got == msgs, "decoded messages differ from the input");
+
+    let events = frame::decode_stream(max, cuts.iter().map(|&(a, b, _)| &wire[a..b]));
+    assert!(
+        events.len() == msgs.len() && events.iter().zip(&msgs).all(|(e, m)| e.as_ref() == Ok(m)),
+        "decode_stream differs from the input"
+    );
+}
+
+/// `frame_differential`: a stream mixing valid frames, frames with a corrupted byte,
+/// headers announcing any length and raw bytes, possibly cut short, decoded whole, one
+/// byte at a time and in arbitrary chunks: all three agree with each other and with the
+/// reference decoder, errors included.
+pub fn frame_differential(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let max = u.int_in_range(0..=4096usize).unwrap_or(0);
+    let mut stream = Vec::new();
+    let mut segments = 0;
+    while segments < 32 && !u.is_empty() {
+        segments += 1;
+        let kind = u.int_in_range(0..=4u8).unwrap_or(0);
+        let bytes: &[u8] = u.arbitrary().unwrap_or_default();
+        match kind {
+            // A valid frame (over the maximum if the bytes are).
+            0 | 1 => {
+                let _ = frame::encode(bytes, LIMIT_MAX_FRAME, &mut stream);
+            }
+            // A frame with one byte changed.
+            2 => {
+                let at = stream.len();
+                let _ = frame::encode(bytes, LIMIT_MAX_FRAME, &mut stream);
+                let i = u.int_in_range(at..=stream.len() - 1).unwrap_or(at);
+                stream[i] ^= u.int_in_range(1..=255u8).unwrap_or(1);
+            }
+            // A valid header announcing any length, then whatever follows.
+            3 => {
+                let len: u32 = u.arbitrary().unwrap_or(0);
+                let mut h = [0u8; HEADER_LEN];
+                h[0..2].copy_from_slice(&MAGIC);
+                h[2] = VERSION;
+                h[4..8].copy_from_slice(&len.to_le_bytes());
+                h[8..12].copy_from_slice(&u.arbitrary::<u32>().unwrap_or(0).to_le_bytes());
+                let hcrc = crc32c::crc32c(&h[..12]);
+                h[12..16].copy_from_slice(&hcrc.to_le_bytes());
+                stream.extend_from_slice(&h);
+            }
+            // Raw bytes.
+            _ => stream.extend_from_slice(bytes),
+        }
+    }
+    if u.arbitrary::<bool>().unwrap_or(false) {
+        let keep = u.int_in_range(0..=stream.len()).unwrap_or(stream.len());
+        stream.truncate(keep);
+    }
+
+    let whole = frame::decode_stream(max, [&stream[..]]);
+    let bytewise = frame::decode_stream(max, stream.chunks(1));
+    assert_eq!(whole, bytewise, "whole and one-byte-at-a-time disagree");
+    let mut cuts = Vec::new();
+    let mut pos = 0;
+    while pos < stream.len() {
+        let n = u
+            .int_in_range(0..=stream.len() - pos)
+            .unwrap_or(stream.len() - pos);
+        let n = if u.is_empty() { stream.len() - pos } else { n };
+        cuts.push(&stream[pos..pos + n]);
+        pos += n;
+    }
+    let chunked = frame::decode_stream(max, cuts);
+    assert_eq!(whole, chunked, "whole and chunked disagree");
+    check_events(max, &stream, &whole);
+}

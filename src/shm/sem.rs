@@ -1,0 +1,161 @@
+//! The blocking hand-off of the shared-memory ring: a futex-like wait on a 32-bit word
+//! of the shared header, behind the small [`Futex`] trait.
+//!
+//! Two implementations:
+//! - [`LinuxFutex`] (not under loom): the `futex(2)` system call without
+//!   `FUTEX_PRIVATE_FLAG`, so that it works across processes on a `MAP_SHARED` mapping;
+//! - [`CondvarFutex`]: the same contract over a mutex and a condition variable from
+//!   [`crate::sync`], which are loom's under `cfg(loom)`: this is the semaphore model loom
+//!   checks. It only works between threads of one process.
+//!
+//! The peer liveness check used while a side sleeps, [`pid_alive`], lives here too.
+
+use std::sync::PoisonError;
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::sync::{AtomicU32, Condvar, Mutex, Ordering};
+
+/// Wait and wake on a 32-bit word, with the contract of `futex(2)`.
+pub trait Futex: Send + Sync {
+    /// Sleeps while `word` holds `expected`, for at most `timeout` (`None`: no limit).
+    /// Returns on a wake, when the word no longer holds `expected`, on timeout, on a
+    /// signal, or spuriously: the caller always re-checks its condition.
+    ///
+    /// # Errors
+    /// An unexpected system error.
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Result<()>;
+
+    /// Wakes every sleeper on `word`. Call it after changing the word.
+    fn wake(&self, word: &AtomicU32);
+}
+
+/// The `futex(2)` system call on a word of a shared mapping (process-shared: no
+/// `FUTEX_PRIVATE_FLAG`).
+#[cfg(all(not(loom), target_os = "linux"))]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinuxFutex;
+
+#[cfg(all(not(loom), target_os = "linux"))]
+impl Futex for LinuxFutex {
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Result<()> {
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: t.subsec_nanos() as libc::c_long,
+        });
+        let tsp = ts
+            .as_ref()
+            .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `word` is a live, aligned 32-bit atomic for the whole call; the kernel
+        // only reads it. `tsp` is null or points to `ts`, alive during the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT,
+                expected,
+                tsp,
+                core::ptr::null::<u32>(),
+                0u32,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        match nix::errno::Errno::last() {
+            // Value changed, timed out, interrupted: the caller re-checks.
+            nix::errno::Errno::EAGAIN | nix::errno::Errno::ETIMEDOUT | nix::errno::Errno::EINTR => {
+                Ok(())
+            }
+            e => Err(crate::Error::sys("shm: futex wait", e)),
+        }
+    }
+
+    fn wake(&self, word: &AtomicU32) {
+        // SAFETY: `word` is a live, aligned 32-bit atomic; FUTEX_WAKE only uses its
+        // address as a key.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAKE,
+                i32::MAX,
+                core::ptr::null::<libc::timespec>(),
+                core::ptr::null::<u32>(),
+                0u32,
+            );
+        }
+    }
+}
+
+/// The [`Futex`] contract over a mutex and a condition variable (loom's under
+/// `cfg(loom)`): the model of the hand-off that loom explores, and a thread-only
+/// implementation for tests. Timeouts are ignored under loom (the model must not depend
+/// on time).
+#[derive(Debug, Default)]
+pub struct CondvarFutex {
+    lock: Mutex<()>,
+    cond: Condvar,
+}
+
+impl CondvarFutex {
+    /// A new one, with no sleeper.
+    pub fn new() -> Self {
+        CondvarFutex {
+            lock: Mutex::new(()),
+            cond: Condvar::new(),
+        }
+    }
+}
+
+impl Futex for CondvarFutex {
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Result<()> {
+        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        // Checked under the lock that `wake` takes after the word changed: a change
+        // made before this check is seen, one made after it wakes the wait below.
+        // The ordering is the model's, not the ring's: the lock orders the accesses.
+        if word.load(Ordering::Relaxed) != expected {
+            return Ok(());
+        }
+        #[cfg(not(loom))]
+        if let Some(t) = timeout {
+            drop(
+                self.cond
+                    .wait_timeout(guard, t)
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            return Ok(());
+        }
+        #[cfg(loom)]
+        let _ = timeout;
+        drop(
+            self.cond
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        Ok(())
+    }
+
+    fn wake(&self, _word: &AtomicU32) {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.cond.notify_all();
+    }
+}
+
+/// Whether process `pid` is alive: it exists and is not a zombie (a dead child that was
+/// not reaped yet still answers `kill(pid, 0)`, so `/proc/<pid>/stat` is read instead).
+///
+/// # Errors
+/// None today; the `Result` leaves room for a platform without `/proc`.
+#[cfg(not(loom))]
+pub fn pid_alive(pid: u32) -> Result<bool> {
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s,
+        Err(_) => return Ok(false),
+    };
+    // "pid (comm) S ...": the state follows the last ')' (comm may contain one).
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].trim_start().chars().next());
+    Ok(!matches!(state, Some('Z' | 'X' | 'x') | None))
+}

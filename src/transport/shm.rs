@@ -1,0 +1,390 @@
+//! `shm`: a single-producer single-consumer ring of messages in shared memory
+//! ([`crate::shm::ring`]), in a sealed memfd that the peer inherits
+//! ([`crate::shm::region`]), with a futex hand-off when empty or full
+//! ([`crate::shm::sem`]).
+//!
+//! One way: the peer produces, the local end consumes. Boundaries are native (each
+//! message is one length-prefixed record), order is FIFO, nothing is lost while both
+//! ends live. A side waiting on a dead peer gets [`Error::Closed`](crate::Error::Closed) within one sleep
+//! slice ([`SLICE`]), found by a liveness check of the peer's pid; a message is either
+//! whole or absent, never partial.
+//!
+//! # Examples
+//!
+//! ```
+//! use ipc_audit::transport::{Config, Transport, shm::Shm};
+//!
+//! let shm = Shm::default();
+//! let link = shm.open(&Config::default()).unwrap();
+//! let mut rx = link.local;
+//! let mut tx = shm.attach(link.peer).unwrap(); // in the peer process, normally
+//! tx.send(b"ping").unwrap();
+//! let mut buf = Vec::new();
+//! assert_eq!(rx.recv(&mut buf).unwrap(), 4);
+//! assert_eq!(buf, b"ping");
+//! ```
+
+use std::time::Duration;
+
+use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
+use super::{Rendezvous, Transport};
+use crate::error::Result;
+
+/// Largest message by default (1 MiB).
+pub const DEFAULT_MAX_MESSAGE: usize = 1 << 20;
+/// Smallest ring (1 MiB of data); larger when the maximum message needs it.
+pub const MIN_RING: usize = 1 << 20;
+/// Busy polls before sleeping, by default (a few microseconds).
+pub const DEFAULT_SPIN: u32 = 2000;
+/// Longest single sleep: the peer's liveness is checked after each.
+pub const SLICE: Duration = Duration::from_millis(20);
+
+/// Shared-memory ring transport. `Shm::default()` spins [`DEFAULT_SPIN`] times, then
+/// sleeps on a futex; [`Shm::spinning`] and [`Shm::blocking`] are the two extremes.
+#[derive(Debug, Clone, Copy)]
+pub struct Shm {
+    spin: u32,
+}
+
+impl Default for Shm {
+    fn default() -> Self {
+        Shm { spin: DEFAULT_SPIN }
+    }
+}
+
+impl Shm {
+    /// Spins `spin` times before each sleep.
+    pub fn with_spin(spin: u32) -> Self {
+        Shm { spin }
+    }
+
+    /// Spins (practically) always: lowest latency, one core busy per waiting side.
+    /// Deadlines and the peer's liveness are still checked while spinning.
+    pub fn spinning() -> Self {
+        Shm { spin: u32::MAX }
+    }
+
+    /// Sleeps at once when empty or full: no busy core.
+    pub fn blocking() -> Self {
+        Shm { spin: 0 }
+    }
+}
+
+impl Transport for Shm {
+    fn name(&self) -> &'static str {
+        "shm"
+    }
+
+    fn guarantees(&self) -> Guarantees {
+        Guarantees {
+            carries_data: true,
+            boundaries: Boundaries::Native,
+            ordering: Ordering::Fifo,
+            reliable: true,
+            max_message: DEFAULT_MAX_MESSAGE,
+            duplex: false,
+            access: Access::Inherited,
+            rendezvous: Rendezvous::Inherited,
+            platforms: vec!["Linux".into()],
+        }
+    }
+
+    fn open(&self, cfg: &Config) -> Result<Link> {
+        imp::open(self.spin, cfg)
+    }
+
+    fn attach(&self, peer: PeerEnd) -> Result<Box<dyn Endpoint>> {
+        imp::attach(peer)
+    }
+}
+
+/// The implementation; under `cfg(loom)` (no processes, no mmap) and off Linux (no
+/// memfd, no futex) a stub that refuses.
+#[cfg(all(not(loom), target_os = "linux"))]
+mod imp {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::super::named::unique_name;
+    use super::super::{Config, Endpoint, Link, PeerEnd};
+    use super::{DEFAULT_MAX_MESSAGE, MIN_RING, SLICE};
+    use crate::error::{Error, Result};
+    use crate::shm::region::Mapping;
+    use crate::shm::ring::{
+        Consumer, HEADER_SIZE, MAX_CAPACITY, Producer, RECORD_HEADER, Ring, Wait,
+    };
+    use crate::shm::sem::{LinuxFutex, pid_alive};
+
+    /// The liveness check of the waits: [`Error::Closed`] once the peer process is gone.
+    fn liveness(pid: u32, op: &str) -> Result<()> {
+        if pid_alive(pid)? {
+            Ok(())
+        } else {
+            Err(Error::Closed {
+                op: format!("{op}: peer pid {pid} exited"),
+            })
+        }
+    }
+
+    fn policy(spin: u32, timeout: Option<Duration>) -> Wait {
+        Wait {
+            spin,
+            slice: Some(SLICE),
+            liveness: Some(liveness),
+            ..Wait::default()
+        }
+        .with_timeout(timeout)
+    }
+
+    /// The local, receiving end.
+    struct ShmReceiver {
+        ring: Consumer,
+        spin: u32,
+        timeout: Option<Duration>,
+    }
+
+    impl Endpoint for ShmReceiver {
+        fn send(&mut self, _msg: &[u8]) -> Result<()> {
+            Err(Error::Unsupported("shm: this end only receives".into()))
+        }
+
+        fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+            self.ring.pop(buf, &policy(self.spin, self.timeout))
+        }
+
+        fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+            self.timeout = timeout;
+            Ok(())
+        }
+    }
+
+    /// The peer's, sending end.
+    struct ShmSender {
+        ring: Producer,
+        spin: u32,
+        timeout: Option<Duration>,
+    }
+
+    impl Endpoint for ShmSender {
+        fn send(&mut self, msg: &[u8]) -> Result<()> {
+            self.ring.push(msg, &policy(self.spin, self.timeout))
+        }
+
+        fn recv(&mut self, _buf: &mut Vec<u8>) -> Result<usize> {
+            Err(Error::Unsupported("shm: this end only sends".into()))
+        }
+
+        fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+            self.timeout = timeout;
+            Ok(())
+        }
+    }
+
+    pub(super) fn open(spin: u32, cfg: &Config) -> Result<Link> {
+        let max = cfg.max_message.unwrap_or(DEFAULT_MAX_MESSAGE);
+        if max == 0 || max > MAX_CAPACITY / 2 {
+            return Err(Error::invalid(
+                format!("shm: maximum message must be in 1..={}", MAX_CAPACITY / 2),
+                max,
+            ));
+        }
+        let cap = Ring::capacity_for(max, MIN_RING.max(2 * (max + RECORD_HEADER)));
+        let name = unique_name("ipc-audit-shm");
+        let (map, fd) = Mapping::create(&name, HEADER_SIZE + cap)?;
+        let ring = Ring::create(
+            Arc::new(map),
+            cap,
+            max,
+            std::process::id(),
+            Arc::new(LinuxFutex),
+        )?;
+        Ok(Link {
+            local: Box::new(ShmReceiver {
+                ring: ring.into_consumer(),
+                spin,
+                timeout: None,
+            }),
+            peer: PeerEnd {
+                fds: vec![fd],
+                info: spin.to_string(),
+            },
+            guard: None,
+            path: None,
+        })
+    }
+
+    pub(super) fn attach(peer: PeerEnd) -> Result<Box<dyn Endpoint>> {
+        let spin = peer
+            .info
+            .parse()
+            .map_err(|_| Error::Protocol(format!("shm: bad peer info {:?}", peer.info)))?;
+        let fd = peer
+            .fds
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Protocol("shm: the peer got no descriptor".into()))?;
+        // The mapping outlives the descriptor, which is closed here.
+        let map = Mapping::attach(&fd)?;
+        let ring = Ring::attach(Arc::new(map), std::process::id(), Arc::new(LinuxFutex))?;
+        Ok(Box::new(ShmSender {
+            ring: ring.into_producer(),
+            spin,
+            timeout: None,
+        }))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use std::process::Command;
+        use std::time::Instant;
+
+        /// A receiving end over a real memfd, its producer pid forced to `pid`.
+        fn receiver(pid: u32, timeout: Duration) -> ShmReceiver {
+            let (map, _fd) = Mapping::create("ipc-audit-test", HEADER_SIZE + 4096).unwrap();
+            let ring = Ring::create(
+                Arc::new(map),
+                4096,
+                100,
+                std::process::id(),
+                Arc::new(LinuxFutex),
+            )
+            .unwrap();
+            let ring = ring.into_consumer();
+            ring.poke("producer_pid", u64::from(pid));
+            ShmReceiver {
+                ring,
+                spin: 0,
+                timeout: Some(timeout),
+            }
+        }
+
+        #[test]
+        #[cfg_attr(
+            miri,
+            ignore = "memfd, mmap, futex and /proc are not available under Miri"
+        )]
+        fn dead_peer_ends_the_wait_with_closed() {
+            let mut buf = Vec::new();
+            // Positive control: a live peer (this process) is waited for until the
+            // deadline.
+            let mut rx = receiver(std::process::id(), Duration::from_millis(50));
+            assert!(matches!(rx.recv(&mut buf), Err(Error::Timeout { .. })));
+
+            // A zombie: exited but not reaped, so `kill(pid, 0)` would still succeed.
+            let mut child = Command::new("true").spawn().unwrap();
+            let pid = child.id();
+            let give_up = Instant::now() + Duration::from_secs(10);
+            while pid_alive(pid).unwrap() {
+                assert!(Instant::now() < give_up, "child {pid} did not exit");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let mut rx = receiver(pid, Duration::from_secs(30));
+            match rx.recv(&mut buf) {
+                Err(Error::Closed { op }) => assert!(op.contains(&pid.to_string()), "{op}"),
+                r => panic!("zombie peer {pid}: expected Closed, got {r:?}"),
+            }
+            // Reaped: the pid is gone altogether.
+            child.wait().unwrap();
+            let mut rx = receiver(pid, Duration::from_secs(30));
+            assert!(matches!(rx.recv(&mut buf), Err(Error::Closed { .. })));
+        }
+    }
+}
+
+#[cfg(any(loom, not(target_os = "linux")))]
+mod imp {
+    use super::super::{Config, Endpoint, Link, PeerEnd};
+    use crate::error::{Error, Result};
+
+    pub(super) fn open(_spin: u32, _cfg: &Config) -> Result<Link> {
+        Err(Error::Unsupported(
+            "shm: needs Linux (memfd, futex), and is not built under cfg(loom)".into(),
+        ))
+    }
+
+    pub(super) fn attach(_peer: PeerEnd) -> Result<Box<dyn Endpoint>> {
+        Err(Error::Unsupported(
+            "shm: needs Linux (memfd, futex), and is not built under cfg(loom)".into(),
+        ))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    fn pair(max: Option<usize>) -> (Box<dyn Endpoint>, Box<dyn Endpoint>) {
+        let shm = Shm::default();
+        let cfg = match max {
+            Some(m) => Config::default().with_max_message(m),
+            None => Config::default(),
+        };
+        let link = shm.open(&cfg).unwrap();
+        let tx = shm.attach(link.peer).unwrap();
+        (link.local, tx)
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "memfd, mmap and futex are not available under Miri")]
+    fn oversize_names_the_limit_and_keeps_the_link() {
+        let (mut rx, mut tx) = pair(Some(100));
+        match tx.send(&[0; 101]) {
+            Err(Error::TooLarge { len: 101, max: 100 }) => {}
+            r => panic!("expected TooLarge, got {r:?}"),
+        }
+        tx.send(&[7; 100]).unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(rx.recv(&mut buf).unwrap(), 100);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "memfd, mmap and futex are not available under Miri")]
+    fn empty_ring_times_out() {
+        let (mut rx, _tx) = pair(None);
+        rx.set_timeout(Some(Duration::from_millis(30))).unwrap();
+        let mut buf = Vec::new();
+        assert!(matches!(rx.recv(&mut buf), Err(Error::Timeout { .. })));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "memfd, mmap and futex are not available under Miri")]
+    fn closed_sender_after_messages() {
+        let (mut rx, mut tx) = pair(None);
+        tx.send(b"last").unwrap();
+        drop(tx);
+        let mut buf = Vec::new();
+        assert_eq!(rx.recv(&mut buf).unwrap(), 4);
+        assert!(matches!(rx.recv(&mut buf), Err(Error::Closed { .. })));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "memfd, mmap and futex are not available under Miri")]
+    fn memfd_is_sealed_and_cloexec() {
+        use nix::fcntl::{FcntlArg, FdFlag, SealFlag, fcntl};
+        let link = Shm::default().open(&Config::default()).unwrap();
+        let fd = &link.peer.fds[0];
+        let seals = SealFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GET_SEALS).unwrap());
+        assert!(
+            seals.contains(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL)
+        );
+        let fl = FdFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFD).unwrap());
+        assert!(fl.contains(FdFlag::FD_CLOEXEC));
+        // Shrinking is refused by the kernel.
+        assert!(nix::unistd::ftruncate(fd, 4096).is_err());
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "memfd, mmap and futex are not available under Miri")]
+    fn unsealed_memfd_is_refused() {
+        use nix::sys::memfd::{MFdFlags, memfd_create};
+        let fd = memfd_create("unsealed", MFdFlags::MFD_CLOEXEC).unwrap();
+        nix::unistd::ftruncate(&fd, 1 << 16).unwrap();
+        let r = Shm::default().attach(PeerEnd {
+            fds: vec![fd],
+            info: "0".into(),
+        });
+        assert!(matches!(r, Err(Error::Protocol(m)) if m.contains("seals")));
+    }
+}

@@ -1,0 +1,125 @@
+//! Loom models of the shared-memory ring (`src/shm/ring.rs`) and its hand-off.
+//!
+//! Run with
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --test loom`
+//! (`.ci/loom-miri.sh` does, in its own target directory). Without `--cfg loom` this file
+//! is empty.
+//!
+//! The ring's payload bytes are loom cells, so a missing Release/Acquire shows up as a
+//! causality violation; a missing SeqCst fence of the hand-off as a deadlock (a lost
+//! wake-up); a missing Release/Acquire on close as a lost message. Each model names the
+//! orderings it guards; the list of which weakening each one catches is in
+//! `.ci/loom-miri.sh`.
+
+#![cfg(loom)]
+
+use std::sync::Arc;
+
+use ipc_audit::Error;
+use ipc_audit::shm::ring::{Ring, Wait};
+use ipc_audit::shm::sem::{CondvarFutex, Futex};
+use ipc_audit::sync::spin_hint;
+use loom::thread;
+
+/// Message `i` of a model: `len` bytes, each `i * 16 + j`, so that a message read while
+/// being written (torn) or from the wrong lap is detected.
+fn msg(i: u8, len: usize) -> Vec<u8> {
+    (0..len as u8).map(|j| i * 16 + j).collect()
+}
+
+fn futex() -> Arc<dyn Futex> {
+    Arc::new(CondvarFutex::new())
+}
+
+/// Polling producer and consumer over a 16-byte ring; 3 records of 7 bytes (21 bytes)
+/// wrap around the end, the third record's length prefix split by it... no: the second
+/// record ends at 14, the third starts at 14 and wraps (2 + 5 bytes).
+///
+/// Guards: head Release/Acquire (payload published), tail Release/Acquire (space reused).
+#[test]
+fn spsc_wrap_around() {
+    loom::model(|| {
+        let (mut p, mut c) = Ring::heap(16, 4, futex()).unwrap().split();
+        let t = thread::spawn(move || {
+            for i in 0..3u8 {
+                while !p.try_push(&msg(i, 3)).unwrap() {
+                    spin_hint();
+                }
+            }
+        });
+        let mut out = Vec::new();
+        for i in 0..3u8 {
+            let n = loop {
+                if let Some(n) = c.try_pop(&mut out).unwrap() {
+                    break n;
+                }
+                spin_hint();
+            };
+            assert_eq!(n, 3);
+            assert_eq!(out, msg(i, 3), "message {i} torn or out of order");
+        }
+        t.join().unwrap();
+    });
+}
+
+/// Blocking producer and consumer over an 8-byte ring that holds one record: the
+/// producer sleeps on full and the consumer on empty, through the Mutex/Condvar model of
+/// the futex. 3 records of 6 bytes wrap.
+///
+/// Guards: the four SeqCst fences (a lost wake-up is a deadlock), and the head/tail
+/// Release/Acquire pairs again.
+#[test]
+fn blocking_hand_off() {
+    loom::model(|| {
+        let (mut p, mut c) = Ring::heap(8, 4, futex()).unwrap().split();
+        let t = thread::spawn(move || {
+            for i in 0..3u8 {
+                p.push(&msg(i, 2), &Wait::blocking()).unwrap();
+            }
+            // Keep the producer alive until the consumer has everything, so that the
+            // close path (its own fence) does not wake a lost sleeper.
+            p
+        });
+        let mut out = Vec::new();
+        for i in 0..3u8 {
+            let n = c.pop(&mut out, &Wait::blocking()).unwrap();
+            assert_eq!(n, 2);
+            assert_eq!(out, msg(i, 2), "message {i} torn or out of order");
+        }
+        drop(t.join().unwrap());
+    });
+}
+
+/// The producer sends 2 messages and goes away; the consumer, blocking, gets both, in
+/// order, and then `Closed`.
+///
+/// Guards: `closed` fetch_or Release / load Acquire (no message lost on close).
+#[test]
+fn close_after_messages() {
+    loom::model(|| {
+        let (mut p, mut c) = Ring::heap(16, 4, futex()).unwrap().split();
+        let t = thread::spawn(move || {
+            for i in 0..2u8 {
+                while !p.try_push(&msg(i, 1)).unwrap() {
+                    spin_hint();
+                }
+            }
+            drop(p);
+        });
+        let mut out = Vec::new();
+        let mut got = 0u8;
+        loop {
+            match c.pop(&mut out, &Wait::blocking()) {
+                Ok(n) => {
+                    assert_eq!(n, 1);
+                    assert_eq!(out, msg(got, 1), "message {got}");
+                    got += 1;
+                }
+                Err(Error::Closed { .. }) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, 2, "messages lost on close");
+        t.join().unwrap();
+    });
+}
