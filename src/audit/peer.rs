@@ -91,6 +91,12 @@ pub(crate) enum Cmd {
     Send { seed: u64, sizes: Vec<usize> },
     /// Try to send a message of `len` bytes (over the maximum) and report the result.
     Oversize { len: usize },
+    /// Like `Send`, message `i` with priority `priorities[i]`.
+    SendPriority {
+        seed: u64,
+        sizes: Vec<usize>,
+        priorities: Vec<u32>,
+    },
     /// Start a fork+exec child that lists its open descriptors, and report them.
     ListFds,
     /// For `millis` milliseconds, try to get into every object called one of `names` in
@@ -728,6 +734,24 @@ fn run_command(end: &mut dyn Endpoint, cmd: Cmd) -> Event {
                 message: e.to_string(),
             },
         },
+        Cmd::SendPriority {
+            seed,
+            sizes,
+            priorities,
+        } => {
+            let mut buf = Vec::new();
+            let mut errors = Vec::new();
+            for (i, (&len, &p)) in sizes.iter().zip(&priorities).enumerate() {
+                super::exchange::content(seed, i, len, &mut buf);
+                if let Err(e) = end.send_with_priority(&buf, p) {
+                    errors.push((i, e.to_string()));
+                }
+            }
+            Event::Sent {
+                count: sizes.len(),
+                errors,
+            }
+        }
         Cmd::Race { dir, names, millis } => race(&dir, &names, millis),
         Cmd::Oversize { len } => {
             let buf = vec![0x5a; len];

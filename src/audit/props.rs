@@ -32,6 +32,16 @@ pub(super) fn all() -> Vec<Property> {
             run: integrity,
         },
         Property {
+            name: "priority",
+            about: "queued messages arrive highest priority first, FIFO within one priority",
+            run: priority,
+        },
+        Property {
+            name: "handoff",
+            about: "a transport without data: N posts allow exactly N waits, none coalesced",
+            run: handoff,
+        },
+        Property {
             name: "oversize",
             about: "a message over the maximum is refused naming the limit; the link still works",
             run: oversize,
@@ -324,6 +334,194 @@ fn oversize(ctx: &Ctx<'_>) -> PropertyResult {
             why.to_string(),
             Verdict::Fail,
             format!("minimal case: {} bytes ({max} + {extra})", max + extra),
+        ),
+        Err(TestError::Abort(why)) => result(
+            name,
+            declared,
+            "aborted".into(),
+            Verdict::Fail,
+            why.to_string(),
+        ),
+    }
+}
+
+fn priority(ctx: &Ctx<'_>) -> PropertyResult {
+    let name = "priority";
+    let g = ctx.transport.guarantees();
+    let declared = ordering_text(&g);
+    if g.ordering != Ordering::Priority {
+        return result(
+            name,
+            declared,
+            "not run".into(),
+            Verdict::Skipped,
+            "not applicable: the transport has no message priorities".into(),
+        );
+    }
+    let max = g.max_message.min(512);
+    // At most 8 messages: they must all fit in the queue (Linux's default depth is 10)
+    // before the first is received, or the order says nothing.
+    let strategy = (any::<u64>(), vec((0..=max, 0u32..4), 1..=8));
+    let outcome = runner(ctx.cases).run(&strategy, |(seed, msgs)| {
+        let fail = |e: crate::Error| TestCaseError::fail(e.to_string());
+        let sizes: Vec<usize> = msgs.iter().map(|m| m.0).collect();
+        let priorities: Vec<u32> = msgs.iter().map(|m| m.1).collect();
+        let (mut link, mut peer) = start(ctx, name).map_err(fail)?;
+        peer.command(&Cmd::SendPriority {
+            seed,
+            sizes: sizes.clone(),
+            priorities: priorities.clone(),
+        })
+        .map_err(fail)?;
+        match peer.event(Instant::now() + ctx.timeout).map_err(fail)? {
+            Event::Sent { errors, .. } if errors.is_empty() => {}
+            other => {
+                return Err(TestCaseError::fail(format!(
+                    "the peer could not send: {other:?}"
+                )));
+            }
+        }
+        link.local
+            .set_timeout(Some(std::time::Duration::from_secs(2)))
+            .map_err(fail)?;
+        let expected_msgs: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| {
+                let mut m = Vec::new();
+                super::exchange::content(seed, i, len, &mut m);
+                m
+            })
+            .collect();
+        let mut got = Vec::new();
+        let mut buf = Vec::new();
+        for _ in 0..sizes.len() {
+            link.local.recv(&mut buf).map_err(fail)?;
+            let idx = (0..sizes.len()).find(|&i| !got.contains(&i) && expected_msgs[i] == buf);
+            match idx {
+                Some(i) => got.push(i),
+                None => {
+                    return Err(TestCaseError::fail(format!(
+                        "a {}-byte message matches none sent",
+                        buf.len()
+                    )));
+                }
+            }
+        }
+        let mut want: Vec<usize> = (0..sizes.len()).collect();
+        want.sort_by_key(|&i| (std::cmp::Reverse(priorities[i]), i));
+        peer.finish(Instant::now() + ctx.timeout).map_err(fail)?;
+        if got != want {
+            return Err(TestCaseError::fail(format!(
+                "received messages {got:?}, expected {want:?} for priorities {priorities:?}"
+            )));
+        }
+        Ok(())
+    });
+    match outcome {
+        Ok(()) => result(
+            name,
+            declared,
+            "highest priority first, FIFO within one priority".into(),
+            Verdict::Pass,
+            format!(
+                "{} cases of up to 8 queued messages, priorities 0-3",
+                ctx.cases
+            ),
+        ),
+        Err(TestError::Fail(why, (seed, msgs))) => result(
+            name,
+            declared,
+            why.to_string(),
+            Verdict::Fail,
+            format!("minimal case: seed {seed}, (size, priority) {msgs:?}"),
+        ),
+        Err(TestError::Abort(why)) => result(
+            name,
+            declared,
+            "aborted".into(),
+            Verdict::Fail,
+            why.to_string(),
+        ),
+    }
+}
+
+fn handoff(ctx: &Ctx<'_>) -> PropertyResult {
+    let name = "handoff";
+    let g = ctx.transport.guarantees();
+    if g.carries_data {
+        return result(
+            name,
+            "n/a".into(),
+            "not run".into(),
+            Verdict::Skipped,
+            "not applicable: the transport carries data (see ordering and boundaries)".into(),
+        );
+    }
+    let declared = "N posts, N waits".to_string();
+    let outcome = runner(ctx.cases).run(&(1usize..=32), |n| {
+        let fail = |e: crate::Error| TestCaseError::fail(e.to_string());
+        let (mut link, mut peer) = start(ctx, name).map_err(fail)?;
+        peer.command(&Cmd::Send {
+            seed: 0,
+            sizes: vec![0; n],
+        })
+        .map_err(fail)?;
+        match peer.event(Instant::now() + ctx.timeout).map_err(fail)? {
+            Event::Sent { errors, .. } if errors.is_empty() => {}
+            other => {
+                return Err(TestCaseError::fail(format!(
+                    "the peer could not post: {other:?}"
+                )));
+            }
+        }
+        let mut buf = Vec::new();
+        link.local
+            .set_timeout(Some(std::time::Duration::from_secs(2)))
+            .map_err(fail)?;
+        for i in 0..n {
+            if let Err(e) = link.local.recv(&mut buf) {
+                return Err(TestCaseError::fail(format!(
+                    "wait {} of {n} failed: {e}",
+                    i + 1
+                )));
+            }
+        }
+        link.local
+            .set_timeout(Some(std::time::Duration::from_millis(50)))
+            .map_err(fail)?;
+        match link.local.recv(&mut buf) {
+            Err(crate::Error::Timeout { .. }) => {}
+            Ok(_) => {
+                return Err(TestCaseError::fail(format!(
+                    "wait {} succeeded after {n} posts",
+                    n + 1
+                )));
+            }
+            Err(e) => {
+                return Err(TestCaseError::fail(format!(
+                    "wait {} failed oddly: {e}",
+                    n + 1
+                )));
+            }
+        }
+        peer.finish(Instant::now() + ctx.timeout).map_err(fail)?;
+        Ok(())
+    });
+    match outcome {
+        Ok(()) => result(
+            name,
+            declared,
+            "every post allowed one wait, and no more".into(),
+            Verdict::Pass,
+            format!("{} cases of 1 to 32 posts from another process", ctx.cases),
+        ),
+        Err(TestError::Fail(why, n)) => result(
+            name,
+            declared,
+            why.to_string(),
+            Verdict::Fail,
+            format!("minimal case: {n} posts"),
         ),
         Err(TestError::Abort(why)) => result(
             name,

@@ -90,10 +90,11 @@ fn is_denial(text: &str) -> bool {
     text.contains("Permission denied") || text.contains("Operation not permitted")
 }
 
-/// Opens a link with `mode`, starts a peer as `who`, and has it send one message.
-fn try_as(ctx: &Ctx<'_>, name: &str, cfg: &Config, who: &Identity) -> Try {
+/// Opens a link with `cfg`, starts a peer as `who` (or as this process's user), and has
+/// it send one message.
+fn try_as(ctx: &Ctx<'_>, name: &str, cfg: &Config, who: Option<&Identity>) -> Try {
     let opts = PeerOptions {
-        drop_to: Some(who.clone()),
+        drop_to: who.cloned(),
         ..PeerOptions::default()
     };
     let run = || -> Result<Try> {
@@ -104,7 +105,8 @@ fn try_as(ctx: &Ctx<'_>, name: &str, cfg: &Config, who: &Identity) -> Try {
             Err(e) => return Ok(Try::Other(e.to_string())),
         };
         let seed = 7;
-        let sizes = [16];
+        // A transport without data (a semaphore) takes empty messages.
+        let sizes = [ctx.transport.guarantees().max_message.min(16)];
         let obs = receive(ctx, &mut link, &mut peer, seed, &sizes)?;
         if let Some((_, e)) = obs.send_errors.first() {
             return Ok(if is_denial(e) {
@@ -148,8 +150,34 @@ fn access_uid(ctx: &Ctx<'_>) -> PropertyResult {
         ctx,
         name,
         &Config::default().with_mode(0o600),
-        &Identity::nobody(vec![]),
+        Some(&Identity::nobody(vec![])),
     );
+    if g.access == Access::SameUid {
+        let same = try_as(ctx, name, &Config::default(), None);
+        return match (deny, same) {
+            (Try::Refused(why), Try::Admitted) => result(
+                name,
+                declared,
+                format!("uid 65534 refused ({}); the same uid admitted", short(&why)),
+                Verdict::Pass,
+                "peer dropped to uid/gid 65534 after exec".into(),
+            ),
+            (Try::Admitted, _) => result(
+                name,
+                declared,
+                "uid 65534 got in".into(),
+                Verdict::Fail,
+                "only the same uid (or CAP_KILL) may".into(),
+            ),
+            (_, same) => result(
+                name,
+                declared,
+                format!("positive control failed: the same uid: {same:?}"),
+                Verdict::Fail,
+                "a denial with the wrong cause proves nothing".into(),
+            ),
+        };
+    }
     if g.access == Access::Anyone {
         return match deny {
             Try::Admitted => result(
@@ -172,7 +200,7 @@ fn access_uid(ctx: &Ctx<'_>) -> PropertyResult {
         ctx,
         name,
         &Config::default().with_mode(0o660),
-        &Identity::nobody(vec![group]),
+        Some(&Identity::nobody(vec![group])),
     );
     match (deny, allow) {
         (Try::Refused(why), Try::Admitted) => result(
@@ -279,7 +307,8 @@ fn sigpipe(ctx: &Ctx<'_>) -> PropertyResult {
         drop(link);
         peer.command(&Cmd::Send {
             seed: 1,
-            sizes: vec![4096; 64],
+            // Few and small, so that a queue that outlives its receiver takes them all.
+            sizes: vec![16; 4],
         })?;
         let deadline = Instant::now() + ctx.timeout;
         match peer.event(deadline) {
@@ -438,6 +467,7 @@ fn access_declared(a: Access) -> &'static str {
         Access::Inherited => "inherited only",
         Access::FileMode | Access::FileModeAndPeerCred => "mode 0600 enforced",
         Access::Anyone => "any local user",
+        Access::SameUid => "same uid or CAP_KILL",
     }
 }
 
@@ -452,6 +482,15 @@ fn skip_unnamed(ctx: &Ctx<'_>, name: &str) -> Option<PropertyResult> {
             "inherited only: no name to race or to set a mode on".into(),
             Verdict::Pass,
             "only a process given the descriptor can use it".into(),
+        ));
+    }
+    if g.access == Access::SameUid {
+        return Some(result(
+            name,
+            declared,
+            "no name and no mode: the kernel checks the sender's uid".into(),
+            Verdict::Pass,
+            "see access-uid".into(),
         ));
     }
     if g.access == Access::Anyone {

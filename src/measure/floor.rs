@@ -47,7 +47,7 @@ fn wait_for(kind: FloorKind, word: &AtomicU32, want: u32, deadline: Instant) -> 
         match kind {
             FloorKind::ShmSpin => {
                 spins = spins.wrapping_add(1);
-                if spins % 4096 == 0 && Instant::now() >= deadline {
+                if spins.is_multiple_of(4096) && Instant::now() >= deadline {
                     return Err(timeout(kind, want, deadline));
                 }
                 std::hint::spin_loop();

@@ -34,12 +34,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
+pub mod datagram;
 pub mod fifo;
+#[cfg(target_os = "linux")]
+pub mod file;
 pub(crate) mod named;
 pub mod pipe;
+#[cfg(target_os = "linux")]
+pub mod posix_mq;
+#[cfg(target_os = "linux")]
+pub mod semaphore;
 pub mod shm;
+#[cfg(target_os = "linux")]
+pub mod signal;
 pub(crate) mod stream;
+#[cfg(target_os = "linux")]
+pub mod sysv_mq;
+pub mod tcp;
+pub mod udp;
 pub mod uds;
+pub mod uds_dgram;
+#[cfg(target_os = "linux")]
+pub mod uds_seqpacket;
 
 /// How a transport keeps message boundaries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +93,8 @@ pub enum Access {
     FileModeAndPeerCred,
     /// Any local user.
     Anyone,
+    /// A process of the same user, or one with CAP_KILL (signals).
+    SameUid,
 }
 
 /// How unrelated processes meet.
@@ -189,6 +207,19 @@ pub trait Endpoint: Send {
     /// Sets how long one `send` or `recv` may wait; `None` waits forever.
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()>;
 
+    /// Sends one message with a priority, on a transport whose ordering is
+    /// [`Ordering::Priority`]; the default refuses.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`](crate::Error::Unsupported) where there are no priorities,
+    /// or as [`send`](Self::send).
+    fn send_with_priority(&mut self, msg: &[u8], priority: u32) -> Result<()> {
+        let _ = (msg, priority);
+        Err(crate::Error::Unsupported(
+            "this transport has no message priorities".into(),
+        ))
+    }
+
     /// The credentials of the process at the other end, as the kernel tells them
     /// (SO_PEERCRED), where the transport can know them; `None` otherwise, or before the
     /// peer is connected.
@@ -271,7 +302,22 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(pipe::Pipe),
         Box::new(fifo::Fifo),
         Box::new(uds::UdsStream),
+        Box::new(uds_dgram::UdsDgram),
+        #[cfg(target_os = "linux")]
+        Box::new(uds_seqpacket::UdsSeqpacket),
+        Box::new(tcp::Tcp),
+        Box::new(udp::Udp),
+        #[cfg(target_os = "linux")]
+        Box::new(posix_mq::PosixMq),
+        #[cfg(target_os = "linux")]
+        Box::new(sysv_mq::SysvMq),
+        #[cfg(target_os = "linux")]
+        Box::new(file::FileLog { fsync: false }),
+        #[cfg(target_os = "linux")]
+        Box::new(signal::Signal),
         Box::new(shm::Shm::default()),
+        #[cfg(target_os = "linux")]
+        Box::new(semaphore::Semaphore),
     ]
 }
 

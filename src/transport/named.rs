@@ -91,3 +91,18 @@ pub(crate) fn chmod(path: &Path, mode: u32) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|e| Error::io(format!("chmod {mode:#o} {}", path.display()), e))
 }
+
+/// Where a POSIX message queue called `name` shows in the file system, if the mqueue file
+/// system is mounted at /dev/mqueue.
+#[allow(dead_code)] // Linux-only transports
+pub(crate) fn mqueue_path(name: &str) -> Option<PathBuf> {
+    let dir = Path::new("/dev/mqueue");
+    dir.is_dir().then(|| dir.join(name.trim_start_matches('/')))
+}
+
+/// The path at the end of a peer info of the form `"... /abs/path"`, if there is one.
+#[allow(dead_code)] // Linux-only transports
+pub(crate) fn path_in_info(info: &str) -> Option<PathBuf> {
+    let last = info.rsplit(' ').next()?;
+    last.starts_with('/').then(|| PathBuf::from(last))
+}

@@ -1,0 +1,406 @@
+//! `semaphore`: a named POSIX semaphore. It carries no data: it is here to be audited
+//! (access control, peer death) and measured (hand-off latency).
+//!
+//! nix has no POSIX semaphores, so `sem_open`, `sem_post`, `sem_wait`,
+//! `sem_timedwait`, `sem_close` and `sem_unlink` are called through libc here, each in
+//! one `unsafe` block.
+
+use std::ffi::CString;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use super::named::unique_name;
+use super::stream::deadline;
+use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
+use super::{Rendezvous, Transport};
+use crate::error::{Error, Result};
+
+const NAME: &str = "semaphore";
+
+/// Longest semaphore name after the '/': NAME_MAX less glibc's "sem." prefix.
+pub const SEM_NAME_MAX: usize = 251;
+
+/// A named POSIX semaphore (`sem_open`) with a name unique per link
+/// (`/ipc-audit-sem-<pid>-<n>`, the file `/dev/shm/sem.<name>` on Linux), mode 0600
+/// (exact: `sem_open` applies the umask, so the mode is set again with `chmod`; it is
+/// never wider than asked), removed by the link's guard. One way: the peer posts
+/// (`send` of an empty message), the local end waits (`recv`, 0 bytes) with a deadline.
+/// Posts are counted, not coalesced. No descriptor stays open (glibc maps the file and
+/// closes it). A waiter cannot tell that the poster died: it times out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Semaphore;
+
+/// Checks a semaphore name: '/' then 1 to [`SEM_NAME_MAX`] bytes, none '/' or NUL.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the rule and the name.
+pub fn validate_name(name: &str) -> Result<CString> {
+    let Some(rest) = name.strip_prefix('/') else {
+        return Err(Error::invalid("semaphore name must start with '/'", name));
+    };
+    if rest.is_empty() || rest.contains('/') {
+        return Err(Error::invalid(
+            "semaphore name must be '/' then at least one character other than '/'",
+            name,
+        ));
+    }
+    if rest.len() > SEM_NAME_MAX {
+        return Err(Error::invalid(
+            format!(
+                "semaphore name must be at most {SEM_NAME_MAX} bytes after '/', it has {}",
+                rest.len()
+            ),
+            name,
+        ));
+    }
+    CString::new(name).map_err(|_| Error::invalid("semaphore name must not contain NUL", name))
+}
+
+/// Unlinks the semaphore's name on drop.
+#[derive(Debug)]
+pub struct SemGuard {
+    name: CString,
+}
+
+impl SemGuard {
+    /// The semaphore's name.
+    pub fn name(&self) -> &str {
+        self.name.to_str().unwrap_or("")
+    }
+}
+
+impl Drop for SemGuard {
+    fn drop(&mut self) {
+        // SAFETY: `name` is a valid NUL-terminated string for the call.
+        let _ = unsafe { libc::sem_unlink(self.name.as_ptr()) };
+    }
+}
+
+/// One end of the semaphore.
+#[derive(Debug)]
+pub struct SemEndpoint {
+    sem: *mut libc::sem_t,
+    name: String,
+    posts: bool,
+    timeout: Option<Duration>,
+}
+
+// SAFETY: a sem_t from sem_open may be used from any thread (POSIX semaphore calls are
+// thread-safe); the pointer is only given to sem_* calls and closed once, on drop.
+unsafe impl Send for SemEndpoint {}
+
+impl Drop for SemEndpoint {
+    fn drop(&mut self) {
+        // SAFETY: `sem` came from a successful sem_open and is closed only here.
+        let _ = unsafe { libc::sem_close(self.sem) };
+    }
+}
+
+fn sem_open(name: &CString, create: Option<u32>) -> Result<*mut libc::sem_t> {
+    let sem = match create {
+        // SAFETY: a valid C string; sem_open with O_CREAT reads a mode_t and an unsigned
+        // initial value, passed as the variadic arguments.
+        Some(mode) => unsafe {
+            libc::sem_open(
+                name.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL,
+                mode as libc::mode_t as libc::c_uint,
+                0 as libc::c_uint,
+            )
+        },
+        // SAFETY: a valid C string; without O_CREAT no further argument is read.
+        None => unsafe { libc::sem_open(name.as_ptr(), 0) },
+    };
+    if sem == libc::SEM_FAILED {
+        return Err(Error::sys(
+            format!("{NAME}: sem_open {}", name.to_string_lossy()),
+            Errno::last(),
+        ));
+    }
+    Ok(sem)
+}
+
+/// Creates the semaphore `name` (which must not exist) with value 0 and exactly `mode`,
+/// and opens it for waiting. The guard removes the name.
+///
+/// # Errors
+/// [`Error::Invalid`] for a bad name or a mode over 0o777; the system error naming the
+/// semaphore.
+pub fn create(name: &str, mode: u32) -> Result<(SemEndpoint, SemGuard)> {
+    let cname = validate_name(name)?;
+    if mode & !0o777 != 0 {
+        return Err(Error::invalid(
+            "mode must be within 0o777",
+            format!("{mode:#o}"),
+        ));
+    }
+    // Owner bits only at creation (the umask may narrow them further), then exactly
+    // `mode`: never wider than asked.
+    let sem = sem_open(&cname, Some(mode & 0o600))?;
+    let end = SemEndpoint {
+        sem,
+        name: name.into(),
+        posts: false,
+        timeout: None,
+    };
+    let guard = SemGuard { name: cname };
+    let path = format!("/dev/shm/sem.{}", &name[1..]);
+    super::named::chmod(std::path::Path::new(&path), mode)?;
+    Ok((end, guard))
+}
+
+/// Opens an existing semaphore for posting.
+///
+/// # Errors
+/// [`Error::Invalid`] for a bad name; the system error (ENOENT, EACCES) naming it.
+pub fn open_poster(name: &str) -> Result<SemEndpoint> {
+    let cname = validate_name(name)?;
+    let sem = sem_open(&cname, None)?;
+    Ok(SemEndpoint {
+        sem,
+        name: name.into(),
+        posts: true,
+        timeout: None,
+    })
+}
+
+impl SemEndpoint {
+    /// The semaphore's current value (`sem_getvalue`).
+    ///
+    /// # Errors
+    /// The system error.
+    pub fn value(&self) -> Result<i32> {
+        let mut v = 0;
+        // SAFETY: `sem` is open; `v` is a valid int to write to.
+        if unsafe { libc::sem_getvalue(self.sem, &mut v) } != 0 {
+            return Err(Error::sys(
+                format!("{NAME}: sem_getvalue {}", self.name),
+                Errno::last(),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Waits for one post until `dl`.
+    fn wait(&mut self, dl: Option<Instant>) -> Result<()> {
+        let op = format!("{NAME}: wait on {}", self.name);
+        loop {
+            let r = match dl {
+                // SAFETY: `sem` is open.
+                None => unsafe { libc::sem_wait(self.sem) },
+                Some(d) => {
+                    // sem_timedwait takes an absolute CLOCK_REALTIME time: convert the
+                    // time left, again on every retry.
+                    let left = d.saturating_duration_since(Instant::now());
+                    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
+                        .map_err(|e| Error::sys("clock_gettime", e))?;
+                    let abs = now + nix::sys::time::TimeSpec::from_duration(left);
+                    // SAFETY: `sem` is open; `abs` is a valid timespec for the call.
+                    unsafe { libc::sem_timedwait(self.sem, abs.as_ref()) }
+                }
+            };
+            if r == 0 {
+                return Ok(());
+            }
+            match Errno::last() {
+                Errno::EINTR => {}
+                Errno::ETIMEDOUT => {
+                    // The realtime clock may have jumped: trust the monotonic deadline.
+                    if dl.is_some_and(|d| Instant::now() >= d) {
+                        return Err(Error::Timeout {
+                            op,
+                            after: Duration::ZERO,
+                        });
+                    }
+                }
+                e => return Err(Error::sys(op, e)),
+            }
+        }
+    }
+}
+
+impl Endpoint for SemEndpoint {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        if !self.posts {
+            return Err(Error::Unsupported(format!("{NAME}: this end only waits")));
+        }
+        if !msg.is_empty() {
+            return Err(Error::TooLarge {
+                len: msg.len(),
+                max: 0,
+            });
+        }
+        // SAFETY: `sem` is open.
+        if unsafe { libc::sem_post(self.sem) } != 0 {
+            return Err(Error::sys(
+                format!("{NAME}: sem_post {}", self.name),
+                Errno::last(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        if self.posts {
+            return Err(Error::Unsupported(format!("{NAME}: this end only posts")));
+        }
+        self.wait(deadline(self.timeout))?;
+        buf.clear();
+        Ok(0)
+    }
+
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.timeout = timeout;
+        Ok(())
+    }
+}
+
+impl Semaphore {
+    /// Opens a link and returns the waiting end as its concrete type, the peer's part
+    /// (the name) and the guard.
+    ///
+    /// # Errors
+    /// As [`create`].
+    pub fn open_concrete(&self, cfg: &Config) -> Result<(SemEndpoint, PeerEnd, SemGuard)> {
+        if let Some(m) = cfg.max_message
+            && m > 0
+        {
+            return Err(Error::invalid(
+                format!("{NAME}: carries no data, max_message must be 0"),
+                m,
+            ));
+        }
+        let name = format!("/{}", unique_name("ipc-audit-sem"));
+        let (end, guard) = create(&name, cfg.mode)?;
+        Ok((
+            end,
+            PeerEnd {
+                fds: Vec::new(),
+                info: name,
+            },
+            guard,
+        ))
+    }
+}
+
+impl Transport for Semaphore {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn guarantees(&self) -> Guarantees {
+        Guarantees {
+            carries_data: false,
+            boundaries: Boundaries::None,
+            ordering: Ordering::None,
+            reliable: true,
+            max_message: 0,
+            duplex: false,
+            access: Access::FileMode,
+            rendezvous: Rendezvous::Named,
+            platforms: vec!["POSIX".into(), "Linux".into(), "FreeBSD".into()],
+        }
+    }
+
+    fn open(&self, cfg: &Config) -> Result<Link> {
+        let (end, peer, guard) = self.open_concrete(cfg)?;
+        let path = Some(std::path::PathBuf::from(format!(
+            "/dev/shm/sem.{}",
+            peer.info.trim_start_matches('/')
+        )));
+        Ok(Link {
+            local: Box::new(end),
+            peer,
+            guard: Some(Box::new(guard)),
+            path,
+        })
+    }
+
+    fn attach(&self, peer: PeerEnd) -> Result<Box<dyn Endpoint>> {
+        Ok(Box::new(open_poster(&peer.info)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(cfg: &Config) -> (SemEndpoint, SemEndpoint, SemGuard) {
+        let (mut w, peer, g) = Semaphore.open_concrete(cfg).unwrap();
+        w.set_timeout(Some(Duration::from_secs(5))).unwrap();
+        let p = open_poster(&peer.info).unwrap();
+        (w, p, g)
+    }
+
+    #[test]
+    fn posts_are_counted_not_coalesced() {
+        let (mut w, mut p, _g) = pair(&Config::default());
+        for _ in 0..5 {
+            p.send(b"").unwrap();
+        }
+        assert_eq!(w.value().unwrap(), 5);
+        let mut buf = vec![1, 2, 3];
+        for _ in 0..5 {
+            assert_eq!(w.recv(&mut buf).unwrap(), 0);
+            assert!(buf.is_empty());
+        }
+        w.set_timeout(Some(Duration::from_millis(20))).unwrap();
+        assert!(matches!(w.recv(&mut buf), Err(Error::Timeout { .. })));
+    }
+
+    #[test]
+    fn wait_wakes_on_a_post_from_another_thread() {
+        let (mut w, mut p, _g) = pair(&Config::default());
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(10));
+            p.send(b"").unwrap();
+        });
+        let mut buf = Vec::new();
+        assert_eq!(w.recv(&mut buf).unwrap(), 0);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn data_is_refused_naming_the_limit() {
+        let (_w, mut p, _g) = pair(&Config::default());
+        let e = p.send(b"x").unwrap_err();
+        assert!(matches!(e, Error::TooLarge { len: 1, max: 0 }), "{e}");
+        assert!(
+            Semaphore
+                .open(&Config::default().with_max_message(1))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn mode_is_exact_and_guard_removes_the_name() {
+        use std::os::unix::fs::PermissionsExt;
+        for mode in [0o600, 0o640, 0o666] {
+            let (w, p, g) = pair(&Config::default().with_mode(mode));
+            let path = format!("/dev/shm/sem.{}", &g.name()[1..]);
+            let m = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(m & 0o777, mode);
+            drop(g);
+            assert!(!std::path::Path::new(&path).exists(), "{path} left behind");
+            drop((w, p));
+        }
+    }
+
+    #[test]
+    fn bad_and_missing_names_are_named() {
+        for (name, needle) in [("noslash", "noslash"), ("/a/b", "/a/b"), ("/", "\"/\"")] {
+            let e = validate_name(name).unwrap_err();
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+        let long = format!("/{}", "x".repeat(SEM_NAME_MAX + 1));
+        assert!(
+            validate_name(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("251")
+        );
+        let e = open_poster("/ipc-audit-sem-missing").unwrap_err();
+        assert!(e.to_string().contains("/ipc-audit-sem-missing"), "{e}");
+    }
+}

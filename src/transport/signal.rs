@@ -1,0 +1,909 @@
+//! `signal`: messages carried by realtime signals, 3 bytes per signal.
+//!
+//! # Wire format
+//!
+//! A message is a *start* chunk (its length) followed by `ceil(len / 3)` *data* chunks,
+//! each the `sival_int` of one queued realtime signal. A chunk is 32 bits:
+//!
+//! ```text
+//! bits 31-30  kind: 01 start, 10 data (00 and 11 are invalid)
+//! bits 29-24  sequence number, +1 per chunk (mod 64) across messages
+//! bits 23-0   start: message length; data: 3 payload bytes, first byte lowest
+//! ```
+//!
+//! [`decode_chunk`] and [`Reassembler`] are pure functions of their input, so that they
+//! can be fuzzed.
+//!
+//! # Delivery, and why signals are sent to one thread
+//!
+//! The receiver is a dedicated thread that blocks the signal (in itself only) and reads
+//! it from a `signalfd`. A *process*-directed signal (`sigqueue`) goes to any thread of
+//! the process that does not block it, and in a multi-threaded program (a test binary,
+//! a user's program) other threads do not: the default action of a realtime signal
+//! would then kill the whole process. So the sender uses `rt_tgsigqueueinfo`, the
+//! thread-directed form of `sigqueue` (same `SI_QUEUE` code, same `sigval`, same
+//! permission check): the signal is queued for the receiving thread alone, which blocks
+//! it, and no other thread ever sees it. The peer is told the receiver's pid and thread
+//! id in [`PeerEnd::info`].
+//!
+//! # Who may send, and the sender check
+//!
+//! The kernel lets a process signal another only with the same real or effective uid,
+//! or CAP_KILL. On top of that, the receiver locks onto the `si_pid`/`si_uid` of the
+//! first chunk it gets and refuses every later chunk from another pid or uid (reported
+//! as [`Error::Protocol`], the chunk dropped, the message in progress kept). It also
+//! refuses chunks whose `si_code` is not `SI_QUEUE`. Note that for `SI_QUEUE` the kernel
+//! takes `si_pid` and `si_uid` from the sender (both `sigqueue` and `rt_tgsigqueueinfo`
+//! let the caller fill them): the check catches a stray sender, not a hostile one that
+//! already has the permission to signal the receiver (and could kill it anyway).
+//!
+//! # Limits
+//!
+//! Every queued signal counts against RLIMIT_SIGPENDING of the receiver's user. The
+//! largest message is [`MAX_MESSAGE`] bytes, less if that limit is too small to hold a
+//! whole message: a message of `n` bytes needs `1 + ceil(n / 3)` queued signals. When
+//! the queue is full the sender waits (EAGAIN, retried with a growing sleep up to 1 ms)
+//! until its timeout. A receiver cannot tell that the sender died: it times out.
+
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use super::stream::deadline;
+use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
+use super::{Rendezvous, Transport};
+use crate::error::{Error, Result};
+
+const NAME: &str = "signal";
+
+/// The largest message when RLIMIT_SIGPENDING allows it.
+pub const MAX_MESSAGE: usize = 4096;
+
+/// Largest length a start chunk can carry.
+pub const LEN_LIMIT: usize = (1 << 24) - 1;
+
+const KIND_START: u32 = 0b01;
+const KIND_DATA: u32 = 0b10;
+
+/// Signals queued but not yet read that the receiving thread keeps in memory (as
+/// messages) before it stops reading and lets the kernel queue fill.
+const BACKLOG: usize = 256;
+
+/// The realtime signal used: SIGRTMIN + 8 (glibc keeps the first two for itself).
+pub fn signal_number() -> i32 {
+    libc::SIGRTMIN() + 8
+}
+
+/// One chunk of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunk {
+    /// Starts a message of `len` bytes.
+    Start {
+        /// Sequence number (6 bits).
+        seq: u8,
+        /// Message length (24 bits).
+        len: u32,
+    },
+    /// Three bytes of payload (fewer are used in a message's last chunk).
+    Data {
+        /// Sequence number (6 bits).
+        seq: u8,
+        /// The bytes.
+        bytes: [u8; 3],
+    },
+}
+
+impl Chunk {
+    /// The chunk's sequence number.
+    pub fn seq(&self) -> u8 {
+        match *self {
+            Chunk::Start { seq, .. } | Chunk::Data { seq, .. } => seq,
+        }
+    }
+}
+
+/// Encodes a chunk as a `sival_int`. Sequence numbers are taken mod 64 and lengths
+/// mod 2^24; [`encode_message`] never passes larger ones.
+pub fn encode_chunk(c: Chunk) -> i32 {
+    let (kind, seq, low) = match c {
+        Chunk::Start { seq, len } => (KIND_START, seq, len & 0xff_ffff),
+        Chunk::Data { seq, bytes } => (
+            KIND_DATA,
+            seq,
+            u32::from(bytes[0]) | u32::from(bytes[1]) << 8 | u32::from(bytes[2]) << 16,
+        ),
+    };
+    ((kind << 30) | (u32::from(seq & 0x3f) << 24) | low) as i32
+}
+
+/// Decodes a `sival_int` into a chunk.
+///
+/// # Errors
+/// [`Error::Protocol`] naming the value when its kind bits are not a chunk kind.
+pub fn decode_chunk(value: i32) -> Result<Chunk> {
+    let v = value as u32;
+    let seq = ((v >> 24) & 0x3f) as u8;
+    let low = v & 0xff_ffff;
+    match v >> 30 {
+        KIND_START => Ok(Chunk::Start { seq, len: low }),
+        KIND_DATA => Ok(Chunk::Data {
+            seq,
+            bytes: [low as u8, (low >> 8) as u8, (low >> 16) as u8],
+        }),
+        k => Err(Error::Protocol(format!(
+            "{NAME}: chunk {v:#010x} has kind {k:#04b}, not start (01) or data (10)"
+        ))),
+    }
+}
+
+/// The chunks of `msg`, numbered from `*seq` (advanced past them).
+///
+/// # Errors
+/// [`Error::TooLarge`] over `max` (which is itself capped at [`LEN_LIMIT`]).
+pub fn encode_message(msg: &[u8], max: usize, seq: &mut u8) -> Result<Vec<i32>> {
+    let max = max.min(LEN_LIMIT);
+    if msg.len() > max {
+        return Err(Error::TooLarge {
+            len: msg.len(),
+            max,
+        });
+    }
+    let mut out = Vec::with_capacity(1 + msg.len().div_ceil(3));
+    let mut next = || {
+        let s = *seq;
+        *seq = (*seq + 1) & 0x3f;
+        s
+    };
+    out.push(encode_chunk(Chunk::Start {
+        seq: next(),
+        len: msg.len() as u32,
+    }));
+    for part in msg.chunks(3) {
+        let mut bytes = [0u8; 3];
+        bytes[..part.len()].copy_from_slice(part);
+        out.push(encode_chunk(Chunk::Data { seq: next(), bytes }));
+    }
+    Ok(out)
+}
+
+/// Rebuilds messages from chunks, checking sequence numbers and the sender. Pure: feed
+/// it what `signalfd` gave, in order.
+#[derive(Debug, Clone)]
+pub struct Reassembler {
+    max: usize,
+    sender: Option<(u32, u32)>,
+    next_seq: Option<u8>,
+    /// The message in progress and its announced length.
+    msg: Option<(Vec<u8>, usize)>,
+}
+
+impl Reassembler {
+    /// A reassembler for messages up to `max` bytes.
+    pub fn new(max: usize) -> Self {
+        Reassembler {
+            max,
+            sender: None,
+            next_seq: None,
+            msg: None,
+        }
+    }
+
+    /// The sender this reassembler locked onto (pid, uid), after the first chunk.
+    pub fn sender(&self) -> Option<(u32, u32)> {
+        self.sender
+    }
+
+    /// Takes one chunk: `code` is `si_code`, `value` the `sival_int`, `pid`/`uid` the
+    /// sender's. Returns a message when this chunk completes one.
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] for a chunk that is not SI_QUEUE or is from another sender
+    /// than the first (dropped; the message in progress is kept), an invalid chunk, a
+    /// gap in the sequence, data without a start or a start that cuts a message short
+    /// (the message in progress is dropped; a start begins the next one), and
+    /// [`Error::TooLarge`] for a start announcing more than the maximum.
+    pub fn push(&mut self, code: i32, value: i32, pid: u32, uid: u32) -> Result<Option<Vec<u8>>> {
+        if code != libc::SI_QUEUE {
+            return Err(Error::Protocol(format!(
+                "{NAME}: signal from pid {pid} uid {uid} with si_code {code}, not SI_QUEUE: \
+                 dropped"
+            )));
+        }
+        match self.sender {
+            None => self.sender = Some((pid, uid)),
+            Some((p, u)) if (p, u) != (pid, uid) => {
+                return Err(Error::Protocol(format!(
+                    "{NAME}: chunk from pid {pid} uid {uid}, but this link's sender is pid \
+                     {p} uid {u}: dropped"
+                )));
+            }
+            Some(_) => {}
+        }
+        let chunk = match decode_chunk(value) {
+            Ok(c) => c,
+            Err(e) => {
+                self.msg = None;
+                self.next_seq = None;
+                return Err(e);
+            }
+        };
+        let expected = self.next_seq;
+        self.next_seq = Some((chunk.seq() + 1) & 0x3f);
+        if let Some(want) = expected
+            && chunk.seq() != want
+        {
+            let cut = self.msg.take();
+            if let Chunk::Start { len, .. } = chunk {
+                self.begin(len as usize)?;
+            }
+            return Err(Error::Protocol(format!(
+                "{NAME}: chunk {} where {want} was expected: chunks were lost{}",
+                chunk.seq(),
+                if cut.is_some() {
+                    "; the message in progress is dropped"
+                } else {
+                    ""
+                }
+            )));
+        }
+        match chunk {
+            Chunk::Start { len, .. } => {
+                let cut = self.msg.take();
+                self.begin(len as usize)?;
+                if let Some((got, want)) = cut {
+                    return Err(Error::Protocol(format!(
+                        "{NAME}: a new message began after {} of {want} bytes: the message \
+                         in progress is dropped",
+                        got.len()
+                    )));
+                }
+                self.complete()
+            }
+            Chunk::Data { bytes, .. } => {
+                let Some((buf, len)) = self.msg.as_mut() else {
+                    return Err(Error::Protocol(format!(
+                        "{NAME}: data chunk {} without a start",
+                        chunk.seq()
+                    )));
+                };
+                let take = (*len - buf.len()).min(3);
+                buf.extend_from_slice(&bytes[..take]);
+                self.complete()
+            }
+        }
+    }
+
+    fn begin(&mut self, len: usize) -> Result<()> {
+        if len > self.max {
+            return Err(Error::TooLarge { len, max: self.max });
+        }
+        self.msg = Some((Vec::with_capacity(len), len));
+        Ok(())
+    }
+
+    fn complete(&mut self) -> Result<Option<Vec<u8>>> {
+        match &self.msg {
+            Some((buf, len)) if buf.len() == *len => Ok(self.msg.take().map(|(b, _)| b)),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The largest message for a receiver whose RLIMIT_SIGPENDING is `pending`: a whole
+/// message must fit in the queue.
+pub fn max_for_sigpending(pending: u64) -> usize {
+    let room = pending.saturating_sub(1).saturating_mul(3);
+    MAX_MESSAGE.min(usize::try_from(room).unwrap_or(usize::MAX))
+}
+
+/// The largest message in this process (from its RLIMIT_SIGPENDING soft limit).
+pub fn max_message() -> usize {
+    use nix::sys::resource::{Resource, getrlimit};
+    match getrlimit(Resource::RLIMIT_SIGPENDING) {
+        Ok((soft, _)) => max_for_sigpending(soft),
+        Err(_) => max_for_sigpending(0),
+    }
+}
+
+/// The receiving end: a dedicated thread reads the signals and hands over messages.
+pub struct SignalReceiver {
+    rx: Option<mpsc::Receiver<Result<Vec<u8>>>>,
+    stop: Option<OwnedFd>,
+    thread: Option<JoinHandle<()>>,
+    timeout: Option<Duration>,
+    tid: i32,
+}
+
+impl std::fmt::Debug for SignalReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalReceiver")
+            .field("tid", &self.tid)
+            .finish()
+    }
+}
+
+impl Drop for SignalReceiver {
+    fn drop(&mut self) {
+        // Receiver first (a thread blocked on a full channel wakes), then the stop pipe
+        // (a thread in poll wakes), then wait for it.
+        self.rx = None;
+        self.stop = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Blocks `sig` in the calling thread and returns a signalfd for it.
+fn block_and_signalfd(sig: i32) -> Result<OwnedFd> {
+    // SAFETY: sigset_t is plain data; sigemptyset below initialises it fully.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t owned by this frame.
+    unsafe { libc::sigemptyset(&mut set) };
+    // SAFETY: as above; `sig` is a realtime signal number in range.
+    if unsafe { libc::sigaddset(&mut set, sig) } != 0 {
+        return Err(Error::invalid("not a signal number", sig));
+    }
+    // SAFETY: `set` is initialised; the old mask is not wanted (null is allowed). This
+    // changes the mask of the calling thread only.
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if r != 0 {
+        return Err(Error::sys(
+            format!("{NAME}: pthread_sigmask"),
+            Errno::from_raw(r),
+        ));
+    }
+    // SAFETY: -1 asks for a new descriptor; `set` is initialised.
+    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(Error::sys(format!("{NAME}: signalfd"), Errno::last()));
+    }
+    // SAFETY: signalfd just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Size of one `struct signalfd_siginfo`.
+const SIGINFO: usize = 128;
+
+fn field_u32(b: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+/// The receiving thread: reads signals until `stop` is closed or the channel is gone.
+fn receive_loop(sfd: OwnedFd, stop: OwnedFd, max: usize, tx: mpsc::SyncSender<Result<Vec<u8>>>) {
+    let mut re = Reassembler::new(max);
+    let mut buf = vec![0u8; SIGINFO * 64];
+    loop {
+        let mut fds = [
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+        ];
+        match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                let _ = tx.send(Err(Error::sys(format!("{NAME}: poll"), e)));
+                return;
+            }
+        }
+        if fds[1].any().unwrap_or(true) {
+            return;
+        }
+        match nix::unistd::read(sfd.as_fd(), &mut buf) {
+            Ok(n) => {
+                for info in buf[..n].chunks_exact(SIGINFO) {
+                    // Offsets in struct signalfd_siginfo: code 8, pid 12, uid 16, int 44.
+                    let code = field_u32(info, 8) as i32;
+                    let pid = field_u32(info, 12);
+                    let uid = field_u32(info, 16);
+                    let value = field_u32(info, 44) as i32;
+                    let out = match re.push(code, value, pid, uid) {
+                        Ok(None) => continue,
+                        Ok(Some(m)) => Ok(m),
+                        Err(e) => Err(e),
+                    };
+                    if tx.send(out).is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            Err(e) => {
+                let _ = tx.send(Err(Error::sys(format!("{NAME}: read signalfd"), e)));
+                return;
+            }
+        }
+    }
+}
+
+impl SignalReceiver {
+    /// Starts the receiving thread for messages up to `max` bytes on signal `sig`.
+    fn start(sig: i32, max: usize) -> Result<Self> {
+        let (stop_r, stop_w) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2 (stop)", e))?;
+        let (tx, rx) = mpsc::sync_channel(BACKLOG);
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<i32>>();
+        let thread = std::thread::Builder::new()
+            .name("ipc-audit-signal-rx".into())
+            .spawn(move || {
+                let sfd = match block_and_signalfd(sig) {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                // The signal is blocked here before anyone learns this thread's id.
+                let _ = ready_tx.send(Ok(nix::unistd::gettid().as_raw()));
+                receive_loop(sfd, stop_r, max, tx);
+            })
+            .map_err(|e| Error::io(format!("{NAME}: spawn the receiving thread"), e))?;
+        let tid = match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(tid)) => tid,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(Error::Timeout {
+                    op: format!("{NAME}: start the receiving thread"),
+                    after: Duration::from_secs(10),
+                });
+            }
+        };
+        Ok(SignalReceiver {
+            rx: Some(rx),
+            stop: Some(stop_w),
+            thread: Some(thread),
+            timeout: None,
+            tid,
+        })
+    }
+}
+
+impl Endpoint for SignalReceiver {
+    fn send(&mut self, _msg: &[u8]) -> Result<()> {
+        Err(Error::Unsupported(format!(
+            "{NAME}: this end only receives"
+        )))
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        let op = format!("{NAME}: recv");
+        let rx = self
+            .rx
+            .as_ref()
+            .ok_or_else(|| Error::Closed { op: op.clone() })?;
+        let got = match self.timeout {
+            None => rx.recv().map_err(|_| Error::Closed { op: op.clone() }),
+            Some(t) => rx.recv_timeout(t).map_err(|e| match e {
+                mpsc::RecvTimeoutError::Timeout => Error::Timeout {
+                    op: op.clone(),
+                    after: t,
+                },
+                mpsc::RecvTimeoutError::Disconnected => Error::Closed { op: op.clone() },
+            }),
+        }?;
+        let msg = got?;
+        buf.clear();
+        buf.extend_from_slice(&msg);
+        Ok(msg.len())
+    }
+
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.timeout = timeout;
+        Ok(())
+    }
+}
+
+/// `siginfo_t` as `rt_tgsigqueueinfo` reads it for SI_QUEUE (the `_rt` member of the
+/// union), padded to the kernel's 128 bytes.
+#[repr(C)]
+struct QueueInfo {
+    signo: i32,
+    errno: i32,
+    code: i32,
+    #[cfg(target_pointer_width = "64")]
+    _align: i32,
+    pid: i32,
+    uid: u32,
+    /// `sival_int`: the first member of `union sigval`.
+    value: i32,
+    #[cfg(target_pointer_width = "64")]
+    _value_high: i32,
+    #[cfg(target_pointer_width = "64")]
+    _rest: [u8; 96],
+    #[cfg(target_pointer_width = "32")]
+    _rest: [u8; 104],
+}
+
+const _: () = assert!(std::mem::size_of::<QueueInfo>() == 128);
+
+/// The sending end.
+#[derive(Debug)]
+pub struct SignalSender {
+    pid: i32,
+    tid: i32,
+    sig: i32,
+    max: usize,
+    seq: u8,
+    timeout: Option<Duration>,
+}
+
+impl SignalSender {
+    /// Queues one chunk for the receiving thread.
+    fn queue(&self, value: i32) -> std::result::Result<(), Errno> {
+        let info = QueueInfo {
+            signo: self.sig,
+            errno: 0,
+            code: libc::SI_QUEUE,
+            #[cfg(target_pointer_width = "64")]
+            _align: 0,
+            pid: nix::unistd::getpid().as_raw(),
+            uid: nix::unistd::getuid().as_raw(),
+            value,
+            #[cfg(target_pointer_width = "64")]
+            _value_high: 0,
+            #[cfg(target_pointer_width = "64")]
+            _rest: [0; 96],
+            #[cfg(target_pointer_width = "32")]
+            _rest: [0; 104],
+        };
+        // SAFETY: rt_tgsigqueueinfo reads a 128-byte siginfo_t from the pointer, which
+        // `info` is (size checked at compile time) for the duration of the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_tgsigqueueinfo,
+                self.pid,
+                self.tid,
+                self.sig,
+                &info as *const QueueInfo,
+            )
+        };
+        if r == 0 { Ok(()) } else { Err(Errno::last()) }
+    }
+}
+
+impl Endpoint for SignalSender {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        let mut seq = self.seq;
+        let chunks = encode_message(msg, self.max, &mut seq)?;
+        let dl = deadline(self.timeout);
+        let started = Instant::now();
+        let op = format!(
+            "{NAME}: queue a signal for pid {} thread {}",
+            self.pid, self.tid
+        );
+        for (i, &c) in chunks.iter().enumerate() {
+            let mut step = 0u32;
+            loop {
+                match self.queue(c) {
+                    Ok(()) => break,
+                    Err(Errno::EINTR) => {}
+                    Err(Errno::EAGAIN) => {
+                        // The receiver's pending-signal queue is full: wait for it to
+                        // drain, within the deadline.
+                        if let Some(d) = dl
+                            && Instant::now() >= d
+                        {
+                            // Chunks already queued form a cut message, which the
+                            // receiver drops when the next message starts.
+                            self.seq = (self.seq + i as u8) & 0x3f;
+                            return Err(Error::Timeout {
+                                op: format!("{op} ({i} of {} chunks queued)", chunks.len()),
+                                after: started.elapsed(),
+                            });
+                        }
+                        let pause = Duration::from_micros(10u64 << step.min(7))
+                            .min(Duration::from_millis(1));
+                        std::thread::sleep(pause);
+                        step += 1;
+                    }
+                    Err(Errno::ESRCH) => return Err(Error::Closed { op }),
+                    Err(e) => return Err(Error::sys(op, e)),
+                }
+            }
+        }
+        self.seq = seq;
+        Ok(())
+    }
+
+    fn recv(&mut self, _buf: &mut Vec<u8>) -> Result<usize> {
+        Err(Error::Unsupported(format!("{NAME}: this end only sends")))
+    }
+
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.timeout = timeout;
+        Ok(())
+    }
+}
+
+/// Realtime signals (see the [module docs](self)): the local end's dedicated thread
+/// receives, the peer sends with `rt_tgsigqueueinfo`. One way. FIFO (realtime signals
+/// of one number are queued in order), nothing coalesced; the largest message is
+/// [`max_message`] (4096 bytes, or less under a small RLIMIT_SIGPENDING).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Signal;
+
+impl Signal {
+    /// Opens a link and returns the receiver as its concrete type and the peer's part
+    /// (`"<max> <signal> <pid> <tid>"`).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a maximum over [`max_message`]; the system error.
+    pub fn open_concrete(&self, cfg: &Config) -> Result<(SignalReceiver, PeerEnd)> {
+        let limit = max_message();
+        let max = match cfg.max_message {
+            None => limit,
+            Some(m) if m <= limit => m,
+            Some(m) => {
+                return Err(Error::invalid(
+                    format!(
+                        "{NAME}: max_message must be at most {limit} bytes \
+                         (RLIMIT_SIGPENDING and the protocol's {MAX_MESSAGE})"
+                    ),
+                    m,
+                ));
+            }
+        };
+        let sig = signal_number();
+        let rx = SignalReceiver::start(sig, max)?;
+        let info = format!("{max} {sig} {} {}", std::process::id(), rx.tid);
+        Ok((
+            rx,
+            PeerEnd {
+                fds: Vec::new(),
+                info,
+            },
+        ))
+    }
+
+    /// Rebuilds the sender as its concrete type.
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] on malformed info; [`Error::Closed`] if the receiving thread
+    /// is gone.
+    pub fn attach_concrete(&self, peer: PeerEnd) -> Result<SignalSender> {
+        let bad = || Error::Protocol(format!("{NAME}: bad peer info {:?}", peer.info));
+        let v: Vec<&str> = peer.info.split(' ').collect();
+        let [max, sig, pid, tid] = v[..] else {
+            return Err(bad());
+        };
+        let max: usize = max.parse().map_err(|_| bad())?;
+        let sig: i32 = sig.parse().map_err(|_| bad())?;
+        let pid: i32 = pid.parse().map_err(|_| bad())?;
+        let tid: i32 = tid.parse().map_err(|_| bad())?;
+        if !(libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig) {
+            return Err(Error::invalid(
+                format!(
+                    "{NAME}: signal must be a realtime signal ({}..={})",
+                    libc::SIGRTMIN(),
+                    libc::SIGRTMAX()
+                ),
+                sig,
+            ));
+        }
+        if pid <= 0 || tid <= 0 {
+            return Err(bad());
+        }
+        Ok(SignalSender {
+            pid,
+            tid,
+            sig,
+            max,
+            seq: 0,
+            timeout: None,
+        })
+    }
+}
+
+impl Transport for Signal {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn guarantees(&self) -> Guarantees {
+        Guarantees {
+            carries_data: true,
+            boundaries: Boundaries::Framed,
+            ordering: Ordering::Fifo,
+            reliable: true,
+            max_message: max_message(),
+            duplex: false,
+            // The kernel lets the same uid (or CAP_KILL) signal a process.
+            access: Access::SameUid,
+            rendezvous: Rendezvous::Named,
+            platforms: vec!["Linux".into()],
+        }
+    }
+
+    fn open(&self, cfg: &Config) -> Result<Link> {
+        let (rx, peer) = self.open_concrete(cfg)?;
+        Ok(Link {
+            local: Box::new(rx),
+            peer,
+            guard: None,
+            path: None,
+        })
+    }
+
+    fn attach(&self, peer: PeerEnd) -> Result<Box<dyn Endpoint>> {
+        Ok(Box::new(self.attach_concrete(peer)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const T: Option<Duration> = Some(Duration::from_secs(5));
+
+    fn pair() -> (SignalReceiver, SignalSender) {
+        let (mut rx, peer) = Signal.open_concrete(&Config::default()).unwrap();
+        rx.set_timeout(T).unwrap();
+        let mut tx = Signal.attach_concrete(peer).unwrap();
+        tx.set_timeout(T).unwrap();
+        (rx, tx)
+    }
+
+    #[test]
+    fn send_recv_in_order_with_boundaries() {
+        let (mut rx, mut tx) = pair();
+        let msgs: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"a".to_vec(),
+            b"abcd".to_vec(),
+            vec![0xff; 300],
+        ];
+        for m in &msgs {
+            tx.send(m).unwrap();
+        }
+        let mut buf = Vec::new();
+        for m in &msgs {
+            assert_eq!(rx.recv(&mut buf).unwrap(), m.len());
+            assert_eq!(&buf, m);
+        }
+    }
+
+    #[test]
+    fn max_message_whole_and_one_more_refused() {
+        let (mut rx, mut tx) = pair();
+        let max = max_message();
+        let big: Vec<u8> = (0..max).map(|i| i as u8).collect();
+        tx.send(&big).unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(rx.recv(&mut buf).unwrap(), max);
+        assert_eq!(buf, big);
+        let e = tx.send(&vec![0u8; max + 1]).unwrap_err();
+        assert!(
+            matches!(e, Error::TooLarge { len, max: m } if len == max + 1 && m == max),
+            "{e}"
+        );
+        tx.send(b"ok").unwrap();
+        assert_eq!(rx.recv(&mut buf).unwrap(), 2);
+    }
+
+    #[test]
+    fn recv_times_out_and_dropped_receiver_is_closed_for_the_sender() {
+        let (mut rx, mut tx) = pair();
+        rx.set_timeout(Some(Duration::from_millis(20))).unwrap();
+        let mut buf = Vec::new();
+        assert!(matches!(rx.recv(&mut buf), Err(Error::Timeout { .. })));
+        drop(rx);
+        assert!(matches!(tx.send(b"x"), Err(Error::Closed { .. })));
+    }
+
+    #[test]
+    fn other_threads_do_not_see_the_signal() {
+        // This test thread does not block the signal; if a chunk were delivered to it
+        // (or to any other thread of the test binary) the default action would kill the
+        // whole process. Many links at once, many chunks each.
+        let mut pairs: Vec<_> = (0..4).map(|_| pair()).collect();
+        for (i, (_, tx)) in pairs.iter_mut().enumerate() {
+            tx.send(&vec![i as u8; 1000]).unwrap();
+        }
+        let mut buf = Vec::new();
+        for (i, (rx, _)) in pairs.iter_mut().enumerate() {
+            rx.recv(&mut buf).unwrap();
+            assert_eq!(buf, vec![i as u8; 1000]);
+        }
+    }
+
+    #[test]
+    fn max_follows_rlimit_sigpending() {
+        assert_eq!(max_for_sigpending(0), 0);
+        assert_eq!(max_for_sigpending(1), 0);
+        assert_eq!(max_for_sigpending(101), 300);
+        assert_eq!(max_for_sigpending(1 << 20), MAX_MESSAGE);
+    }
+
+    #[test]
+    fn reassembler_checks_sender_code_and_sequence() {
+        let mut seq = 0;
+        let chunks = encode_message(b"hello", 100, &mut seq).unwrap();
+        let mut re = Reassembler::new(100);
+        // Not SI_QUEUE: refused.
+        assert!(re.push(0, chunks[0], 1, 0).is_err());
+        assert!(
+            re.push(libc::SI_QUEUE, chunks[0], 10, 20)
+                .unwrap()
+                .is_none()
+        );
+        // Another sender mid-message: refused, the message goes on.
+        let e = re.push(libc::SI_QUEUE, chunks[1], 11, 20).unwrap_err();
+        assert!(e.to_string().contains("pid 11"), "{e}");
+        assert!(
+            re.push(libc::SI_QUEUE, chunks[1], 10, 20)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            re.push(libc::SI_QUEUE, chunks[2], 10, 20).unwrap().unwrap(),
+            b"hello"
+        );
+        assert_eq!(re.sender(), Some((10, 20)));
+        // A lost chunk is a gap in the sequence.
+        let more = encode_message(b"abcdefg", 100, &mut seq).unwrap();
+        re.push(libc::SI_QUEUE, more[0], 10, 20).unwrap();
+        assert!(re.push(libc::SI_QUEUE, more[2], 10, 20).is_err());
+        // Over the maximum.
+        let mut s = 0;
+        let big = encode_message(&[0u8; 200], 1000, &mut s).unwrap();
+        assert!(matches!(
+            Reassembler::new(100).push(libc::SI_QUEUE, big[0], 1, 1),
+            Err(Error::TooLarge { len: 200, max: 100 })
+        ));
+    }
+
+    #[test]
+    fn invalid_kinds_are_refused_naming_the_value() {
+        for v in [0i32, 0x3fff_ffff, -1, 0xc000_0000u32 as i32] {
+            let e = decode_chunk(v).unwrap_err();
+            assert!(
+                e.to_string().contains(&format!("{:#010x}", v as u32)),
+                "{e}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn chunks_roundtrip(kind in 0u8..2, seq in 0u8..64, low in 0u32..(1 << 24)) {
+            let c = if kind == 0 {
+                Chunk::Start { seq, len: low }
+            } else {
+                Chunk::Data { seq, bytes: [low as u8, (low >> 8) as u8, (low >> 16) as u8] }
+            };
+            prop_assert_eq!(decode_chunk(encode_chunk(c)).unwrap(), c);
+        }
+
+        #[test]
+        fn messages_roundtrip(msgs in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..100), 1..10), start in 0u8..64) {
+            let mut seq = start;
+            let mut re = Reassembler::new(100);
+            let mut out = Vec::new();
+            for m in &msgs {
+                for c in encode_message(m, 100, &mut seq).unwrap() {
+                    if let Some(done) = re.push(libc::SI_QUEUE, c, 1, 2).unwrap() {
+                        out.push(done);
+                    }
+                }
+            }
+            prop_assert_eq!(out, msgs);
+        }
+
+        #[test]
+        fn any_chunk_stream_never_panics(values in proptest::collection::vec(any::<i32>(), 0..64)) {
+            let mut re = Reassembler::new(16);
+            for v in values {
+                if let Ok(Some(m)) = re.push(libc::SI_QUEUE, v, 1, 1) {
+                    prop_assert!(m.len() <= 16);
+                }
+            }
+        }
+    }
+}

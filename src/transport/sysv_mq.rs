@@ -1,0 +1,494 @@
+//! `sysv-mq`: a System V message queue (`msgget`), with message types.
+//!
+//! nix has no System V IPC, so the four calls (`msgget`, `msgsnd`, `msgrcv`, `msgctl`)
+//! are made through libc here, each in one `unsafe` block.
+//!
+//! Waits: a System V queue has no descriptor to `poll`, so a send to a full queue or a
+//! receive from an empty one is retried with IPC_NOWAIT and a sleep that grows from
+//! 20 µs to 1 ms, until the endpoint's deadline. That costs a wake-up per millisecond
+//! while waiting, and up to a millisecond of added latency after a long wait.
+
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use super::stream::deadline;
+use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
+use super::{Rendezvous, Transport};
+use crate::error::{Error, Result};
+
+const NAME: &str = "sysv-mq";
+
+/// Message type of messages for the local end (sent by the peer).
+pub const TO_LOCAL: libc::c_long = 1;
+/// Message type of messages for the peer (sent by the local end).
+pub const TO_PEER: libc::c_long = 2;
+
+const MTYPE: usize = std::mem::size_of::<libc::c_long>();
+
+/// A System V message queue made with IPC_PRIVATE and mode 0600 (exact: the umask does
+/// not apply to System V IPC), removed with IPC_RMID by the link's guard. Duplex over
+/// one queue: messages of type [`TO_LOCAL`] go to the local end, [`TO_PEER`] to the
+/// peer; both directions share the queue's byte budget (`msgmnb`). The largest message
+/// is `msgmax` (and at most `msgmnb`), read from /proc/sys/kernel. A receiver cannot
+/// tell that its peer died (the queue outlives it): it times out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SysvMq;
+
+/// The system's limits, from /proc/sys/kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SysvLimits {
+    /// Largest message (`msgmax`).
+    pub msgmax: usize,
+    /// Bytes a queue holds by default (`msgmnb`).
+    pub msgmnb: usize,
+}
+
+impl SysvLimits {
+    /// The largest message that can ever be sent on a new queue.
+    pub fn max_message(&self) -> usize {
+        self.msgmax.min(self.msgmnb)
+    }
+}
+
+fn read_proc(path: &str) -> Result<usize> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("read {path}"), e))?;
+    text.trim()
+        .parse()
+        .map_err(|_| Error::Protocol(format!("{path}: not a number: {text:?}")))
+}
+
+/// Reads the limits.
+///
+/// # Errors
+/// When /proc/sys/kernel cannot be read.
+pub fn limits() -> Result<SysvLimits> {
+    Ok(SysvLimits {
+        msgmax: read_proc("/proc/sys/kernel/msgmax")?,
+        msgmnb: read_proc("/proc/sys/kernel/msgmnb")?,
+    })
+}
+
+/// Removes the queue (IPC_RMID) on drop.
+#[derive(Debug)]
+pub struct QueueGuard {
+    id: libc::c_int,
+}
+
+impl QueueGuard {
+    /// The queue's id.
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+}
+
+impl Drop for QueueGuard {
+    fn drop(&mut self) {
+        // SAFETY: IPC_RMID takes no buffer (a null pointer is allowed); the id is a plain
+        // integer and a stale one only gives EINVAL.
+        let _ = unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
+    }
+}
+
+/// The queue's status (IPC_STAT): needs read permission.
+pub fn stat(id: i32) -> Result<libc::msqid_ds> {
+    // SAFETY: msqid_ds is plain data for which all-zero bytes are a valid value.
+    let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: `ds` is a valid, writable msqid_ds that outlives the call.
+    let r = unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) };
+    if r < 0 {
+        return Err(Error::sys(
+            format!("{NAME}: msgctl IPC_STAT {id}"),
+            Errno::last(),
+        ));
+    }
+    Ok(ds)
+}
+
+/// One end of a System V queue.
+#[derive(Debug)]
+pub struct SysvEndpoint {
+    id: libc::c_int,
+    max: usize,
+    send_type: libc::c_long,
+    recv_type: libc::c_long,
+    timeout: Option<Duration>,
+    buf: Vec<u8>,
+}
+
+/// Sleeps a little longer each time, up to 1 ms; `Err(Timeout)` past the deadline.
+fn backoff(step: &mut u32, dl: Option<Instant>, op: &str, started: Instant) -> Result<()> {
+    if let Some(d) = dl
+        && Instant::now() >= d
+    {
+        return Err(Error::Timeout {
+            op: op.into(),
+            after: started.elapsed(),
+        });
+    }
+    let mut pause = Duration::from_micros(20u64 << (*step).min(6)).min(Duration::from_millis(1));
+    if let Some(d) = dl {
+        pause = pause.min(d.saturating_duration_since(Instant::now()));
+    }
+    std::thread::sleep(pause);
+    *step += 1;
+    Ok(())
+}
+
+impl SysvEndpoint {
+    fn new(id: i32, max: usize, send_type: libc::c_long, recv_type: libc::c_long) -> Self {
+        SysvEndpoint {
+            id,
+            max,
+            send_type,
+            recv_type,
+            timeout: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The largest message.
+    pub fn max_message(&self) -> usize {
+        self.max
+    }
+
+    /// Receives one message of this end's type into a buffer of `cap` bytes (not the
+    /// maximum), for checking how a short buffer is reported.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] when the message is longer than `cap` (E2BIG: the message
+    /// stays queued), [`Error::Timeout`], [`Error::Closed`] when the queue was removed,
+    /// or the system error.
+    pub fn recv_capped(&mut self, out: &mut Vec<u8>, cap: usize) -> Result<usize> {
+        let dl = deadline(self.timeout);
+        let op = format!("{NAME}: msgrcv from queue {}", self.id);
+        let started = Instant::now();
+        let mut step = 0;
+        self.buf.resize(MTYPE + cap, 0);
+        loop {
+            // SAFETY: `buf` has MTYPE + cap writable bytes: room for the mtype and `cap`
+            // bytes of text, which is all msgrcv writes with msgsz = cap.
+            let r = unsafe {
+                libc::msgrcv(
+                    self.id,
+                    self.buf.as_mut_ptr().cast(),
+                    cap,
+                    self.recv_type,
+                    libc::IPC_NOWAIT,
+                )
+            };
+            if r >= 0 {
+                let n = r as usize;
+                out.clear();
+                out.extend_from_slice(&self.buf[MTYPE..MTYPE + n]);
+                return Ok(n);
+            }
+            match Errno::last() {
+                Errno::EINTR => {}
+                Errno::ENOMSG | Errno::EAGAIN => backoff(&mut step, dl, &op, started)?,
+                Errno::E2BIG => {
+                    return Err(Error::Truncated {
+                        buf: cap,
+                        len: None,
+                    });
+                }
+                Errno::EIDRM | Errno::EINVAL => return Err(Error::Closed { op }),
+                e => return Err(Error::sys(op, e)),
+            }
+        }
+    }
+}
+
+impl Endpoint for SysvEndpoint {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        if msg.len() > self.max {
+            return Err(Error::TooLarge {
+                len: msg.len(),
+                max: self.max,
+            });
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(&self.send_type.to_ne_bytes());
+        self.buf.extend_from_slice(msg);
+        let dl = deadline(self.timeout);
+        let op = format!("{NAME}: msgsnd to queue {}", self.id);
+        let started = Instant::now();
+        let mut step = 0;
+        loop {
+            // SAFETY: `buf` holds an mtype (a c_long) followed by msg.len() bytes of
+            // text, which is what msgsnd reads with msgsz = msg.len().
+            let r = unsafe {
+                libc::msgsnd(
+                    self.id,
+                    self.buf.as_ptr().cast(),
+                    msg.len(),
+                    libc::IPC_NOWAIT,
+                )
+            };
+            if r == 0 {
+                return Ok(());
+            }
+            match Errno::last() {
+                Errno::EINTR => {}
+                Errno::EAGAIN => backoff(&mut step, dl, &op, started)?,
+                Errno::EIDRM => return Err(Error::Closed { op }),
+                Errno::EINVAL if !msg.is_empty() => {
+                    // Removed queue, or a size over msgmax (checked above): tell which.
+                    return match stat(self.id) {
+                        Err(_) => Err(Error::Closed { op }),
+                        Ok(_) => Err(Error::TooLarge {
+                            len: msg.len(),
+                            max: self.max,
+                        }),
+                    };
+                }
+                Errno::EINVAL => return Err(Error::Closed { op }),
+                e => return Err(Error::sys(op, e)),
+            }
+        }
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.recv_capped(buf, self.max)
+    }
+
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.timeout = timeout;
+        Ok(())
+    }
+}
+
+impl SysvMq {
+    /// Opens a link and returns the local end as its concrete type, the peer's part
+    /// (`"<id> <max>"`) and the guard that removes the queue.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a mode over 0o777 or a maximum over the kernel's (naming
+    /// both); the system error otherwise.
+    pub fn open_concrete(&self, cfg: &Config) -> Result<(SysvEndpoint, PeerEnd, QueueGuard)> {
+        let lim = limits()?;
+        let kmax = lim.max_message();
+        let max = match cfg.max_message {
+            None => kmax,
+            Some(m) if m <= kmax => m,
+            Some(m) => {
+                return Err(Error::invalid(
+                    format!(
+                        "{NAME}: max_message must be at most {kmax} bytes \
+                         (/proc/sys/kernel/msgmax {}, msgmnb {})",
+                        lim.msgmax, lim.msgmnb
+                    ),
+                    m,
+                ));
+            }
+        };
+        if cfg.mode & !0o777 != 0 {
+            return Err(Error::invalid(
+                "mode must be within 0o777",
+                format!("{:#o}", cfg.mode),
+            ));
+        }
+        // SAFETY: msgget takes two integers and touches no memory of ours.
+        let id = unsafe {
+            libc::msgget(
+                libc::IPC_PRIVATE,
+                libc::IPC_CREAT | libc::IPC_EXCL | cfg.mode as libc::c_int,
+            )
+        };
+        if id < 0 {
+            return Err(Error::sys(
+                format!("{NAME}: msgget IPC_PRIVATE"),
+                Errno::last(),
+            ));
+        }
+        let guard = QueueGuard { id };
+        let end = SysvEndpoint::new(id, max, TO_PEER, TO_LOCAL);
+        let peer = PeerEnd {
+            fds: Vec::new(),
+            info: format!("{id} {max}"),
+        };
+        Ok((end, peer, guard))
+    }
+
+    /// Rebuilds the peer's end as its concrete type.
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] on malformed info; the system error (EACCES, EINVAL) naming
+    /// the queue when it cannot be reached.
+    pub fn attach_concrete(&self, peer: PeerEnd) -> Result<SysvEndpoint> {
+        let bad = || Error::Protocol(format!("{NAME}: bad peer info {:?}", peer.info));
+        let (id, max) = peer.info.split_once(' ').ok_or_else(bad)?;
+        let id: i32 = id.parse().map_err(|_| bad())?;
+        let max: usize = max.parse().map_err(|_| bad())?;
+        // Fail now, naming the queue, if it is gone or not ours to read.
+        stat(id)?;
+        Ok(SysvEndpoint::new(id, max, TO_LOCAL, TO_PEER))
+    }
+}
+
+impl Transport for SysvMq {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn guarantees(&self) -> Guarantees {
+        Guarantees {
+            carries_data: true,
+            boundaries: Boundaries::Native,
+            ordering: Ordering::Fifo,
+            reliable: true,
+            max_message: limits().map_or(8192, |l| l.max_message()),
+            duplex: true,
+            access: Access::FileMode,
+            rendezvous: Rendezvous::Named,
+            platforms: vec![
+                "POSIX (XSI)".into(),
+                "Linux".into(),
+                "FreeBSD".into(),
+                "macOS".into(),
+            ],
+        }
+    }
+
+    fn open(&self, cfg: &Config) -> Result<Link> {
+        let (end, peer, guard) = self.open_concrete(cfg)?;
+        Ok(Link {
+            local: Box::new(end),
+            peer,
+            guard: Some(Box::new(guard)),
+            path: None,
+        })
+    }
+
+    fn attach(&self, peer: PeerEnd) -> Result<Box<dyn Endpoint>> {
+        Ok(Box::new(self.attach_concrete(peer)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Option<Duration> = Some(Duration::from_secs(5));
+
+    fn pair() -> (SysvEndpoint, SysvEndpoint, QueueGuard) {
+        let (mut a, peer, g) = SysvMq.open_concrete(&Config::default()).unwrap();
+        a.set_timeout(T).unwrap();
+        let mut b = SysvMq.attach_concrete(peer).unwrap();
+        b.set_timeout(T).unwrap();
+        (a, b, g)
+    }
+
+    #[test]
+    fn duplex_by_message_type() {
+        let (mut a, mut b, _g) = pair();
+        let mut buf = Vec::new();
+        b.send(b"to local").unwrap();
+        b.send(b"").unwrap();
+        a.send(b"to peer").unwrap();
+        // Each end only sees its own type, in order.
+        assert_eq!(b.recv(&mut buf).unwrap(), 7);
+        assert_eq!(buf, b"to peer");
+        assert_eq!(a.recv(&mut buf).unwrap(), 8);
+        assert_eq!(buf, b"to local");
+        assert_eq!(a.recv(&mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn max_from_proc_and_oversize_refused() {
+        let (mut a, mut b, _g) = pair();
+        let lim = limits().unwrap();
+        let max = b.max_message();
+        assert_eq!(max, lim.max_message());
+        b.send(&vec![4u8; max]).unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(a.recv(&mut buf).unwrap(), max);
+        let e = b.send(&vec![0u8; max + 1]).unwrap_err();
+        assert!(
+            matches!(e, Error::TooLarge { len, max: m } if len == max + 1 && m == max),
+            "{e}"
+        );
+        b.send(b"ok").unwrap();
+        assert_eq!(a.recv(&mut buf).unwrap(), 2);
+    }
+
+    #[test]
+    fn short_buffer_is_reported_and_message_kept() {
+        let (mut a, mut b, _g) = pair();
+        b.send(&[1u8; 100]).unwrap();
+        let mut buf = Vec::new();
+        assert!(matches!(
+            a.recv_capped(&mut buf, 10),
+            Err(Error::Truncated { buf: 10, .. })
+        ));
+        assert_eq!(a.recv(&mut buf).unwrap(), 100);
+    }
+
+    #[test]
+    fn full_queue_times_out_and_loses_nothing() {
+        let (mut a, mut b, _g) = pair();
+        b.set_timeout(Some(Duration::from_millis(20))).unwrap();
+        let msg = vec![7u8; 1000];
+        let mut sent = 0;
+        loop {
+            match b.send(&msg) {
+                Ok(()) => sent += 1,
+                Err(Error::Timeout { .. }) => break,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(sent < 10_000, "the queue never filled");
+        }
+        assert_eq!(sent, limits().unwrap().msgmnb / 1000);
+        let mut buf = Vec::new();
+        for _ in 0..sent {
+            assert_eq!(a.recv(&mut buf).unwrap(), 1000);
+        }
+        a.set_timeout(Some(Duration::from_millis(20))).unwrap();
+        assert!(matches!(a.recv(&mut buf), Err(Error::Timeout { .. })));
+    }
+
+    #[test]
+    fn mode_is_exact_and_guard_removes_the_queue() {
+        for mode in [0o600, 0o640, 0o666] {
+            let (a, peer, g) = SysvMq
+                .open_concrete(&Config::default().with_mode(mode))
+                .unwrap();
+            let ds = stat(g.id()).unwrap();
+            assert_eq!(ds.msg_perm.mode as u32 & 0o777, mode);
+            let mut b = SysvMq.attach_concrete(peer).unwrap();
+            let id = g.id();
+            drop(g);
+            assert!(stat(id).is_err(), "queue {id} still there");
+            // A sender on a removed queue sees Closed; so does a receiver.
+            assert!(matches!(b.send(b"x"), Err(Error::Closed { .. })));
+            let mut a = a;
+            let mut buf = Vec::new();
+            assert!(matches!(a.recv(&mut buf), Err(Error::Closed { .. })));
+        }
+    }
+
+    #[test]
+    fn bad_info_and_missing_queue_are_named() {
+        let e = SysvMq
+            .attach(PeerEnd {
+                fds: Vec::new(),
+                info: "x".into(),
+            })
+            .err()
+            .unwrap();
+        assert!(matches!(e, Error::Protocol(_)), "{e}");
+        let e = SysvMq
+            .attach(PeerEnd {
+                fds: Vec::new(),
+                info: "2147483000 100".into(),
+            })
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("2147483000"), "{e}");
+        let big = limits().unwrap().max_message() + 1;
+        let e = SysvMq
+            .open(&Config::default().with_max_message(big))
+            .unwrap_err();
+        assert!(e.to_string().contains(&big.to_string()), "{e}");
+    }
+}
