@@ -64,9 +64,18 @@ fn table_quick_json_has_a_row_per_transport_with_positive_numbers() {
             .collect();
         assert_eq!(sizes, [64, 4096, 65536], "{m}: the three stream sizes");
     }
-    positive(&v["floor"]["shm_futex"]["same_cpu"]["p50"], "futex floor same cpu");
-    positive(&v["floor"]["shm_futex"]["cross_cpu"]["p50"], "futex floor cross cpu");
-    positive(&v["floor"]["shm_spin"]["cross_cpu"]["p50"], "spin floor cross cpu");
+    positive(
+        &v["floor"]["shm_futex"]["same_cpu"]["p50"],
+        "futex floor same cpu",
+    );
+    positive(
+        &v["floor"]["shm_futex"]["cross_cpu"]["p50"],
+        "futex floor cross cpu",
+    );
+    positive(
+        &v["floor"]["shm_spin"]["cross_cpu"]["p50"],
+        "spin floor cross cpu",
+    );
 }
 
 /// Markdown: the seed's seven columns and one line per transport.
@@ -87,7 +96,10 @@ fn table_quick_markdown_has_the_seed_columns() {
     ] {
         assert!(head.contains(col), "no {col} column in {head:?}");
     }
-    assert!(stdout.lines().any(|l| l.starts_with("| fifo |")), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("| fifo |")),
+        "{stdout}"
+    );
     assert!(stdout.contains("Floors in this run"), "{stdout}");
 }
 

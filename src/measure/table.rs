@@ -408,6 +408,7 @@ fn security(g: &Guarantees, audit: &TransportReport) -> String {
         Access::Inherited => "inherited descriptors only",
         Access::FileMode => "file mode (0600 by default)",
         Access::FileModeAndPeerCred => "file mode (0600) + peer credentials",
+        Access::SameUid => "same user only",
         Access::Anyone => "any local user",
     };
     format!("{declared} (declared)")

@@ -218,9 +218,9 @@ fn take_pending_sigpipe() {
 /// A framed stream over one descriptor for reading and/or one for writing.
 pub(crate) struct FramedStream {
     name: String,
-    // "NAME: send" and "NAME: recv", made once: the per-message paths must not allocate.
-    send_op: String,
-    recv_op: String,
+    // "NAME: send" and "NAME: recv", made once: the per-message paths must not allocate
+    // (boxed, to keep the endpoint small inside the transports' enums).
+    ops: Box<[String; 2]>,
     rd: Option<OwnedFd>,
     wr: Option<OwnedFd>,
     max: usize,
@@ -248,8 +248,7 @@ impl FramedStream {
             set_nonblocking(fd.as_fd(), &name)?;
         }
         Ok(FramedStream {
-            send_op: format!("{name}: send"),
-            recv_op: format!("{name}: recv"),
+            ops: Box::new([format!("{name}: send"), format!("{name}: recv")]),
             name,
             rd,
             wr,
@@ -306,7 +305,7 @@ impl Endpoint for FramedStream {
             &[&header, msg],
             self.socket,
             deadline(self.timeout),
-            &self.send_op,
+            &self.ops[0],
         )
     }
 
@@ -334,7 +333,7 @@ impl Endpoint for FramedStream {
             self.rpos = 0;
             self.rend = 0;
             if self.await_writer {
-                wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.recv_op)?;
+                wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
             }
             match nix::unistd::read(rd.as_fd(), &mut self.rbuf) {
                 Ok(0) => {
@@ -350,7 +349,7 @@ impl Endpoint for FramedStream {
                 }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => {
-                    wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.recv_op)?;
+                    wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
                 }
                 Err(Errno::ECONNRESET) => {
                     return Err(Error::Closed {
