@@ -31,7 +31,6 @@ echo "== limits.c, cpu0<->cpu1"; "$out/limits" "$n" 64 | tee "$out/limits-cross.
 echo "== ring.c"; { "$out/ring" 65536; "$out/ring" 4096; } | tee "$out/ring.txt"
 echo "== ipc-audit table --quick"
 "$bin" table --quick --format json > "$out/table.json"
-"$bin" table --quick --format md 2>/dev/null | tee "$out/table.md" >/dev/null || true
 python3 - "$out" <<'PY'
 import json, re, sys
 out = sys.argv[1]
