@@ -292,7 +292,8 @@ pub struct PingPong {
     label: String,
     link: Link,
     back: Option<Box<dyn Endpoint>>,
-    peer: PeerProcess,
+    // Always `Some` until drop: an `Option` so that drop can end the peer gracefully.
+    peer: Option<PeerProcess>,
     msg: Vec<u8>,
     buf: Vec<u8>,
     size: usize,
@@ -384,7 +385,7 @@ impl PingPong {
             label,
             link,
             back,
-            peer,
+            peer: Some(peer),
             msg: vec![0xa5; size],
             buf: Vec::with_capacity(size.max(64)),
             size,
@@ -430,7 +431,7 @@ impl PingPong {
     /// # Errors
     /// A transport error (naming the round trip), or the peer's.
     pub fn run(&mut self, count: usize, mut record: impl FnMut(u64)) -> Result<RunCost> {
-        self.peer.command(&Cmd::Echo { count })?;
+        self.peer()?.command(&Cmd::Echo { count })?;
         let before = Usage::now();
         let t = Instant::now();
         for i in 0..count {
@@ -439,7 +440,8 @@ impl PingPong {
         }
         let elapsed = t.elapsed();
         let local = Usage::now().since(&before);
-        match expect(&mut self.peer, &self.label, self.timeout)? {
+        let (label, timeout) = (self.label.clone(), self.timeout);
+        match expect(self.peer()?, &label, timeout)? {
             Event::Echoed {
                 usage, error: None, ..
             } => Ok(RunCost {
@@ -496,18 +498,66 @@ impl PingPong {
             .to_string()
     }
 
+    fn peer(&mut self) -> Result<&mut PeerProcess> {
+        self.peer
+            .as_mut()
+            .ok_or_else(|| Error::Peer(format!("{}: the peer has ended", self.label)))
+    }
+
     /// Ends the peer cleanly.
     ///
     /// # Errors
     /// When the peer does not exit cleanly in time.
-    pub fn finish(self) -> Result<()> {
-        let PingPong {
-            link, back, peer, ..
-        } = self;
-        // Close our ends first so that a peer blocked on them sees the closure.
-        drop(back);
+    pub fn finish(mut self) -> Result<()> {
+        self.end()
+    }
+
+    /// Closes our ends (a peer blocked on them sees the closure), then closes the
+    /// peer's input and waits for it to exit, so that the guards of the link the peer
+    /// opened remove its named objects; the peer is killed only if it does not exit.
+    fn end(&mut self) -> Result<()> {
+        self.back = None;
+        let link = std::mem::replace(
+            &mut self.link,
+            Link {
+                local: Box::new(Closed),
+                peer: PeerEnd::default(),
+                guard: None,
+                path: None,
+            },
+        );
         drop(link);
-        peer.finish(Instant::now() + Duration::from_secs(5))
+        match self.peer.take() {
+            Some(p) => p.finish(Instant::now() + Duration::from_secs(5)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for PingPong {
+    fn drop(&mut self) {
+        let _ = self.end();
+    }
+}
+
+/// A stand-in for an end that was closed.
+struct Closed;
+
+impl Endpoint for Closed {
+    fn send(&mut self, _: &[u8]) -> Result<()> {
+        Err(Error::Closed {
+            op: "send on a finished session".into(),
+        })
+    }
+
+    fn recv(&mut self, _: &mut Vec<u8>) -> Result<usize> {
+        Err(Error::Closed {
+            op: "recv on a finished session".into(),
+        })
+    }
+
+    fn set_timeout(&mut self, _: Option<Duration>) -> Result<()> {
+        Ok(())
     }
 }
 
