@@ -173,6 +173,7 @@ pub struct SharedPage {
 }
 
 /// Size of a [`SharedPage`].
+#[cfg(target_os = "linux")]
 const PAGE: usize = 4096;
 
 // SAFETY: the page is plain shared memory accessed only through atomics; the pointer
