@@ -30,6 +30,7 @@ Results in the output folder:
                              `cargo +nightly fuzz run <target> <file>`)
   logs/<target>.log          libFuzzer's output (exec/s, coverage, new units)
   coverage/<target>.txt      llvm-cov line coverage of the crate's sources
+  coverage/all.txt           the same for all the targets run, together
   summary.txt                one line per target: runs, exec/s, crashes, src/frame.rs lines
 
 The working corpus lives in fuzz/corpus-run/<target>/ (not committed); it starts from
@@ -99,6 +100,9 @@ cargo +nightly fuzz build -O -s "$SANITIZER"
 
 TRIPLE=$(rustc +nightly -vV | sed -n 's/^host: //p')
 LLVM_BIN="$(rustc +nightly --print sysroot)/lib/rustlib/$TRIPLE/bin"
+# Report the crate's own sources only.
+IGNORE='/\.cargo/|/\.rustup/|/rustc/|fuzz_targets'
+COVERED=()
 : > "$OUT/summary.txt"
 found=0
 for t in "${TARGETS[@]}"; do
@@ -118,6 +122,11 @@ for t in "${TARGETS[@]}"; do
         -print_final_stats=1 "${par[@]}") > "$log" 2>&1 || true
     # -jobs mode writes one log per process in the current folder.
     for f in fuzz-*.log; do [[ -e "$f" ]] && { cat "$f" >> "$log"; rm -f "$f"; }; done
+
+    # Before cmin and coverage append to the log. Fork mode prints "#N: ... exec/s: E"
+    # lines; the others "#N ... exec/s: E".
+    runs=$( (grep -o '^#[0-9]*' "$log" || true) | tr -d '#' | sort -n | tail -1)
+    eps=$( (grep -o 'exec/s: [0-9]*' "$log" || true) | tail -1 | awk '{print $2}')
 
     n=0
     for a in artifacts/"$t"/*; do
@@ -143,24 +152,36 @@ for t in "${TARGETS[@]}"; do
             bin="target/$TRIPLE/coverage/$TRIPLE/release/$t"
             prof="coverage/$t/coverage.profdata"
             "$LLVM_BIN/llvm-cov" report "$bin" -instr-profile="$prof" \
-                -ignore-filename-regex='/.cargo/|/rustc/|fuzz_targets' \
+                -ignore-filename-regex="$IGNORE" \
                 > "$OUT/coverage/$t.txt" 2>>"$log" || true
             "$LLVM_BIN/llvm-cov" show "$bin" -instr-profile="$prof" -format=html \
-                -ignore-filename-regex='/.cargo/|/rustc/|fuzz_targets' \
+                -ignore-filename-regex="$IGNORE" \
                 -output-dir="$OUT/coverage/$t-html" 2>>"$log" || true
-            cov=$(awk '$1 ~ /src\/frame.rs$/ {print $(NF-3), "lines", $NF, "of lines... "}' \
-                "$OUT/coverage/$t.txt" | head -1)
-            cov=$(awk '$1 ~ /src\/frame.rs$/ {print $10}' "$OUT/coverage/$t.txt" | head -1)
+            COVERED+=("$t")
+            cov=$( (awk '$1 ~ /(^|\/)frame\.rs$/ {print $10}' "$OUT/coverage/$t.txt" || true) | head -1)
         else
             echo "coverage failed, see $log"
         fi
     fi
 
-    runs=$(grep -ho 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s+=$2} END {print s+0}')
-    eps=$(grep -o 'exec/s: [0-9]*' "$log" | tail -1 | awk '{print $2}')
     printf '%-28s runs %-12s last exec/s %-10s crashes %-4s src/frame.rs lines %s\n' \
-        "$t" "$runs" "${eps:-?}" "$n" "${cov:--}" | tee -a "$OUT/summary.txt"
+        "$t" "${runs:-?}" "${eps:-?}" "$n" "${cov:--}" | tee -a "$OUT/summary.txt"
 done
+
+# The targets together: merge their profiles and report over all their binaries.
+if [[ ${#COVERED[@]} -gt 1 ]]; then
+    profs=() objs=()
+    for t in "${COVERED[@]}"; do
+        profs+=("coverage/$t/coverage.profdata")
+        objs+=(-object "target/$TRIPLE/coverage/$TRIPLE/release/$t")
+    done
+    if "$LLVM_BIN/llvm-profdata" merge -sparse "${profs[@]}" -o "$OUT/coverage/all.profdata" &&
+        "$LLVM_BIN/llvm-cov" report "${objs[@]:1}" -instr-profile="$OUT/coverage/all.profdata" \
+            -ignore-filename-regex="$IGNORE" > "$OUT/coverage/all.txt"; then
+        all=$(awk '$1 ~ /(^|\/)frame\.rs$/ {print $10}' "$OUT/coverage/all.txt" | head -1)
+        echo "all targets together: src/frame.rs lines ${all:--}" | tee -a "$OUT/summary.txt"
+    fi
+fi
 
 echo "results: $OUT (summary.txt, crashes/, logs/, coverage/)"
 exit $found

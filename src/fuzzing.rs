@@ -356,6 +356,7 @@ pub fn frame_decode(data: &[u8]) {
                         assert!(dec.is_failed());
                         let again = dec.decode(chunk, &mut out);
                         assert_eq!(again.consumed, 0, "input taken after a fatal error");
+                        assert!(dec.finish() == Err(e.clone()), "finish forgot the error");
                         assert_eq!(again.step, Step::Error(e), "fatal error not repeated");
                         break 'feed;
                     }
@@ -393,9 +394,12 @@ pub fn frame_decode(data: &[u8]) {
 /// order, and nothing else.
 pub fn frame_chunked_roundtrip(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let max = u.int_in_range(0..=1usize << 18).unwrap_or(0);
+    let max = u.int_in_range(0..=1usize << 17).unwrap_or(0);
     let mut msgs: Vec<Vec<u8>> = Vec::new();
-    while msgs.len() < 64 && !u.is_empty() {
+    let mut total = 0;
+    // At most 64 messages and 512 KiB in all: enough to cross every boundary, small
+    // enough for thousands of runs a second.
+    while msgs.len() < 64 && total < 512 << 10 && !u.is_empty() {
         let msg = match u.int_in_range(0..=3u8).unwrap_or(0) {
             // A long run of one byte: payloads over 64 KiB from a short input.
             0 => {
@@ -409,6 +413,7 @@ pub fn frame_chunked_roundtrip(data: &[u8]) {
                 bytes[..bytes.len().min(max)].to_vec()
             }
         };
+        total += msg.len();
         msgs.push(msg);
     }
     let mut wire = Vec::new();

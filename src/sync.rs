@@ -64,6 +64,24 @@ pub fn spin_hint() {
     core::hint::spin_loop();
 }
 
+/// One poll of a busy-wait loop, `iteration` counting from 1. Outside loom a CPU pause
+/// is issued only every 64 polls, so that a spinning side notices a change within a few
+/// loads rather than after a pause (up to ~140 cycles; in a virtual machine back-to-back
+/// pauses may also cause pause-loop exits), while still yielding the core's pipeline
+/// to a hyperthread sibling now and then. Under loom, a yield every time.
+#[inline]
+pub fn spin_wait(iteration: u32) {
+    #[cfg(loom)]
+    {
+        let _ = iteration;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    if iteration.is_multiple_of(64) {
+        core::hint::spin_loop();
+    }
+}
+
 /// Copies `src` into the cells `dst` (same length).
 ///
 /// # Safety

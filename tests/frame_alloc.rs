@@ -146,3 +146,22 @@ fn memory_follows_the_bytes_received() {
     }
     assert_eq!(out, payload);
 }
+
+/// Regression (review of the first decoder): `out.reserve(len)` on a reused `out` grows
+/// it to twice its old capacity when that is larger than `len`, which could pass the
+/// maximum (a 4000-byte frame, then a 6000-byte one, with a maximum of 7000, allocated
+/// 8000 bytes). No single allocation may pass the maximum.
+#[test]
+fn no_allocation_over_the_maximum_when_out_is_reused() {
+    let w = stream(&[4000, 6000, 6999]);
+    for chunk in [w.len(), 1000, 1] {
+        let mut dec = Decoder::new(7000);
+        let mut out = Vec::new();
+        alloc_reset();
+        let mut n = 0;
+        feed(&mut dec, &w, chunk, &mut out, |_| n += 1);
+        let st = alloc_stats();
+        assert_eq!(n, 3);
+        assert!(st.largest <= 7000, "chunk {chunk}: {st:?}");
+    }
+}

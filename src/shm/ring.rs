@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use super::sem::Futex;
 use crate::error::{Error, Result};
-use crate::sync::{AtomicU32, AtomicU64, Ordering, UnsafeCell, fence, spin_hint};
+use crate::sync::{AtomicU32, AtomicU64, Ordering, UnsafeCell, fence, spin_wait};
 
 /// Bytes of the header before the data, in a region.
 pub const HEADER_SIZE: usize = 4096;
@@ -272,8 +272,25 @@ impl Shared {
     }
 
     /// Sleeps on `waiting` (raised by `prepare_sleep`) for at most one slice of `policy`,
-    /// then checks the deadline and the peer's liveness.
-    fn sleep(&self, waiting: &AtomicU32, policy: &Wait, peer_pid: u32, op: &str) -> Result<()> {
+    /// after checking the deadline and, when this wait already slept once (`again`) and
+    /// still found nothing, the peer's liveness. (Not after every wake-up: reading
+    /// `/proc` costs more than a futex round trip.)
+    fn sleep(
+        &self,
+        waiting: &AtomicU32,
+        policy: &Wait,
+        peer_pid: u32,
+        op: &str,
+        again: bool,
+    ) -> Result<()> {
+        if again
+            && peer_pid != 0
+            && let Some(check) = policy.liveness
+            && let Err(e) = check(peer_pid, op)
+        {
+            waiting.store(0, Ordering::Relaxed);
+            return Err(e);
+        }
         let now = policy.deadline.map(|_| Instant::now());
         let mut timeout = policy.slice;
         if let (Some(d), Some(now)) = (policy.deadline, now) {
@@ -289,13 +306,7 @@ impl Shared {
         }
         let r = self.futex.wait(waiting, 1, timeout);
         waiting.store(0, Ordering::Relaxed);
-        r?;
-        if let Some(check) = policy.liveness
-            && peer_pid != 0
-        {
-            check(peer_pid, op)?;
-        }
-        Ok(())
+        r
     }
 
     /// While spinning: every 1024 polls checks the deadline, every 65536 the peer's
@@ -746,6 +757,7 @@ impl Producer {
     /// liveness check's error.
     pub fn push(&mut self, msg: &[u8], policy: &Wait) -> Result<()> {
         let mut spins = 0;
+        let mut slept = false;
         loop {
             if self.try_push(msg)? {
                 return Ok(());
@@ -754,7 +766,7 @@ impl Producer {
                 spins += 1;
                 let pid = &self.shared.header().meta.0.consumer_pid;
                 self.shared.spin_check(spins, policy, pid, "shm: send")?;
-                spin_hint();
+                spin_wait(spins);
                 continue;
             }
             let h = self.shared.header();
@@ -770,7 +782,9 @@ impl Producer {
                 return Err(e);
             }
             let pid = self.shared.pid(&h.meta.0.consumer_pid, "consumer")?;
-            self.shared.sleep(waiting, policy, pid, "shm: send")?;
+            self.shared
+                .sleep(waiting, policy, pid, "shm: send", slept)?;
+            slept = true;
         }
     }
 }
@@ -885,6 +899,7 @@ impl Consumer {
     /// liveness check's error.
     pub fn pop(&mut self, out: &mut Vec<u8>, policy: &Wait) -> Result<usize> {
         let mut spins = 0;
+        let mut slept = false;
         loop {
             if let Some(n) = self.try_pop(out)? {
                 return Ok(n);
@@ -893,7 +908,7 @@ impl Consumer {
                 spins += 1;
                 let pid = &self.shared.header().meta.0.producer_pid;
                 self.shared.spin_check(spins, policy, pid, "shm: recv")?;
-                spin_hint();
+                spin_wait(spins);
                 continue;
             }
             let h = self.shared.header();
@@ -916,7 +931,9 @@ impl Consumer {
                 };
             }
             let pid = self.shared.pid(&h.meta.0.producer_pid, "producer")?;
-            self.shared.sleep(waiting, policy, pid, "shm: recv")?;
+            self.shared
+                .sleep(waiting, policy, pid, "shm: recv", slept)?;
+            slept = true;
         }
     }
 }
