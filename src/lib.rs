@@ -23,6 +23,7 @@ pub mod error;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod measure;
 pub mod shm;
 pub mod sync;
 pub mod transport;

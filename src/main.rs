@@ -4,7 +4,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ipc_audit::audit::{self, Auditor, PeerLauncher, Report};
+use ipc_audit::measure::{self, LatencyOptions, Pin, table};
 use ipc_audit::transport::{self, Transport};
+
+/// Counts heap allocations, for the allocations-per-message figures (the peer is this
+/// same binary, so both sides count).
+#[global_allocator]
+static ALLOC: measure::alloc::CountingAlloc = measure::alloc::CountingAlloc;
 
 /// Tells the truth about inter-process communication on Linux.
 #[derive(Parser, Debug)]
@@ -36,6 +42,50 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Measures one transport: round trips (p50, p99, max) and one-way throughput.
+    Bench {
+        /// The transport.
+        transport: String,
+        /// Message size in bytes, for round trips and the stream.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Round trips measured (after a tenth as many for warm-up), and messages streamed.
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        /// Both processes on one cpu, or cpu0 <-> cpu1.
+        #[arg(long, value_enum, default_value_t = PinArg::Same)]
+        pin: PinArg,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Prints the seed's comparison table, measured: audit, latency, throughput, floors.
+    Table {
+        /// Transports to measure (all when none is named).
+        transports: Vec<String>,
+        /// A few cases and short runs: under a minute for every transport.
+        #[arg(long)]
+        quick: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableFormat::Md)]
+        format: TableFormat,
+        /// Also draw latency and throughput per method into this SVG file.
+        #[arg(long)]
+        svg: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PinArg {
+    Same,
+    Cross,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TableFormat {
+    Md,
+    Json,
+    Csv,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -58,7 +108,203 @@ fn main() -> ExitCode {
             properties,
             format,
         } => run_audit(transports, cases, properties, format),
+        Command::Bench {
+            transport,
+            size,
+            count,
+            pin,
+            format,
+        } => bench(&transport, size, count, pin, format),
+        Command::Table {
+            transports,
+            quick,
+            format,
+            svg,
+        } => run_table(transports, quick, format, svg),
     }
+}
+
+fn launcher() -> Result<PeerLauncher, ExitCode> {
+    PeerLauncher::current_exe().map_err(|e| {
+        eprintln!("ipc-audit: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn bench(name: &str, size: usize, count: usize, pin: PinArg, format: Format) -> ExitCode {
+    let t = match select(&[name.to_string()]) {
+        Ok(mut v) => v.remove(0),
+        Err(e) => {
+            eprintln!("ipc-audit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if count == 0 {
+        eprintln!("ipc-audit: --count must be at least 1, got 0");
+        return ExitCode::from(2);
+    }
+    let max = t.guarantees().max_message;
+    if t.guarantees().carries_data && size > max {
+        eprintln!("ipc-audit: --size {size} is over {name}'s maximum message of {max} bytes");
+        return ExitCode::from(2);
+    }
+    let launcher = match launcher() {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
+    let pin = match pin {
+        PinArg::Same => Pin::Same,
+        PinArg::Cross => Pin::Cross,
+    };
+    let opts = LatencyOptions {
+        size,
+        warmup: (count / 10).max(1),
+        round_trips: count,
+        budget: std::time::Duration::from_secs(3600),
+        ..LatencyOptions::default()
+    };
+    let lat = measure::latency(&launcher, t.as_ref(), pin, &opts);
+    let thr = if t.guarantees().carries_data {
+        Some(measure::throughput(
+            &launcher,
+            t.as_ref(),
+            pin,
+            &[(size, count)],
+            std::time::Duration::from_secs(10),
+            opts.timeout,
+        ))
+    } else {
+        None
+    };
+    let mut failed = false;
+    match format {
+        Format::Json => {
+            let v = serde_json::json!({
+                "transport": name,
+                "latency": lat.as_ref().map_err(|e| e.to_string()),
+                "throughput": thr.as_ref().map(|r| r.as_ref().map_err(|e| e.to_string())),
+            });
+            failed = lat.is_err() || matches!(thr, Some(Err(_)));
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        Format::Table => {
+            match &lat {
+                Ok(l) => {
+                    let allocs = match (l.allocs_per_msg, l.peer_allocs_per_msg) {
+                        (Some(a), Some(b)) => format!("{a:.2} here, {b:.2} in the peer"),
+                        _ => "not counted".into(),
+                    };
+                    println!(
+                        "{name}: {} round trips of {} bytes, {}-cpu ({:?}): p50 {}  p99 {}  max {}  mean {}",
+                        l.stats.round_trips,
+                        l.size,
+                        l.pin.name(),
+                        l.way_back,
+                        table::duration_ns(l.stats.p50_ns as f64),
+                        table::duration_ns(l.stats.p99_ns as f64),
+                        table::duration_ns(l.stats.max_ns as f64),
+                        table::duration_ns(l.stats.mean_ns),
+                    );
+                    println!(
+                        "  CPU {} per round trip, {:.2} context switches per round trip, allocations per message: {allocs}",
+                        table::duration_ns(l.cpu_ns_per_round_trip),
+                        l.switches_per_round_trip,
+                    );
+                }
+                Err(e) => {
+                    failed = true;
+                    println!("{name}: round trips failed: {e}");
+                }
+            }
+            match &thr {
+                Some(Ok(v)) => {
+                    for x in v {
+                        println!(
+                            "  stream of {} x {} bytes ({} received): {:.1} MB/s, {:.0} msg/s, CPU {} per message",
+                            x.sent,
+                            x.size,
+                            x.received,
+                            x.bytes_per_s / 1e6,
+                            x.msgs_per_s,
+                            table::duration_ns(x.cpu_ns_per_msg),
+                        );
+                    }
+                }
+                Some(Err(e)) => {
+                    failed = true;
+                    println!("  stream failed: {e}");
+                }
+                None => println!("  no stream: {name} carries no data"),
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn run_table(
+    names: Vec<String>,
+    quick: bool,
+    format: TableFormat,
+    svg: Option<std::path::PathBuf>,
+) -> ExitCode {
+    let selected = match select(&names) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ipc-audit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let launcher = match launcher() {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
+    let plan = if quick {
+        table::Plan::quick()
+    } else {
+        table::Plan::full()
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "measuring {len} steps  [{bar:30}] {pos}/{len}  {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let t = table::run(&launcher, &selected, &plan, |p| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        bar.set_message(format!("{}  {}", p.subject, p.what));
+    });
+    bar.finish_and_clear();
+    match format {
+        TableFormat::Md => print!("{}", t.to_markdown()),
+        TableFormat::Json => println!("{}", t.to_json()),
+        TableFormat::Csv => print!("{}", t.to_csv()),
+    }
+    eprintln!(
+        "ipc-audit: table of {} methods measured in {:.1} s",
+        t.rows.len(),
+        t.seconds
+    );
+    if let Some(path) = svg {
+        match t.to_svg() {
+            Ok(s) => {
+                if let Err(e) = std::fs::write(&path, s) {
+                    eprintln!("ipc-audit: write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            Err(e) => {
+                eprintln!("ipc-audit: draw {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// The transports named, or all of them; an unknown name is an error naming it.

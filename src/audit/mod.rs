@@ -29,7 +29,7 @@ use crate::transport::Transport;
 mod cli;
 pub(crate) mod exchange;
 mod faults;
-mod peer;
+pub(crate) mod peer;
 mod props;
 mod report;
 mod security;

@@ -44,6 +44,10 @@ struct PeerSpec {
     nfds: usize,
     #[serde(default)]
     opts: PeerOptions,
+    /// Descriptors after the transport's that belong to the harness protocol (the
+    /// measurements: a socket that carries descriptors back, a shared page).
+    #[serde(default)]
+    aux: usize,
 }
 
 /// A user and groups the peer becomes before it attaches.
@@ -142,6 +146,30 @@ pub(crate) enum Cmd {
     },
     /// A hostile act on the first descriptor this peer inherited (a memfd of `shm`).
     Hostile { act: HostileAct },
+    /// Pin every thread of the peer to `cpu`.
+    Pin { cpu: usize },
+    /// Open a link of the same transport for the way back (harness to peer): its
+    /// descriptors go to the harness over the socket at aux descriptor `aux` (one byte,
+    /// SCM_RIGHTS), its info in [`Event::BackOpened`].
+    OpenBack {
+        max_message: Option<usize>,
+        aux: usize,
+    },
+    /// Receive `count` messages (on the back link when there is one, else on the link)
+    /// and send each back on the link, unchanged.
+    Echo { count: usize },
+    /// Send `count` messages of `size` bytes as fast as possible; stop after `limit_ms`.
+    Stream {
+        count: usize,
+        size: usize,
+        limit_ms: u64,
+    },
+    /// Bounce `count` round trips over the shared page at aux descriptor `aux`.
+    Floor {
+        kind: crate::measure::FloorKind,
+        count: usize,
+        aux: usize,
+    },
 }
 
 /// How a [`Cmd::Signal`] sends.
@@ -214,6 +242,25 @@ pub(crate) enum Event {
     FdCount { n: usize },
     /// Storm signals the peer handled so far.
     Signals { count: u64 },
+    /// Finished a `Pin`.
+    Pinned { cpu: usize },
+    /// Finished an `OpenBack`: the back link's info and how many descriptors were sent.
+    BackOpened { info: String, nfds: usize },
+    /// Finished an `Echo`: round trips served, the peer's resource usage while serving
+    /// them, the error that stopped it early.
+    Echoed {
+        count: usize,
+        usage: crate::measure::Usage,
+        error: Option<String>,
+    },
+    /// Finished a `Stream`: messages sent, usage, the error that stopped it early.
+    Streamed {
+        sent: usize,
+        usage: crate::measure::Usage,
+        error: Option<String>,
+    },
+    /// Finished a `Floor`.
+    FloorDone { count: usize, error: Option<String> },
 }
 
 /// How to start a peer process. The program must call [`run_if_peer`] at the top of its
@@ -296,17 +343,39 @@ impl PeerProcess {
         limit: Duration,
         opts: &PeerOptions,
     ) -> Result<Self> {
+        Self::spawn_with(launcher, transport, peer, Vec::new(), label, limit, opts)
+    }
+
+    /// [`PeerProcess::spawn`] with `aux` descriptors after the transport's (they land
+    /// in the peer right after the transport's).
+    pub(crate) fn spawn_with(
+        launcher: &PeerLauncher,
+        transport: &str,
+        peer: PeerEnd,
+        aux: Vec<OwnedFd>,
+        label: String,
+        limit: Duration,
+        opts: &PeerOptions,
+    ) -> Result<Self> {
         let (ctl_r, ctl_w) = pipe_cloexec("control channel")?;
         let spec = PeerSpec {
             transport: transport.into(),
             info: peer.info,
             nfds: peer.fds.len(),
             opts: opts.clone(),
+            aux: aux.len(),
         };
         let spec = serde_json::to_string(&spec)
             .map_err(|e| Error::Protocol(format!("encode peer spec: {e}")))?;
         let mut sources: Vec<RawFd> = vec![ctl_w.as_raw_fd()];
         sources.extend(peer.fds.iter().map(|f| f.as_raw_fd()));
+        sources.extend(aux.iter().map(|f| f.as_raw_fd()));
+        if sources.len() > 64 {
+            return Err(Error::invalid(
+                "at most 63 descriptors can be handed to a peer",
+                sources.len() - 1,
+            ));
+        }
         let mut cmd = Command::new(&launcher.program);
         cmd.args(&launcher.args)
             .env(PEER_ENV, spec)
@@ -346,6 +415,7 @@ impl PeerProcess {
         // Our copies of the peer's descriptors must go, or the local end never sees EOF.
         drop(ctl_w);
         drop(peer.fds);
+        drop(aux);
         let stdin = child.stdin.take();
         set_nonblocking(ctl_r.as_fd(), "control channel")?;
         let (tx, rx) = mpsc::channel::<()>();
@@ -544,16 +614,22 @@ where
 {
     let spec: PeerSpec = serde_json::from_str(&spec.to_string_lossy())
         .map_err(|e| Error::Protocol(format!("bad {PEER_ENV}: {e}")))?;
-    let fds: Vec<OwnedFd> = (0..spec.nfds)
+    let mut fds: Vec<OwnedFd> = (0..spec.nfds + spec.aux)
         .map(|i| {
-            // SAFETY: the harness dup2'd the transport's descriptors to 4, 5, ... in
-            // this process before exec; each is owned here once.
+            // SAFETY: the harness dup2'd the transport's descriptors, then the aux ones,
+            // to 4, 5, ... in this process before exec; each is owned here once.
             unsafe { OwnedFd::from_raw_fd(FIRST_FD + i as RawFd) }
         })
         .collect();
+    let aux = fds.split_off(spec.nfds);
     // dup2 cleared close-on-exec on the inherited descriptors; put it back so that
     // they do not leak into the peer's own children.
-    for fd in fds.iter().map(|f| f.as_fd()).chain([ctl.as_fd()]) {
+    for fd in fds
+        .iter()
+        .chain(aux.iter())
+        .map(|f| f.as_fd())
+        .chain([ctl.as_fd()])
+    {
         use nix::fcntl::{FcntlArg, FdFlag, fcntl};
         fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
             .map_err(|e| Error::sys("peer: set close-on-exec", e))?;
@@ -584,22 +660,28 @@ where
         ))?),
         None => None,
     };
-    let transport = resolve(&spec.transport);
     let mut held = Vec::new();
+    let mut transport = None;
     // A peer attached to nothing keeps the descriptors it inherited, for hostile acts.
     let (mut end, spare): (Box<dyn Endpoint>, Vec<OwnedFd>) = if spec.transport == NO_TRANSPORT {
         (Box::new(Detached), fds)
     } else {
-        let transport = transport
-            .as_deref()
+        let t = resolve(&spec.transport)
             .ok_or_else(|| Error::invalid("no such transport in the peer", &spec.transport))?;
-        let end = transport.attach(PeerEnd {
+        let end = t.attach(PeerEnd {
             fds,
             info: spec.info,
         })?;
+        transport = Some(t);
         (end, Vec::new())
     };
-    end.set_timeout(Some(Duration::from_secs(30)))?;
+    end.set_timeout(Some(PEER_WAIT))?;
+    let mut state = PeerState {
+        transport,
+        back: None,
+        aux,
+        pinned: None,
+    };
     report(
         ctl,
         &Event::Ready {
@@ -612,12 +694,126 @@ where
         let cmd: Cmd = serde_json::from_str(&line)
             .map_err(|e| Error::Protocol(format!("bad command {line:?}: {e}")))?;
         let ev = match cmd {
-            Cmd::Hold { dir, name } => hold(transport.as_deref(), &dir, &name, &mut held),
+            Cmd::Hold { dir, name } => hold(state.transport.as_deref(), &dir, &name, &mut held),
+            cmd @ (Cmd::Pin { .. }
+            | Cmd::OpenBack { .. }
+            | Cmd::Echo { .. }
+            | Cmd::Stream { .. }
+            | Cmd::Floor { .. }) => state.measure(end.as_mut(), cmd),
             cmd => run_command(end.as_mut(), &spare, cmd),
         };
         report(ctl, &ev)?;
     }
     Ok(())
+}
+
+/// The bound on one wait of the peer's transport end.
+const PEER_WAIT: Duration = Duration::from_secs(30);
+
+/// What a peer keeps between measurement commands.
+struct PeerState<'t> {
+    transport: Option<Box<dyn Transport + 't>>,
+    back: Option<crate::transport::Link>,
+    aux: Vec<OwnedFd>,
+    pinned: Option<crate::measure::sys::Pinned>,
+}
+
+impl PeerState<'_> {
+    fn aux(&self, i: usize) -> Result<&OwnedFd> {
+        self.aux
+            .get(i)
+            .ok_or_else(|| Error::invalid("no such aux descriptor in the peer", i))
+    }
+
+    /// The measurement commands ([`crate::measure`]).
+    fn measure(&mut self, end: &mut dyn Endpoint, cmd: Cmd) -> Event {
+        let failed = |e: Error| Event::Failed {
+            message: e.to_string(),
+        };
+        match cmd {
+            Cmd::Pin { cpu } => {
+                self.pinned = None;
+                match crate::measure::sys::pin_process(cpu) {
+                    Ok(p) => {
+                        self.pinned = Some(p);
+                        Event::Pinned { cpu }
+                    }
+                    Err(e) => failed(e),
+                }
+            }
+            Cmd::OpenBack { max_message, aux } => match self.open_back(max_message, aux) {
+                Ok(ev) => ev,
+                Err(e) => failed(e),
+            },
+            Cmd::Echo { count } => {
+                let input = self
+                    .back
+                    .as_mut()
+                    .map(|l| -> &mut dyn Endpoint { l.local.as_mut() });
+                let (count, usage, error) = crate::measure::peer_echo(input, end, count);
+                Event::Echoed {
+                    count,
+                    usage,
+                    error: error.map(|e| e.to_string()),
+                }
+            }
+            Cmd::Stream {
+                count,
+                size,
+                limit_ms,
+            } => {
+                let (sent, usage, error) =
+                    crate::measure::peer_stream(end, count, size, Duration::from_millis(limit_ms));
+                Event::Streamed {
+                    sent,
+                    usage,
+                    error: error.map(|e| e.to_string()),
+                }
+            }
+            Cmd::Floor { kind, count, aux } => {
+                let fd = match self.aux(aux).and_then(|f| {
+                    f.try_clone()
+                        .map_err(|e| Error::io("peer: dup the floor page", e))
+                }) {
+                    Ok(f) => f,
+                    Err(e) => return failed(e),
+                };
+                match crate::measure::floor::peer(kind, fd, count) {
+                    Ok(()) => Event::FloorDone { count, error: None },
+                    Err(e) => Event::FloorDone {
+                        count: 0,
+                        error: Some(e.to_string()),
+                    },
+                }
+            }
+            other => failed(Error::Protocol(format!(
+                "not a measurement command: {other:?}"
+            ))),
+        }
+    }
+
+    /// Opens the back link and sends its descriptors over the aux socket.
+    fn open_back(&mut self, max_message: Option<usize>, aux: usize) -> Result<Event> {
+        let transport = self
+            .transport
+            .as_ref()
+            .ok_or_else(|| Error::Protocol("open-back: this peer has no transport".into()))?;
+        let mut cfg = crate::transport::Config::default();
+        if let Some(m) = max_message {
+            cfg = cfg.with_max_message(m);
+        }
+        let mut link = transport.open(&cfg)?;
+        link.local.set_timeout(Some(PEER_WAIT))?;
+        let peer_end = std::mem::take(&mut link.peer);
+        crate::measure::send_fds(self.aux(aux)?.as_fd(), &peer_end.fds)?;
+        let nfds = peer_end.fds.len();
+        drop(peer_end.fds);
+        self.back = Some(link);
+        Ok(Event::BackOpened {
+            info: peer_end.info,
+            nfds,
+        })
+    }
 }
 
 fn run_command(end: &mut dyn Endpoint, spare: &[OwnedFd], cmd: Cmd) -> Event {
@@ -705,6 +901,9 @@ fn run_command(end: &mut dyn Endpoint, spare: &[OwnedFd], cmd: Cmd) -> Event {
                 error: end.send(&buf).err().map(|e| e.to_string()),
             }
         }
+        other => Event::Failed {
+            message: format!("unexpected command {other:?}"),
+        },
     }
 }
 

@@ -266,6 +266,9 @@ fn take_pending_sigpipe() {
 /// A framed stream over one descriptor for reading and/or one for writing.
 pub(crate) struct FramedStream {
     name: String,
+    // "NAME: send" and "NAME: recv", made once: the per-message paths must not allocate
+    // (boxed, to keep the endpoint small inside the transports' enums).
+    ops: Box<[String; 2]>,
     rd: Option<OwnedFd>,
     wr: Option<OwnedFd>,
     max: usize,
@@ -295,6 +298,7 @@ impl FramedStream {
             set_nonblocking(fd.as_fd(), &name)?;
         }
         Ok(FramedStream {
+            ops: Box::new([format!("{name}: send"), format!("{name}: recv")]),
             name,
             rd,
             wr,
@@ -356,14 +360,13 @@ impl Endpoint for FramedStream {
             )));
         };
         let header = frame::header(msg, self.max)?;
-        let op = format!("{}: send", self.name);
         if self.nonblocking {
             return write_all_or_none(
                 wr.as_fd(),
                 &[&header, msg],
                 self.socket,
                 deadline(self.timeout),
-                &op,
+                &self.ops[0],
             );
         }
         write_all(
@@ -371,7 +374,7 @@ impl Endpoint for FramedStream {
             &[&header, msg],
             self.socket,
             deadline(self.timeout),
-            &op,
+            &self.ops[0],
         )
     }
 
@@ -399,14 +402,22 @@ impl Endpoint for FramedStream {
             self.rpos = 0;
             self.rend = 0;
             if self.await_writer {
-                let op = format!("{}: recv", self.name);
                 if self.nonblocking {
-                    match wait_fd(rd.as_fd(), PollFlags::POLLIN, Some(Instant::now()), &op) {
-                        Err(Error::Timeout { .. }) => return Err(Error::WouldBlock { op }),
+                    match wait_fd(
+                        rd.as_fd(),
+                        PollFlags::POLLIN,
+                        Some(Instant::now()),
+                        &self.ops[1],
+                    ) {
+                        Err(Error::Timeout { .. }) => {
+                            return Err(Error::WouldBlock {
+                                op: self.ops[1].clone(),
+                            });
+                        }
                         r => r?,
                     };
                 } else {
-                    wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &op)?;
+                    wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
                 }
             }
             match nix::unistd::read(rd.as_fd(), &mut self.rbuf) {
@@ -423,13 +434,14 @@ impl Endpoint for FramedStream {
                 }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => {
-                    let op = format!("{}: recv", self.name);
                     if self.nonblocking {
                         // A partial frame stays in the decoder (and in `buf`, which the
                         // caller passes again).
-                        return Err(Error::WouldBlock { op });
+                        return Err(Error::WouldBlock {
+                            op: self.ops[1].clone(),
+                        });
                     }
-                    wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &op)?;
+                    wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
                 }
                 Err(Errno::ECONNRESET) => {
                     return Err(Error::Closed {

@@ -1,0 +1,770 @@
+//! The seed's comparison table, measured: Method | Supporting OS | Security | Latency |
+//! Complexity | Efficiency | Usability, one row per transport, every cell from a
+//! measurement of this run or an audit verdict.
+//!
+//! - **Supporting OS**: the standards and systems the transport declares (the CI's
+//!   FreeBSD and macOS `cargo check` backs that the code compiles there).
+//! - **Security**: the audit's access-control result when the audit has such a
+//!   property; until then the declared access, marked "declared".
+//! - **Latency**: round-trip p50 and p99, same cpu and cpu0 <-> cpu1, and the ratio of
+//!   the p50 to the futex floor measured in the same run.
+//! - **Complexity**: a measured proxy: descriptors created by `open` (plus one for a
+//!   name both sides must agree on) and context switches per round trip (both
+//!   processes, same cpu, from getrusage).
+//! - **Efficiency**: one-way throughput (at 64 KiB, or the largest size the transport
+//!   takes), CPU time per message (both processes, 64-byte stream) and heap allocations
+//!   per message in steady state (round trips, both processes).
+//! - **Usability**: declared guarantees, each marked with the audit's verdict.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Floor, FloorKind, Latency, LatencyOptions, Pin, Throughput};
+use crate::audit::{Auditor, PeerLauncher, TransportReport, Verdict};
+use crate::transport::{Access, Boundaries, Config, Guarantees, Ordering, Rendezvous, Transport};
+
+/// How much to measure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Latency settings (both pinnings).
+    pub latency: LatencyOptions,
+    /// Throughput: (message size, message count) pairs.
+    pub sizes: Vec<(usize, usize)>,
+    /// Longest one throughput run may stream.
+    pub stream_limit: Duration,
+    /// Floor round trips after a warm-up of a tenth as many.
+    pub floor_round_trips: usize,
+    /// Audit cases per property; `None` keeps the auditor's default.
+    pub audit_cases: Option<u32>,
+}
+
+impl Plan {
+    /// A few seconds per transport: the whole table in well under a minute.
+    pub fn quick() -> Self {
+        Plan {
+            latency: LatencyOptions {
+                size: 64,
+                warmup: 200,
+                round_trips: 2000,
+                budget: Duration::from_millis(150),
+                timeout: Duration::from_secs(5),
+            },
+            sizes: vec![(64, 20_000), (4096, 5000), (65536, 1000)],
+            stream_limit: Duration::from_millis(150),
+            floor_round_trips: 5000,
+            audit_cases: Some(2),
+        }
+    }
+
+    /// The full run: more round trips, longer streams, the audit's default cases.
+    pub fn full() -> Self {
+        Plan {
+            latency: LatencyOptions::default(),
+            sizes: vec![(64, 500_000), (4096, 100_000), (65536, 20_000)],
+            stream_limit: Duration::from_secs(2),
+            floor_round_trips: 50_000,
+            audit_cases: None,
+        }
+    }
+}
+
+/// p50 and p99 of one pinning, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct P50P99 {
+    /// Median round trip.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+}
+
+/// Same-cpu and cross-cpu round trips.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct LatencyNs {
+    /// Both processes on one cpu.
+    pub same_cpu: Option<P50P99>,
+    /// cpu0 <-> cpu1.
+    pub cross_cpu: Option<P50P99>,
+}
+
+/// The floors measured in this run.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Floors {
+    /// A spinning cache line, cross cpu.
+    pub shm_spin: LatencyNs,
+    /// A futex hand-off.
+    pub shm_futex: LatencyNs,
+    /// Every floor measurement, with max and mean.
+    pub details: Vec<Floor>,
+    /// Floors that could not be measured, with the reason.
+    pub errors: Vec<String>,
+}
+
+/// The measured proxy for complexity.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Complexity {
+    /// Descriptors that `open` created (the local end's and the peer's), if countable.
+    pub setup_fds: Option<usize>,
+    /// Whether both sides must agree on a name (a path, a queue name, a port).
+    pub named: bool,
+    /// Context switches of both processes per round trip, same cpu.
+    pub switches_per_round_trip: Option<f64>,
+}
+
+/// One row: one transport.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// The transport's name.
+    pub method: String,
+    /// Supporting OS cell.
+    pub supporting_os: String,
+    /// Security cell.
+    pub security: String,
+    /// Round-trip latency.
+    pub latency_ns: LatencyNs,
+    /// Throughput at the headline size (64 KiB, or the largest the transport takes).
+    pub throughput_bytes_per_s: Option<f64>,
+    /// The headline size of `throughput_bytes_per_s`.
+    pub throughput_size: Option<usize>,
+    /// CPU time per message, both processes, 64-byte stream (or round trips for a
+    /// transport that carries no data: half a round trip).
+    pub cpu_ns_per_msg: Option<f64>,
+    /// Heap allocations per message in steady state, both processes (round trips).
+    pub allocs_per_msg: Option<f64>,
+    /// Complexity cell.
+    pub complexity: String,
+    /// The measured proxy behind it.
+    pub complexity_measured: Complexity,
+    /// Usability cell.
+    pub usability: String,
+    /// Every latency measurement.
+    pub latency: Vec<Latency>,
+    /// Every throughput measurement.
+    pub throughput: Vec<Throughput>,
+    /// The audit's verdicts.
+    pub audit: TransportReport,
+    /// Measurements that failed, with the error.
+    pub errors: Vec<String>,
+}
+
+/// The machine the table was measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// cpus this process may use.
+    pub cpus: usize,
+    /// The cpu model, from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// The kernel release.
+    pub kernel: String,
+}
+
+impl Machine {
+    /// This machine.
+    pub fn here() -> Self {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let kernel = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        Machine {
+            cpus: super::allowed_cpus().len(),
+            cpu_model,
+            kernel,
+        }
+    }
+}
+
+/// The whole table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    /// The floors of this run.
+    pub floor: Floors,
+    /// One row per transport, in the order given.
+    pub rows: Vec<Row>,
+    /// Where it was measured.
+    pub machine: Machine,
+    /// Whether this was a quick run.
+    pub quick: bool,
+    /// How long the run took, in seconds.
+    pub seconds: f64,
+}
+
+/// What the table is doing, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// Steps done.
+    pub done: usize,
+    /// Steps in all.
+    pub total: usize,
+    /// The transport (or floor) being measured.
+    pub subject: &'a str,
+    /// What is being measured.
+    pub what: &'a str,
+}
+
+/// Steps per transport: audit, same-cpu, cross-cpu, stream.
+const STEPS: usize = 4;
+
+/// Runs the audit and the measurements for `transports` and the floors.
+pub fn run(
+    launcher: &PeerLauncher,
+    transports: &[Box<dyn Transport>],
+    plan: &Plan,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Table {
+    let start = Instant::now();
+    let total = 3 + STEPS * transports.len();
+    let mut done = 0;
+    let mut step = |subject: &str, what: &str, done: &mut usize| {
+        progress(Progress {
+            done: *done,
+            total,
+            subject,
+            what,
+        });
+        *done += 1;
+    };
+    let floor = floors(launcher, plan, |what| step("floor", what, &mut done));
+    let futex = floor.shm_futex;
+    let mut rows = Vec::new();
+    for t in transports {
+        let name = t.name();
+        let mut auditor = Auditor::new(launcher.clone());
+        if let Some(c) = plan.audit_cases {
+            auditor = auditor.cases(c);
+        }
+        step(name, "audit", &mut done);
+        let audit = auditor.audit(t.as_ref());
+        let mut row = Row::new(t.as_ref(), audit);
+        for pin in [Pin::Same, Pin::Cross] {
+            step(name, pin_what(pin), &mut done);
+            match super::latency(launcher, t.as_ref(), pin, &plan.latency) {
+                Ok(l) => row.latency.push(l),
+                Err(e) => row.errors.push(format!("latency {}-cpu: {e}", pin.name())),
+            }
+        }
+        step(name, "throughput", &mut done);
+        if t.guarantees().carries_data {
+            match super::throughput(
+                launcher,
+                t.as_ref(),
+                Pin::Cross,
+                &plan.sizes,
+                plan.stream_limit,
+                plan.latency.timeout,
+            ) {
+                Ok(v) => row.throughput = v,
+                Err(e) => row.errors.push(format!("throughput: {e}")),
+            }
+        }
+        row.complexity_measured.setup_fds = setup_fds(t.as_ref());
+        row.fill(t.as_ref(), &futex);
+        rows.push(row);
+    }
+    Table {
+        floor,
+        rows,
+        machine: Machine::here(),
+        quick: plan.audit_cases.is_some(),
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+fn pin_what(pin: Pin) -> &'static str {
+    match pin {
+        Pin::Same => "same-cpu round trips",
+        Pin::Cross => "cross-cpu round trips",
+    }
+}
+
+/// The floors: shm-spin cross cpu, shm-futex same and cross cpu.
+fn floors(launcher: &PeerLauncher, plan: &Plan, mut step: impl FnMut(&str)) -> Floors {
+    let mut f = Floors::default();
+    let n = plan.floor_round_trips;
+    for (kind, pin) in [
+        (FloorKind::ShmSpin, Pin::Cross),
+        (FloorKind::ShmFutex, Pin::Same),
+        (FloorKind::ShmFutex, Pin::Cross),
+    ] {
+        step(kind.name());
+        match super::floor(launcher, kind, pin, n / 10, n, plan.latency.timeout) {
+            Ok(fl) => {
+                let p = Some(P50P99 {
+                    p50: fl.stats.p50_ns,
+                    p99: fl.stats.p99_ns,
+                });
+                let cell = match kind {
+                    FloorKind::ShmSpin => &mut f.shm_spin,
+                    FloorKind::ShmFutex => &mut f.shm_futex,
+                };
+                match pin {
+                    Pin::Same => cell.same_cpu = p,
+                    Pin::Cross => cell.cross_cpu = p,
+                }
+                f.details.push(fl);
+            }
+            Err(e) => f
+                .errors
+                .push(format!("{} {}-cpu: {e}", kind.name(), pin.name())),
+        }
+    }
+    f
+}
+
+/// Descriptors made by `open`, counted in /proc/self/fd.
+fn setup_fds(t: &dyn Transport) -> Option<usize> {
+    let before = super::sys::open_fds()?;
+    let link = t.open(&Config::default()).ok()?;
+    let after = super::sys::open_fds()?;
+    drop(link);
+    Some(after.saturating_sub(before))
+}
+
+impl Row {
+    fn new(t: &dyn Transport, audit: TransportReport) -> Self {
+        let g = t.guarantees();
+        Row {
+            method: t.name().to_string(),
+            supporting_os: g.platforms.join(", "),
+            security: String::new(),
+            latency_ns: LatencyNs::default(),
+            throughput_bytes_per_s: None,
+            throughput_size: None,
+            cpu_ns_per_msg: None,
+            allocs_per_msg: None,
+            complexity: String::new(),
+            complexity_measured: Complexity {
+                named: g.rendezvous == Rendezvous::Named,
+                ..Complexity::default()
+            },
+            usability: String::new(),
+            latency: Vec::new(),
+            throughput: Vec::new(),
+            audit,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Fills the cells from the measurements.
+    fn fill(&mut self, t: &dyn Transport, futex: &LatencyNs) {
+        let g = t.guarantees();
+        let find = |pin: Pin| self.latency.iter().find(|l| l.pin == pin);
+        let p = |l: Option<&Latency>| {
+            l.map(|l| P50P99 {
+                p50: l.stats.p50_ns,
+                p99: l.stats.p99_ns,
+            })
+        };
+        self.latency_ns = LatencyNs {
+            same_cpu: p(find(Pin::Same)),
+            cross_cpu: p(find(Pin::Cross)),
+        };
+        let head = self
+            .throughput
+            .iter()
+            .filter(|x| x.size <= 65536)
+            .max_by_key(|x| x.size);
+        self.throughput_bytes_per_s = head.map(|x| x.bytes_per_s);
+        self.throughput_size = head.map(|x| x.size);
+        self.cpu_ns_per_msg = self
+            .throughput
+            .iter()
+            .min_by_key(|x| x.size)
+            .map(|x| x.cpu_ns_per_msg)
+            .or_else(|| find(Pin::Same).map(|l| l.cpu_ns_per_round_trip / 2.0));
+        self.allocs_per_msg =
+            find(Pin::Same).and_then(|l| match (l.allocs_per_msg, l.peer_allocs_per_msg) {
+                (Some(a), Some(b)) => Some(a + b),
+                (Some(a), None) => Some(a),
+                _ => None,
+            });
+        self.complexity_measured.switches_per_round_trip =
+            find(Pin::Same).map(|l| l.switches_per_round_trip);
+        self.security = security(&g, &self.audit);
+        self.complexity = complexity_cell(&self.complexity_measured);
+        self.usability = usability(&g, &self.audit);
+        let _ = futex;
+    }
+}
+
+/// The audit's access-control verdict, or the declared access marked as such.
+fn security(g: &Guarantees, audit: &TransportReport) -> String {
+    if let Some(p) = audit
+        .properties
+        .iter()
+        .find(|p| p.property.contains("access") || p.property.contains("permission"))
+    {
+        return format!("{} ({})", p.observed, p.verdict.as_str());
+    }
+    let declared = match g.access {
+        Access::Inherited => "inherited descriptors only",
+        Access::FileMode => "file mode (0600 by default)",
+        Access::FileModeAndPeerCred => "file mode (0600) + peer credentials",
+        Access::SameUid => "same user only",
+        Access::Anyone => "any local user",
+    };
+    format!("{declared} (declared)")
+}
+
+fn complexity_cell(c: &Complexity) -> String {
+    let setup = match c.setup_fds {
+        Some(n) => format!("{n} fd{}", if n == 1 { "" } else { "s" }),
+        None => "? fds".into(),
+    };
+    let name = if c.named { " + a name" } else { "" };
+    match c.switches_per_round_trip {
+        Some(s) => format!("{setup}{name}; {s:.1} ctx switches/round trip"),
+        None => format!("{setup}{name}"),
+    }
+}
+
+/// The verdict of `property`, as a mark.
+fn mark(audit: &TransportReport, property: &str) -> &'static str {
+    match audit.properties.iter().find(|p| p.property == property) {
+        Some(p) if p.verdict == Verdict::Pass => " ✓",
+        Some(p) if p.verdict == Verdict::Fail => " ✗",
+        _ => "",
+    }
+}
+
+fn usability(g: &Guarantees, audit: &TransportReport) -> String {
+    let mut parts = Vec::new();
+    if !g.carries_data {
+        parts.push("synchronisation only, no data".to_string());
+    } else {
+        parts.push(
+            match g.boundaries {
+                Boundaries::Native => "boundaries kept",
+                Boundaries::Framed => "stream, framed",
+                Boundaries::None => "boundaries not kept",
+            }
+            .to_string()
+                + mark(audit, "boundaries"),
+        );
+        parts.push(
+            match g.ordering {
+                Ordering::Fifo => "FIFO",
+                Ordering::Priority => "priority order",
+                Ordering::None => "may reorder",
+            }
+            .to_string()
+                + mark(audit, "ordering"),
+        );
+        if !g.reliable {
+            parts.push("may drop".into());
+        }
+        parts.push(format!(
+            "max {}{}",
+            bytes(g.max_message as f64),
+            mark(audit, "oversize")
+        ));
+    }
+    parts.push(if g.duplex { "duplex" } else { "one-way" }.into());
+    parts.push(
+        match g.rendezvous {
+            Rendezvous::Named => "unrelated processes",
+            Rendezvous::Inherited => "related processes only",
+        }
+        .into(),
+    );
+    parts.join("; ")
+}
+
+/// 1536 -> "1.5 KiB".
+fn bytes(n: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if v.fract() == 0.0 || u == 0 {
+        format!("{v:.0} {}", UNITS[u])
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// 1.8e9 -> "1.8 GB/s".
+fn rate(bps: f64) -> String {
+    const UNITS: [&str; 5] = ["B/s", "kB/s", "MB/s", "GB/s", "TB/s"];
+    let mut v = bps;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < UNITS.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// 4300 -> "4.3 µs".
+pub fn duration_ns(ns: f64) -> String {
+    if ns < 1000.0 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{:.1} ms", ns / 1e6)
+    }
+}
+
+impl Table {
+    fn latency_cell(&self, r: &Row) -> String {
+        let f = &self.floor.shm_futex;
+        let one = |p: Option<P50P99>, floor: Option<P50P99>| match p {
+            Some(p) => {
+                let ratio = floor
+                    .filter(|f| f.p50 > 0)
+                    .map(|f| format!(", {:.2}x floor", p.p50 as f64 / f.p50 as f64))
+                    .unwrap_or_default();
+                format!(
+                    "{} (p99 {}{ratio})",
+                    duration_ns(p.p50 as f64),
+                    duration_ns(p.p99 as f64)
+                )
+            }
+            None => "n/a".into(),
+        };
+        format!(
+            "{} / {}",
+            one(r.latency_ns.same_cpu, f.same_cpu),
+            one(r.latency_ns.cross_cpu, f.cross_cpu)
+        )
+    }
+
+    fn efficiency_cell(r: &Row) -> String {
+        let mut parts = Vec::new();
+        match (r.throughput_bytes_per_s, r.throughput_size) {
+            (Some(t), Some(s)) => parts.push(format!("{} @ {}", rate(t), bytes(s as f64))),
+            _ => parts.push("no throughput".into()),
+        }
+        if let Some(c) = r.cpu_ns_per_msg {
+            parts.push(format!("{} CPU/msg", duration_ns(c)));
+        }
+        match r.allocs_per_msg {
+            Some(a) if a < 0.005 => parts.push("0 allocs/msg".into()),
+            Some(a) => parts.push(format!("{a:.2} allocs/msg")),
+            None => parts.push("allocs not counted".into()),
+        }
+        parts.join(", ")
+    }
+
+    /// The table in Markdown, with the floors, the machine and the time taken below it.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "| Method | Supporting OS | Security | Latency p50 same cpu / cross cpu | Complexity | Efficiency | Usability |\n",
+        );
+        out.push_str("| --- | --- | --- | --- | --- | --- | --- |\n");
+        for r in &self.rows {
+            let errors = if r.errors.is_empty() {
+                String::new()
+            } else {
+                format!(" (errors: {})", r.errors.join("; "))
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {}{} | {} |",
+                r.method,
+                r.supporting_os,
+                r.security,
+                self.latency_cell(r),
+                r.complexity,
+                Self::efficiency_cell(r),
+                errors,
+                r.usability
+            );
+        }
+        out.push('\n');
+        let fl = |p: Option<P50P99>| {
+            p.map(|p| duration_ns(p.p50 as f64))
+                .unwrap_or_else(|| "n/a".into())
+        };
+        let _ = writeln!(
+            out,
+            "Floors in this run (p50 round trip): shm-spin cross cpu {}; shm-futex same cpu {}, cross cpu {}. The ratios above are to the shm-futex floor.",
+            fl(self.floor.shm_spin.cross_cpu),
+            fl(self.floor.shm_futex.same_cpu),
+            fl(self.floor.shm_futex.cross_cpu),
+        );
+        for e in &self.floor.errors {
+            let _ = writeln!(out, "Floor not measured: {e}");
+        }
+        let _ = writeln!(
+            out,
+            "Machine: {} cpus ({}), Linux {}. {} run, {:.1} s.",
+            self.machine.cpus,
+            self.machine.cpu_model,
+            self.machine.kernel,
+            if self.quick { "Quick" } else { "Full" },
+            self.seconds
+        );
+        out
+    }
+
+    /// The table as JSON: `{"floor", "rows": [...], "machine", "quick", "seconds"}`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    /// The table as CSV, one line per transport, numbers in their own columns.
+    pub fn to_csv(&self) -> String {
+        fn q(s: &str) -> String {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        }
+        fn n<T: ToString>(v: Option<T>) -> String {
+            v.map(|v| v.to_string()).unwrap_or_default()
+        }
+        let mut out = String::from(
+            "method,supporting_os,security,same_cpu_p50_ns,same_cpu_p99_ns,cross_cpu_p50_ns,cross_cpu_p99_ns,throughput_bytes_per_s,throughput_size,cpu_ns_per_msg,allocs_per_msg,complexity,usability\n",
+        );
+        for r in &self.rows {
+            let l = r.latency_ns;
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                q(&r.method),
+                q(&r.supporting_os),
+                q(&r.security),
+                n(l.same_cpu.map(|p| p.p50)),
+                n(l.same_cpu.map(|p| p.p99)),
+                n(l.cross_cpu.map(|p| p.p50)),
+                n(l.cross_cpu.map(|p| p.p99)),
+                n(r.throughput_bytes_per_s.map(|v| v.round())),
+                n(r.throughput_size),
+                n(r.cpu_ns_per_msg.map(|v| v.round())),
+                n(r.allocs_per_msg),
+                q(&r.complexity),
+                q(&r.usability)
+            );
+        }
+        out
+    }
+
+    /// A chart of latency (p50, both pinnings, log scale) and throughput per method, as
+    /// SVG.
+    ///
+    /// # Errors
+    /// A drawing error, as text.
+    pub fn to_svg(&self) -> std::result::Result<String, String> {
+        use plotters::prelude::*;
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (1200, 560)).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| e.to_string())?;
+            let (left, right) = root.split_horizontally(600);
+            let n = self.rows.len().max(1);
+            let names: Vec<String> = self.rows.iter().map(|r| r.method.clone()).collect();
+            // Latency, log scale.
+            let lat: Vec<(usize, f64, f64)> = self
+                .rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let g = |p: Option<P50P99>| p.map_or(0.0, |p| p.p50 as f64 / 1000.0);
+                    (i, g(r.latency_ns.same_cpu), g(r.latency_ns.cross_cpu))
+                })
+                .collect();
+            let top = lat.iter().map(|x| x.1.max(x.2)).fold(1.0_f64, f64::max) * 2.0;
+            let mut c = ChartBuilder::on(&left)
+                .caption("Round trip p50 (µs, log)", ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(90)
+                .y_label_area_size(50)
+                .build_cartesian_2d(0f64..n as f64, (0.01f64..top).log_scale())
+                .map_err(|e| e.to_string())?;
+            c.configure_mesh()
+                .x_labels(n)
+                .x_label_formatter(&|x| {
+                    names
+                        .get(x.floor() as usize)
+                        .filter(|_| x.fract() == 0.0)
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .x_label_style(
+                    ("sans-serif", 11)
+                        .into_text_style(&left)
+                        .transform(plotters::style::FontTransform::Rotate90),
+                )
+                .draw()
+                .map_err(|e| e.to_string())?;
+            let bars = |series: usize, color: RGBColor| {
+                lat.iter()
+                    .filter_map(move |&(i, s, x)| {
+                        let v = if series == 0 { s } else { x };
+                        (v > 0.0).then(|| {
+                            let x0 = i as f64 + 0.1 + 0.4 * series as f64;
+                            Rectangle::new([(x0, 0.01), (x0 + 0.38, v)], color.filled())
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            };
+            c.draw_series(bars(0, BLUE))
+                .map_err(|e| e.to_string())?
+                .label("same cpu")
+                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], BLUE.filled()));
+            c.draw_series(bars(1, RED))
+                .map_err(|e| e.to_string())?
+                .label("cpu0 <-> cpu1")
+                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], RED.filled()));
+            c.configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| e.to_string())?;
+            // Throughput, log scale, MB/s.
+            let thr: Vec<(usize, f64)> = self
+                .rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (i, r.throughput_bytes_per_s.unwrap_or(0.0) / 1e6))
+                .collect();
+            let top = thr.iter().map(|x| x.1).fold(1.0_f64, f64::max) * 2.0;
+            let mut c = ChartBuilder::on(&right)
+                .caption(
+                    "Throughput (MB/s, log; 64 KiB or largest)",
+                    ("sans-serif", 18),
+                )
+                .margin(10)
+                .x_label_area_size(90)
+                .y_label_area_size(50)
+                .build_cartesian_2d(0f64..n as f64, (0.001f64..top).log_scale())
+                .map_err(|e| e.to_string())?;
+            c.configure_mesh()
+                .x_labels(n)
+                .x_label_formatter(&|x| {
+                    names
+                        .get(x.floor() as usize)
+                        .filter(|_| x.fract() == 0.0)
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .x_label_style(
+                    ("sans-serif", 11)
+                        .into_text_style(&right)
+                        .transform(plotters::style::FontTransform::Rotate90),
+                )
+                .draw()
+                .map_err(|e| e.to_string())?;
+            c.draw_series(thr.iter().filter(|x| x.1 > 0.0).map(|&(i, v)| {
+                Rectangle::new(
+                    [(i as f64 + 0.15, 0.001), (i as f64 + 0.85, v)],
+                    GREEN.filled(),
+                )
+            }))
+            .map_err(|e| e.to_string())?;
+            root.present().map_err(|e| e.to_string())?;
+        }
+        Ok(svg)
+    }
+}
