@@ -567,7 +567,9 @@ pub fn shm_ring_header(data: &[u8]) {
     let (mut tx, mut rx) = ring.split();
     let mut out = Vec::new();
     let payload = [0xa5u8; 1024];
-    while let Ok(op) = u.int_in_range(0..=4u8) {
+    // Unstructured gives defaults once the data is used up: stop there.
+    while !u.is_empty() {
+        let op = u.int_in_range(0..=4u8).unwrap_or(4);
         match op {
             0 => {
                 let f = FIELDS[u.int_in_range(0..=7usize).unwrap_or(0)];
@@ -607,7 +609,9 @@ pub fn signal_chunks(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let max = u.int_in_range(0..=300usize).unwrap_or(64);
     let mut r = Reassembler::new(max);
-    while let Ok(value) = u.arbitrary::<i32>() {
+    // Unstructured gives defaults once the data is used up: stop there.
+    while !u.is_empty() {
+        let value = u.arbitrary::<i32>().unwrap_or(0);
         let _ = decode_chunk(value);
         // Mostly SI_QUEUE (-1) from one sender, sometimes another code or sender.
         let code = if u.ratio(1u8, 16).unwrap_or(false) {
