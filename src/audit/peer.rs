@@ -651,7 +651,7 @@ where
         use nix::sys::resource::{Resource, getrlimit, setrlimit};
         let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)
             .map_err(|e| Error::sys("peer: getrlimit NOFILE", e))?;
-        setrlimit(Resource::RLIMIT_NOFILE, n.min(hard), hard)
+        setrlimit(Resource::RLIMIT_NOFILE, (n as libc::rlim_t).min(hard), hard)
             .map_err(|e| Error::sys(format!("peer: setrlimit NOFILE {n}"), e))?;
     }
     let _storm = match spec.opts.storm_us {
