@@ -395,3 +395,60 @@ fn audit_cli_reports_a_fault_as_json_and_fails() {
     assert_eq!(code, ExitCode::from(2));
     assert!(out.is_empty());
 }
+
+/// `--latency` measures the audited transport and a built-in reference with the same
+/// code as `ipc-audit table`, beside the floors of the same run.
+#[test]
+fn audit_cli_measures_latency_beside_a_reference() {
+    use std::process::ExitCode;
+    let sound = transport::pipe::Pipe;
+    let transports: [&dyn Transport; 1] = [&sound];
+    let launcher = PeerLauncher::test_binary("peer_entry").expect("own exe");
+    let args = [
+        "prog",
+        "--latency-only",
+        "--reference",
+        "uds-stream",
+        "--round-trips",
+        "200",
+        "--format",
+        "json",
+    ];
+    let mut out = Vec::new();
+    let code = ipc_audit::audit::audit_cli(&transports, launcher.clone(), args, &mut out);
+    let text = String::from_utf8(out).expect("utf-8");
+    assert_eq!(code, ExitCode::SUCCESS, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let rows = v["latency"]["rows"].as_array().expect("rows");
+    let names: Vec<(&str, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["transport"].as_str().unwrap_or("?"),
+                r["reference"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(names, [("pipe", false), ("uds-stream", true)], "{text}");
+    for r in rows {
+        let p50 = r["latency_ns"]["same_cpu"]["p50"].as_u64().unwrap_or(0);
+        assert!(p50 > 0, "no same-cpu round trip measured: {text}");
+    }
+    assert!(
+        v["latency"]["floor"]["shm_futex"]["same_cpu"]["p50"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{text}"
+    );
+    assert!(
+        v["transports"].as_array().is_some_and(Vec::is_empty),
+        "{text}"
+    );
+
+    // A reference that is not built in is refused, naming it.
+    let mut out = Vec::new();
+    let args = ["prog", "--latency", "--reference", "nope"];
+    let code = ipc_audit::audit::audit_cli(&transports, launcher, args, &mut out);
+    assert_eq!(code, ExitCode::from(2));
+}

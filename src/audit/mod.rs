@@ -133,6 +133,11 @@ impl Auditor {
         }
     }
 
+    /// The launcher that starts this auditor's peers.
+    pub fn launcher(&self) -> &PeerLauncher {
+        &self.launcher
+    }
+
     /// Sets the number of cases per property.
     pub fn cases(mut self, n: u32) -> Self {
         self.cases = n.max(1);

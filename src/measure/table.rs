@@ -286,7 +286,7 @@ fn pin_what(pin: Pin) -> &'static str {
 }
 
 /// The floors: shm-spin cross cpu, shm-futex same and cross cpu.
-fn floors(launcher: &PeerLauncher, plan: &Plan, mut step: impl FnMut(&str)) -> Floors {
+pub(crate) fn floors(launcher: &PeerLauncher, plan: &Plan, mut step: impl FnMut(&str)) -> Floors {
     let mut f = Floors::default();
     let n = plan.floor_round_trips;
     for (kind, pin) in [
