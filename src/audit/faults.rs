@@ -30,36 +30,49 @@ pub(super) fn all() -> Vec<Property> {
             about: "a peer SIGKILLed mid-send gives a clean error, never a partial message; names are removed",
             run: death,
             applies: super::every,
+            exclusive: false,
         },
         Property {
             name: "eintr",
             about: "a SIGURG storm (no SA_RESTART) on both sides surfaces no EINTR; nothing lost or duplicated",
             run: eintr,
             applies: super::every,
+            exclusive: false,
         },
         Property {
             name: "full",
             about: "full buffer: nonblocking gives WouldBlock, blocking waits to its deadline, a reader that stops reading causes backpressure, nothing lost",
             run: full,
             applies: super::every,
+            exclusive: false,
         },
         Property {
             name: "stale",
             about: "a name left by a SIGKILLed owner is reclaimed on reopen; a live owner's name is refused and its object kept",
             run: stale,
             applies: super::every,
+            exclusive: false,
         },
         Property {
             name: "fd-flat",
             about: "open descriptors stay flat over 10,000 messages on both sides; a low RLIMIT_NOFILE gives clean errors",
             run: fd_flat,
             applies: super::every,
+            exclusive: false,
+        },
+        Property {
+            name: "fd-sigpending",
+            about: "with RLIMIT_SIGPENDING used up, then nearly so, in the receiver: clean errors or throttling, nothing partial or lost",
+            run: fd_sigpending,
+            applies: super::every,
+            exclusive: true,
         },
         Property {
             name: "senders",
             about: "4 to 8 processes sending at once: no message lost or interleaved up to the declared atomic size",
             run: senders,
             applies: super::every,
+            exclusive: false,
         },
     ]
 }
@@ -895,6 +908,217 @@ fn fd_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
          peer RLIMIT_NOFILE {}",
         seen.join(", ")
     )))
+}
+
+// ---------------------------------------------------------------------------- sigpending
+
+/// The realtime signals queued for this process's real uid, from `SigQ` of
+/// /proc/self/status (all of the user's processes count against RLIMIT_SIGPENDING).
+fn queued_signals() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| Error::io("read /proc/self/status", e))?;
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigQ:"))
+        .ok_or_else(|| Error::Protocol("no SigQ line in /proc/self/status".into()))?;
+    let n = line.trim().split('/').next().unwrap_or("");
+    n.parse()
+        .map_err(|_| Error::invalid("SigQ in /proc/self/status", line.trim()))
+}
+
+/// Restores this process's RLIMIT_SIGPENDING when dropped.
+#[cfg(target_os = "linux")]
+struct SigpendingLimit {
+    old: (u64, u64),
+}
+
+#[cfg(target_os = "linux")]
+impl SigpendingLimit {
+    /// Sets the soft limit to `soft` (the hard limit stays).
+    fn set(soft: u64) -> Result<Self> {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        let old = getrlimit(Resource::RLIMIT_SIGPENDING)
+            .map_err(|e| Error::sys("getrlimit(RLIMIT_SIGPENDING)", e))?;
+        setrlimit(Resource::RLIMIT_SIGPENDING, soft.min(old.1), old.1)
+            .map_err(|e| Error::sys(format!("setrlimit(RLIMIT_SIGPENDING, {soft})"), e))?;
+        Ok(SigpendingLimit { old })
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for SigpendingLimit {
+    fn drop(&mut self) {
+        use nix::sys::resource::{Resource, setrlimit};
+        let _ = setrlimit(Resource::RLIMIT_SIGPENDING, self.old.0, self.old.1);
+    }
+}
+
+/// Room left in the tight stage: a few signals over what is already queued.
+const SIGPENDING_ROOM: u64 = 8;
+
+fn fd_sigpending(ctx: &Ctx<'_>) -> PropertyResult {
+    let name = "fd-sigpending";
+    let declared = "clean errors or throttling when queued signals run out";
+    if !ctx.transport.guarantees().carries_data {
+        return skipped(name, declared, "the transport carries no data");
+    }
+    #[cfg(target_os = "linux")]
+    {
+        match sigpending_run(ctx, name) {
+            Ok(Ok(observed)) => result(
+                name,
+                declared,
+                observed,
+                Verdict::Pass,
+                format!(
+                    "RLIMIT_SIGPENDING of this (receiving) process set to the signals already \
+                     queued for the user, then {SIGPENDING_ROOM} more; restored after"
+                ),
+            ),
+            Ok(Err((v, observed, detail))) => result(name, declared, observed, v, detail),
+            Err(e) => could_not_run(name, declared, e),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    skipped(
+        name,
+        declared,
+        "not run: reads the queued-signal count from /proc (Linux only)",
+    )
+}
+
+/// One stage of `fd-sigpending`: the peer sends up to `n` messages, each send bounded by
+/// `timeout_ms`, while this process receives. Returns what the peer reported (accepted,
+/// kind of the stopping error, error) or a failure.
+fn sigpending_stage(
+    ctx: &Ctx<'_>,
+    name: &str,
+    seed: u64,
+    n: usize,
+    timeout_ms: u64,
+) -> Result<std::result::Result<(usize, String, Option<String>, usize), (Verdict, String, String)>>
+{
+    let (mut link, peer) = match spawn(ctx, name, &Config::default(), &PeerOptions::default()) {
+        Ok(x) => x,
+        // A typed error at open is a clean refusal.
+        Err(e) => return Ok(Ok((0, "open".into(), Some(e.to_string()), 0))),
+    };
+    let mut peer = match ready(peer) {
+        Ok(p) => p,
+        Err(Error::Peer(m)) if m.contains("could not attach") => {
+            return Ok(Ok((0, "attach".into(), Some(m), 0)));
+        }
+        Err(e) => return Err(e),
+    };
+    let size = ctx.transport.guarantees().max_message.min(16);
+    peer.command(&Cmd::Fill {
+        seed,
+        size,
+        limit: n,
+        nonblocking: false,
+        timeout_ms,
+    })?;
+    let (obs, ev) = collect(ctx, &mut link, &mut peer, n, false)?;
+    let ev = match ev {
+        Some(ev) => ev,
+        None => peer.event(Instant::now() + ctx.timeout)?,
+    };
+    let (accepted, kind, error) = match ev {
+        Event::Filled {
+            accepted,
+            kind,
+            error,
+        } => (accepted, kind, error),
+        other => return Err(Error::Peer(format!("expected filled, got {other:?}"))),
+    };
+    // Whatever is still on its way after the peer's report.
+    let (rest, _) = collect(ctx, &mut link, &mut peer, n, true)?;
+    let mut obs = obs;
+    obs.received.extend(rest.received);
+    if let Err(e) = peer.finish(Instant::now() + ctx.timeout) {
+        return Ok(Err((
+            Verdict::Fail,
+            format!("the sender did not end cleanly: {e}"),
+            "running out of queued signals must give an error, not a crash".into(),
+        )));
+    }
+    if !matches!(
+        kind.as_str(),
+        "none" | "timeout" | "would-block" | "closed" | "other"
+    ) {
+        return Ok(Err((
+            Verdict::Fail,
+            format!("unexpected stop {kind}: {error:?}"),
+            "the peer's report".into(),
+        )));
+    }
+    let received = obs.received.len();
+    let v = analyse(seed, &vec![size; accepted], &obs);
+    let bad: Vec<String> = v
+        .iter()
+        .filter(|v| v.kind.declared_by(&ctx.transport.guarantees()) || v.kind != Kind::Loss)
+        .take(3)
+        .map(|v| v.to_string())
+        .collect();
+    if !bad.is_empty() {
+        return Ok(Err((
+            Verdict::Fail,
+            format!(
+                "{accepted} sends accepted, {received} received: {}",
+                bad.join("; ")
+            ),
+            "every accepted message must arrive whole; nothing refused or partial may".into(),
+        )));
+    }
+    Ok(Ok((accepted, kind, error, received)))
+}
+
+#[cfg(target_os = "linux")]
+fn sigpending_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
+    const N: usize = 20;
+    let queued = queued_signals()?;
+    // 1. Used up: not one more signal may be queued to this process.
+    let used_up = {
+        let _limit = SigpendingLimit::set(queued)?;
+        sigpending_stage(ctx, name, 41, N, 300)?
+    };
+    let (a1, kind1, err1, _) = match used_up {
+        Ok(x) => x,
+        Err(f) => return Ok(Err(f)),
+    };
+    // 2. Nearly used up, with the reader draining: throttled, all arrive.
+    let tight = {
+        let _limit = SigpendingLimit::set(queued + SIGPENDING_ROOM)?;
+        sigpending_stage(ctx, name, 42, N, 5000)?
+    };
+    let (a2, kind2, err2, r2) = match tight {
+        Ok(x) => x,
+        Err(f) => return Ok(Err(f)),
+    };
+    let stage1 = match (a1, kind1.as_str()) {
+        (N, "none") => format!("used up: unaffected ({N} of {N} arrived)"),
+        (_, "open" | "attach") => {
+            format!("used up: {kind1} refused ({})", err1.unwrap_or_default())
+        }
+        (a, _) => format!(
+            "used up: {a} of {N} sent, then {kind1} ({}); nothing refused or partial arrived",
+            err1.unwrap_or_default()
+        ),
+    };
+    let stage2 = match (a2, kind2.as_str()) {
+        (N, "none") => format!("{SIGPENDING_ROOM} left: {r2} of {N} arrived whole"),
+        (a, _) => {
+            return Ok(failed(
+                format!(
+                    "with {SIGPENDING_ROOM} queued signals left and the reader draining, \
+                     {a} of {N} sent, then {kind2}: {}",
+                    err2.unwrap_or_default()
+                ),
+                "a reader that keeps reading frees the queue: the sender must be throttled, not refused",
+            ));
+        }
+    };
+    Ok(Ok(format!("{stage1}; {stage2}")))
 }
 
 // ---------------------------------------------------------------------------- senders

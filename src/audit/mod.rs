@@ -70,7 +70,15 @@ pub struct Property {
     run: fn(&Ctx<'_>) -> PropertyResult,
     /// Whether it applies to a transport: when not, that transport's audit leaves it out.
     applies: fn(&dyn Transport) -> bool,
+    /// It changes state of the whole process (a resource limit): no other property runs
+    /// in this process meanwhile (see [`EXCLUSIVE`]).
+    exclusive: bool,
 }
+
+/// Properties hold it shared while they run, an `exclusive` one holds it alone, so that
+/// audits running in parallel threads of one process (as in `cargo test`) never see
+/// another property's process-wide change.
+static EXCLUSIVE: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// For [`Property::applies`]: every transport.
 fn every(_: &dyn Transport) -> bool {
@@ -191,7 +199,13 @@ impl Auditor {
             .filter(|p| p.applies_to(transport))
             .map(|p| {
                 progress(p.name);
-                p.run(&ctx)
+                if p.exclusive {
+                    let _alone = EXCLUSIVE.write().unwrap_or_else(|e| e.into_inner());
+                    p.run(&ctx)
+                } else {
+                    let _shared = EXCLUSIVE.read().unwrap_or_else(|e| e.into_inner());
+                    p.run(&ctx)
+                }
             })
             .collect();
         TransportReport {

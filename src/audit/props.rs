@@ -21,36 +21,42 @@ pub(super) fn all() -> Vec<Property> {
             about: "up to 1000 messages arrive in the order they were sent",
             run: ordering,
             applies: super::every,
+            exclusive: false,
         },
         Property {
             name: "boundaries",
             about: "each message arrives whole and separate, at edge sizes up to the maximum",
             run: boundaries,
             applies: super::every,
+            exclusive: false,
         },
         Property {
             name: "integrity",
             about: "the content arrives byte-identical",
             run: integrity,
             applies: super::every,
+            exclusive: false,
         },
         Property {
             name: "priority",
             about: "queued messages arrive highest priority first, FIFO within one priority",
             run: priority,
             applies: super::every,
+            exclusive: false,
         },
         Property {
             name: "handoff",
             about: "a transport without data: N posts allow exactly N waits, none coalesced",
             run: handoff,
             applies: super::every,
+            exclusive: false,
         },
         Property {
             name: "oversize",
             about: "a message over the maximum is refused naming the limit; the link still works",
             run: oversize,
             applies: super::every,
+            exclusive: false,
         },
     ]
 }

@@ -20,36 +20,42 @@ pub(super) fn all() -> Vec<Property> {
             about: "uid 65534 is refused on mode 0600 and admitted on 0660 with a shared group",
             run: access_uid,
             applies: super::every,
+            exclusive: false,
         },
         Property {
             name: "access-race",
             about: "a uid-65534 racer probing names as they appear never gets into a 0600 object",
             run: access_race,
             applies: super::every,
+            exclusive: false,
         },
         Property {
             name: "access-umask",
             about: "the umask neither widens nor narrows the requested mode",
             run: access_umask,
             applies: super::every,
+            exclusive: false,
         },
         Property {
             name: "cloexec",
             about: "no descriptor of the transport reaches a fork+exec child, on either side",
             run: cloexec,
             applies: super::every,
+            exclusive: false,
         },
         Property {
             name: "sigpipe",
             about: "with SIGPIPE at its default, sending to a closed receiver errs and the sender lives",
             run: sigpipe,
             applies: super::every,
+            exclusive: false,
         },
         Property {
             name: "peercred-uid",
             about: "the peer's pid, uid and gid are reported truly; an allow-list refuses other uids",
             run: peercred,
             applies: super::every,
+            exclusive: false,
         },
     ]
 }

@@ -44,6 +44,7 @@ pub(super) fn all() -> Vec<Property> {
                     the lowest-numbered pending one first",
             run: rt_queue,
             applies: is_signal,
+            exclusive: false,
         },
         Property {
             name: "signal-std-coalesce",
@@ -51,6 +52,7 @@ pub(super) fn all() -> Vec<Property> {
                     not preserved",
             run: std_coalesce,
             applies: is_signal,
+            exclusive: false,
         },
         Property {
             name: "signal-uid",
@@ -58,6 +60,7 @@ pub(super) fn all() -> Vec<Property> {
                     si_pid/si_uid name the sender; the transport refuses an unexpected sender",
             run: signal_uid,
             applies: is_signal,
+            exclusive: false,
         },
         Property {
             name: "access-shm-seal",
@@ -65,6 +68,7 @@ pub(super) fn all() -> Vec<Property> {
                     in the ring header is an error naming the value",
             run: shm_seal,
             applies: is_shm,
+            exclusive: false,
         },
     ]
 }
