@@ -52,6 +52,11 @@ pub const TARGETS: &[Target] = &[
     },
     #[cfg(target_os = "linux")]
     Target {
+        name: "file_log_recovery",
+        check: file_log_recovery,
+    },
+    #[cfg(target_os = "linux")]
+    Target {
         name: "signal_chunks",
         check: signal_chunks,
     },
@@ -636,4 +641,101 @@ pub fn signal_chunks(data: &[u8]) {
             }
         }
     }
+}
+
+/// `file_log_recovery`: a log file left by a writer that died (whole frames, torn
+/// frames, garbage, flipped bytes, in any order), read back by the file transport's
+/// reader with an arbitrary read-buffer size. The reader never panics, delivers exactly
+/// what the reference decoder finds in the bytes, up to the first fatal error, reports
+/// a torn tail as an error (never as a message, never as a clean close), and ends.
+#[cfg(target_os = "linux")]
+pub fn file_log_recovery(data: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+
+    use crate::error::Error;
+    use crate::transport::Endpoint;
+    use crate::transport::file::FileReader;
+
+    let mut u = Unstructured::new(data);
+    let max = u.int_in_range(0..=256usize).unwrap_or(64);
+    let read_buf = u.int_in_range(1..=64usize).unwrap_or(16);
+    let mut log = Vec::new();
+    let mut frame = Vec::new();
+    // Unstructured gives defaults once the data is used up: stop there.
+    while !u.is_empty() && log.len() < 4096 {
+        let op = u.int_in_range(0..=3u8).unwrap_or(0);
+        let n = u.int_in_range(0..=max.min(80)).unwrap_or(0);
+        let msg = u.bytes(n).unwrap_or(&[]);
+        frame.clear();
+        if frame::encode(msg, max, &mut frame).is_err() {
+            continue;
+        }
+        match op {
+            // A whole frame.
+            0 => log.extend_from_slice(&frame),
+            // A torn frame: the writer died mid-write.
+            1 => {
+                let keep = u.int_in_range(0..=frame.len()).unwrap_or(0);
+                log.extend_from_slice(&frame[..keep]);
+            }
+            // A frame with one byte changed on disk.
+            2 => {
+                let at = u.int_in_range(0..=frame.len() - 1).unwrap_or(0);
+                frame[at] ^= u.int_in_range(1..=255u8).unwrap_or(1);
+                log.extend_from_slice(&frame);
+            }
+            // Bytes that are no frame at all (the message's bytes, raw).
+            _ => log.extend_from_slice(msg),
+        }
+    }
+    let Ok(fd) = nix::sys::memfd::memfd_create(
+        c"ipc-audit-fuzz-log",
+        nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+    ) else {
+        return;
+    };
+    let mut file = std::fs::File::from(fd);
+    if file.write_all(&log).is_err() || file.seek(SeekFrom::Start(0)).is_err() {
+        return;
+    }
+    let Ok(mut reader) = FileReader::over_closed_log(file.into(), max, read_buf) else {
+        return;
+    };
+    let mut events: Vec<Result<Vec<u8>, FrameError>> = Vec::new();
+    let mut buf = Vec::new();
+    let mut closed = false;
+    // Each step consumes at least one byte or ends: the log's length bounds the loop.
+    for _ in 0..=log.len() + 1 {
+        match reader.recv(&mut buf) {
+            Ok(n) => {
+                assert!(
+                    n <= max && n == buf.len(),
+                    "delivered {n} bytes (max {max})"
+                );
+                events.push(Ok(buf.clone()));
+            }
+            Err(Error::Closed { .. }) => {
+                closed = true;
+                break;
+            }
+            Err(Error::Frame(e)) => {
+                let fatal = e.is_fatal();
+                events.push(Err(e));
+                if fatal {
+                    break;
+                }
+            }
+            Err(Error::TooLarge { len, max }) => {
+                events.push(Err(FrameError::TooLarge { len, max }));
+                break;
+            }
+            Err(e) => panic!("the reader of a closed log failed with {e}"),
+        }
+    }
+    let fatal_end = matches!(events.last(), Some(Err(e)) if e.is_fatal());
+    assert!(
+        closed || fatal_end,
+        "the reader neither closed nor stopped: {events:?}"
+    );
+    check_events(max, &log, &events);
 }

@@ -71,6 +71,32 @@ impl std::fmt::Debug for FileReader {
 }
 
 impl FileReader {
+    /// A reader of a finished log: `fd` is read from its current offset to its end as
+    /// a log whose writer has closed (or died), with a read buffer of `read_buf` bytes.
+    /// For the `file_log_recovery` fuzz target: the same `recv` as a live reader.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a zero `read_buf`; the error of `inotify_init1`.
+    #[doc(hidden)]
+    pub fn over_closed_log(fd: OwnedFd, max: usize, read_buf: usize) -> Result<Self> {
+        if read_buf == 0 {
+            return Err(Error::invalid("file: read buffer size", read_buf));
+        }
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+            .map_err(|e| Error::sys(format!("{NAME}: inotify_init1"), e))?;
+        Ok(FileReader {
+            fd,
+            inotify,
+            dec: Decoder::new(max),
+            rbuf: vec![0u8; read_buf].into_boxed_slice(),
+            rpos: 0,
+            rend: 0,
+            writer_closed: true,
+            timeout: Some(Duration::ZERO),
+            path: "(closed log)".into(),
+        })
+    }
+
     /// Waits for the file to change (or the deadline), and notes a writer's close.
     fn wait_change(&mut self, dl: Option<std::time::Instant>) -> Result<()> {
         let op = format!("{NAME}: wait for data in {}", self.path);
