@@ -11,7 +11,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::stat::Mode;
 
 use super::fifo::open_path;
-use super::named::NamedDir;
+use super::named::publish_path;
 use super::pipe::parse_max;
 use super::stream::{deadline, wait_fd};
 use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
@@ -235,8 +235,7 @@ impl FileLog {
         cfg: &Config,
     ) -> Result<(FileReader, PeerEnd, Box<dyn std::any::Any + Send>)> {
         let max = cfg.max_message.unwrap_or(DEFAULT_MAX_FRAME);
-        let dir = NamedDir::for_config(NAME, cfg)?;
-        let (path, ()) = dir.publish("log", cfg.mode, |p| {
+        let (path, (), dir) = publish_path(NAME, cfg, "log", |p| {
             let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
             nix::fcntl::open(p, flags, Mode::S_IRUSR | Mode::S_IWUSR)
                 .map(drop)
@@ -266,7 +265,7 @@ impl FileLog {
             fds: Vec::new(),
             info: format!("{max} {} {}", u8::from(self.fsync), path.display()),
         };
-        Ok((reader, peer, Box::new(dir)))
+        Ok((reader, peer, dir))
     }
 
     /// Rebuilds the writer as its concrete type.

@@ -241,6 +241,32 @@ pub(crate) fn publish_named<T>(
     Ok((object, made, stale, guard))
 }
 
+/// The owner's guard of a published path object.
+pub(crate) type PathGuard = Box<dyn std::any::Any + Send>;
+
+/// Makes a path object: at `cfg.name` with its owner lock ([`publish_named`]), or as
+/// `unique` in a fresh private directory ([`NamedDir::publish`]). Returns its path, what
+/// `make` returned, and the guard that removes it.
+#[allow(dead_code)] // Linux-only transports
+pub(crate) fn publish_path<T>(
+    kind: &str,
+    cfg: &crate::transport::Config,
+    unique: &str,
+    make: impl FnOnce(&Path) -> Result<T>,
+) -> Result<(PathBuf, T, PathGuard)> {
+    match &cfg.name {
+        Some(name) => {
+            let (path, made, _stale, claim) = publish_named(kind, cfg, name, make)?;
+            Ok((path, made, Box::new(claim)))
+        }
+        None => {
+            let dir = NamedDir::for_config(kind, cfg)?;
+            let (path, made) = dir.publish(unique, cfg.mode, make)?;
+            Ok((path, made, Box::new(dir)))
+        }
+    }
+}
+
 /// Where a POSIX message queue called `name` shows in the file system, if the mqueue file
 /// system is mounted at /dev/mqueue.
 #[allow(dead_code)] // Linux-only transports

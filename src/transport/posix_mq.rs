@@ -15,7 +15,7 @@ use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_getattr, mq_open, mq_receive, mq_se
 use nix::poll::PollFlags;
 use nix::sys::stat::Mode;
 
-use super::named::unique_name;
+use super::named::{OwnerLock, unique_name};
 use super::stream::{deadline, wait_fd};
 use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
 use super::{Rendezvous, Transport};
@@ -104,6 +104,8 @@ pub fn validate_name(name: &str) -> Result<()> {
 #[derive(Debug)]
 pub struct QueueGuard {
     name: String,
+    // Dropped after the queue is unlinked: the owner lock of a caller-chosen name.
+    _lock: Option<OwnerLock>,
 }
 
 impl QueueGuard {
@@ -188,7 +190,10 @@ pub fn create(
         Some(&attr),
     )
     .map_err(|e| Error::sys(format!("{NAME}: mq_open {name}"), e))?;
-    let guard = QueueGuard { name: name.into() };
+    let guard = QueueGuard {
+        name: name.into(),
+        _lock: None,
+    };
     nix::sys::stat::fchmod(mqd.as_fd(), Mode::from_bits_truncate(mode))
         .map_err(|e| Error::sys(format!("{NAME}: fchmod {mode:#o} {name}"), e))?;
     let end = MqEndpoint::new(name, mqd, false)?;
@@ -383,8 +388,29 @@ impl PosixMq {
     pub fn open_concrete(&self, cfg: &Config) -> Result<(MqEndpoint, PeerEnd, QueueGuard)> {
         let lim = limits()?;
         let msgsize = cfg.max_message.unwrap_or(lim.msgsize_max);
-        let name = format!("/{}", unique_name("ipc-audit"));
-        let (end, guard) = create(&name, lim.msg_max, msgsize, cfg.mode)?;
+        let (name, lock) = match &cfg.name {
+            // A caller-chosen name: its owner lock (in `cfg.dir`) tells a dead owner's
+            // queue, which is removed, from a live one's, which is refused.
+            Some(n) => {
+                let dir = cfg.dir.clone().unwrap_or_else(std::env::temp_dir);
+                let lock = OwnerLock::take(&dir, n)?;
+                let name = format!("/{n}");
+                validate_name(&name)?;
+                match mq_unlink(name.as_str()) {
+                    Ok(()) | Err(Errno::ENOENT) => {}
+                    Err(e) => {
+                        return Err(Error::sys(
+                            format!("{NAME}: remove the stale queue {name}"),
+                            e,
+                        ));
+                    }
+                }
+                (name, Some(lock))
+            }
+            None => (format!("/{}", unique_name("ipc-audit")), None),
+        };
+        let (end, mut guard) = create(&name, lim.msg_max, msgsize, cfg.mode)?;
+        guard._lock = lock;
         let peer = PeerEnd {
             fds: Vec::new(),
             info: name,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use super::named::unique_name;
+use super::named::{OwnerLock, unique_name};
 use super::stream::deadline;
 use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
 use super::{Rendezvous, Transport};
@@ -61,6 +61,8 @@ pub fn validate_name(name: &str) -> Result<CString> {
 #[derive(Debug)]
 pub struct SemGuard {
     name: CString,
+    // Dropped after the name is unlinked: the owner lock of a caller-chosen name.
+    _lock: Option<OwnerLock>,
 }
 
 impl SemGuard {
@@ -144,7 +146,10 @@ pub fn create(name: &str, mode: u32) -> Result<(SemEndpoint, SemGuard)> {
         posts: false,
         timeout: None,
     };
-    let guard = SemGuard { name: cname };
+    let guard = SemGuard {
+        name: cname,
+        _lock: None,
+    };
     let path = format!("/dev/shm/sem.{}", &name[1..]);
     super::named::chmod(std::path::Path::new(&path), mode)?;
     Ok((end, guard))
@@ -271,8 +276,31 @@ impl Semaphore {
                 m,
             ));
         }
-        let name = format!("/{}", unique_name("ipc-audit-sem"));
-        let (end, guard) = create(&name, cfg.mode)?;
+        let (name, lock) = match &cfg.name {
+            // A caller-chosen name: its owner lock (in `cfg.dir`) tells a dead owner's
+            // semaphore, which is removed, from a live one's, which is refused.
+            Some(n) => {
+                let dir = cfg.dir.clone().unwrap_or_else(std::env::temp_dir);
+                let lock = OwnerLock::take(&dir, n)?;
+                let name = format!("/{n}");
+                let c = CString::new(name.clone())
+                    .map_err(|_| Error::invalid(format!("{NAME}: a name without NUL"), n))?;
+                // SAFETY: `c` is a valid NUL-terminated string for the call.
+                if unsafe { libc::sem_unlink(c.as_ptr()) } != 0 {
+                    let e = Errno::last();
+                    if e != Errno::ENOENT {
+                        return Err(Error::sys(
+                            format!("{NAME}: remove the stale semaphore {name}"),
+                            e,
+                        ));
+                    }
+                }
+                (name, Some(lock))
+            }
+            None => (format!("/{}", unique_name("ipc-audit-sem")), None),
+        };
+        let (end, mut guard) = create(&name, cfg.mode)?;
+        guard._lock = lock;
         Ok((
             end,
             PeerEnd {

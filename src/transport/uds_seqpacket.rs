@@ -8,7 +8,7 @@ use nix::poll::PollFlags;
 use nix::sys::socket::{Backlog, SockFlag, SockType, accept4, listen};
 
 use super::datagram::{DatagramEndpoint, Dir, split_info};
-use super::named::NamedDir;
+use super::named::{PathGuard, publish_path};
 use super::stream::{deadline, wait_fd};
 use super::uds_dgram::{bind_unix, choose_max, connect_unix, default_unix_max, unix_max};
 use super::{
@@ -36,7 +36,7 @@ enum Listening {
         max: usize,
         timeout: Option<Duration>,
         allow: Option<Vec<u32>>,
-        _dir: NamedDir,
+        _dir: PathGuard,
     },
     Connected(DatagramEndpoint, Option<Credentials>),
 }
@@ -145,8 +145,7 @@ impl Transport for UdsSeqpacket {
     }
 
     fn open(&self, cfg: &Config) -> Result<Link> {
-        let dir = NamedDir::for_config(NAME, cfg)?;
-        let (path, listener) = dir.publish("sock", cfg.mode, |p| {
+        let (path, listener, dir) = publish_path(NAME, cfg, "sock", |p| {
             let fd = bind_unix(SockType::SeqPacket, p, NAME)?;
             listen(
                 &fd,
