@@ -6,7 +6,8 @@
 //! (`ordering`), merges two (`boundaries`), flips a bit (`integrity`); a pipe whose peer
 //! end leaks its descriptor across exec, a FIFO whose local side does (`cloexec`); a FIFO
 //! made with mode 0666 whatever is asked (`access-uid`, as root; skipped otherwise, and
-//! the test says so).
+//! the test says so); a pipe that reports a message that did not fit a full buffer as
+//! sent (`full`), and one whose peer opens a descriptor every 100 messages (`fd-flat`).
 
 use std::time::Duration;
 
@@ -25,6 +26,10 @@ enum Fault {
     Merge,
     /// Flips one bit of the first non-empty message.
     Flip,
+    /// In nonblocking mode, reports a message that did not fit as sent (it is lost).
+    HideFull,
+    /// Opens a descriptor every 100 messages and never closes it.
+    LeakFd,
 }
 
 /// A pipe whose sending end misbehaves.
@@ -78,6 +83,15 @@ impl Endpoint for FaultyEnd {
                 m[mid] ^= 0x01;
                 self.inner.send(&m)
             }
+            Fault::HideFull => match self.inner.send(msg) {
+                Err(ipc_audit::Error::WouldBlock { .. }) => Ok(()),
+                r => r,
+            },
+            Fault::LeakFd if n % 100 == 99 => {
+                let fd = std::fs::File::open("/dev/null").map_err(ipc_audit::Error::from)?;
+                std::mem::forget(fd);
+                self.inner.send(msg)
+            }
             _ => self.inner.send(msg),
         }
     }
@@ -88,6 +102,10 @@ impl Endpoint for FaultyEnd {
 
     fn set_timeout(&mut self, t: Option<Duration>) -> Result<()> {
         self.inner.set_timeout(t)
+    }
+
+    fn set_nonblocking(&mut self, on: bool) -> Result<()> {
+        self.inner.set_nonblocking(on)
     }
 }
 
@@ -236,6 +254,8 @@ fn resolve(name: &str) -> Option<Box<dyn Transport>> {
         "swaps-two" => Faulty(Fault::Swap, "swaps-two"),
         "merges-two" => Faulty(Fault::Merge, "merges-two"),
         "flips-a-bit" => Faulty(Fault::Flip, "flips-a-bit"),
+        "hides-full" => Faulty(Fault::HideFull, "hides-full"),
+        "leaks-fd-per-100" => Faulty(Fault::LeakFd, "leaks-fd-per-100"),
         _ => return transport::by_name(name),
     };
     Some(Box::new(f))
@@ -304,6 +324,26 @@ fn flipping_a_bit_fails_integrity() {
 /// The two leak controls leave a descriptor open across exec in this process or in its
 /// peers: they must not run at the same time as each other's check.
 static CLOEXEC_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn hiding_a_full_buffer_fails_full() {
+    // WouldBlock turned into a silent success: the messages that did not fit are lost.
+    let (v, observed) = audit("hides-full", "full");
+    assert_eq!(v, Verdict::Fail, "{observed}");
+    assert!(observed.contains("never arrived"), "{observed}");
+    let (v, observed) = audit("pipe", "full");
+    assert_eq!(v, Verdict::Pass, "{observed}");
+}
+
+#[test]
+fn a_descriptor_opened_per_100_messages_fails_fd_flat() {
+    let (v, observed) = audit("leaks-fd-per-100", "fd-flat");
+    assert_eq!(v, Verdict::Fail, "{observed}");
+    assert!(
+        observed.contains("the peer's descriptors went from"),
+        "{observed}"
+    );
+}
 
 #[test]
 fn a_descriptor_leaked_by_the_peer_fails_cloexec() {
