@@ -457,7 +457,7 @@ fn failed(observed: String, detail: &str) -> Outcome {
 fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
     let g = ctx.transport.guarantees();
     // One frame of this size fits in PIPE_BUF, so a pipe takes it whole or not at all.
-    let size = g.max_message.min(1000);
+    let size = g.max_message.min(256);
     let (mut link, mut peer) = start(ctx, name)?;
     let wait = || Instant::now() + ctx.timeout;
     // 1. Nonblocking, nobody reading: fill until refused.
@@ -476,29 +476,48 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
         } => (accepted, kind, error),
         other => return Err(Error::Peer(format!("expected filled, got {other:?}"))),
     };
-    if kind == "unsupported" {
-        return Ok(Err((
-            Verdict::Skipped,
-            "not run".into(),
-            format!(
-                "not applicable: the endpoint has no nonblocking mode ({})",
-                error.unwrap_or_default()
-            ),
-        )));
-    }
-    let bounded = match kind.as_str() {
-        "would-block" => true,
-        "none" => false,
-        _ => {
+    // 1b. No nonblocking mode: fill in blocking mode with a short send timeout instead;
+    // a full buffer then shows as the first send that times out.
+    let nonblocking = kind != "unsupported";
+    let (k, kind, error) = if nonblocking {
+        (k, kind, error)
+    } else {
+        peer.command(&Cmd::Fill {
+            seed: 11,
+            size,
+            limit: FILL_LIMIT,
+            nonblocking: false,
+            timeout_ms: 200,
+        })?;
+        // Blocking sends until one times out: longer than a nonblocking fill.
+        match peer.event(Instant::now() + 2 * ctx.timeout)? {
+            Event::Filled {
+                accepted,
+                kind,
+                error,
+            } => (accepted, kind, error),
+            other => return Err(Error::Peer(format!("expected filled, got {other:?}"))),
+        }
+    };
+    let bounded = match (nonblocking, kind.as_str()) {
+        (true, "would-block") | (false, "timeout") => true,
+        (_, "none") => false,
+        (true, _) => {
             return Ok(failed(
                 format!("nonblocking send {k} failed with {kind}: {error:?}"),
                 "a full buffer must give WouldBlock",
             ));
         }
+        (false, _) => {
+            return Ok(failed(
+                format!("blocking send {k} (200 ms timeout) failed with {kind}: {error:?}"),
+                "a full buffer must make a blocking sender wait to its deadline",
+            ));
+        }
     };
     // 2. Blocking with a short timeout on the full buffer: the sender waits, then gives up.
     let mut blocked = String::new();
-    if bounded {
+    if bounded && nonblocking {
         peer.command(&Cmd::Fill {
             seed: 12,
             size,
@@ -528,7 +547,24 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
         }
     }
     // 3. Drain: exactly the k accepted messages, in order, whole; nothing of the refused.
-    let (obs, _) = collect(ctx, &mut link, &mut peer, k + 1, true)?;
+    // The peer flushes meanwhile: a byte stream may hold the rest of the last accepted
+    // message until then (see `Endpoint::flush`).
+    peer.command(&Cmd::Flush)?;
+    let (obs, ev) = collect(ctx, &mut link, &mut peer, k + 1, false)?;
+    let flushed = match ev {
+        Some(ev) => ev,
+        None => peer.event(wait())?,
+    };
+    match flushed {
+        Event::Flushed { error: None } => {}
+        Event::Flushed { error: Some(e) } => {
+            return Ok(failed(
+                format!("the sender could not flush while the reader drained: {e}"),
+                "what a send accepted must go out once the reader reads",
+            ));
+        }
+        other => return Err(Error::Peer(format!("expected flushed, got {other:?}"))),
+    }
     let v = analyse(11, &vec![size; k], &obs);
     if let Some(text) = declared_violations(ctx, &v) {
         return Ok(failed(
@@ -579,9 +615,18 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
         }
         (false, _) => format!("{n} more sent while the reader was stopped; all arrived"),
     };
-    let mut first = if bounded {
+    let mut first = if bounded && nonblocking {
         format!(
             "WouldBlock after {k} messages of {size} bytes{blocked}; all {k} arrived, nothing refused did"
+        )
+    } else if bounded {
+        format!(
+            "no nonblocking mode; a blocking send timed out (200 ms) after {k} messages of \
+             {size} bytes; all {k} arrived, nothing refused did"
+        )
+    } else if !nonblocking {
+        format!(
+            "no nonblocking mode; no bound: {FILL_LIMIT} blocking sends of {size} bytes accepted"
         )
     } else {
         format!("no bound: {FILL_LIMIT} messages of {size} bytes accepted without WouldBlock")

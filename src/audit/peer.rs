@@ -128,6 +128,8 @@ pub(crate) enum Cmd {
     Hold { dir: PathBuf, name: String },
     /// Report the peer's count of open descriptors.
     CountFds,
+    /// Flush the end ([`Endpoint::flush`]) with a 10-second timeout.
+    Flush,
     /// Report how many storm signals the peer handled.
     Signals,
     /// Send `signo` to the harness once per value, as `how` says; first make `real_uid`
@@ -240,6 +242,8 @@ pub(crate) enum Event {
     },
     /// The peer's open descriptors beyond 0, 1 and 2.
     FdCount { n: usize },
+    /// Finished a `Flush`: the error, if any.
+    Flushed { error: Option<String> },
     /// Storm signals the peer handled so far.
     Signals { count: u64 },
     /// Finished a `Pin`.
@@ -886,6 +890,14 @@ fn run_command(end: &mut dyn Endpoint, spare: &[OwnedFd], cmd: Cmd) -> Event {
             nonblocking,
             timeout_ms,
         } => fill(end, seed, size, limit, nonblocking, timeout_ms),
+        Cmd::Flush => {
+            let r = end
+                .set_timeout(Some(Duration::from_secs(10)))
+                .and_then(|()| end.flush());
+            Event::Flushed {
+                error: r.err().map(|e| e.to_string()),
+            }
+        }
         Cmd::CountFds => Event::FdCount {
             n: open_fds().len(),
         },

@@ -259,6 +259,19 @@ pub trait Endpoint: Send {
             "this transport has no nonblocking mode".into(),
         ))
     }
+
+    /// Writes out what earlier sends accepted but could not write yet, waiting up to the
+    /// timeout. A byte stream may take the first part of a message and not the rest
+    /// before the deadline (or in nonblocking mode): that `send` accepts the message and
+    /// keeps its rest, which the next `send`, `flush` or drop writes first, so that a
+    /// message is never torn. Nothing to do (the default) on other transports.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`](crate::Error::Timeout) when the rest could not go out by the
+    /// deadline (it stays for the next try); the system error.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A process's identity as the kernel reports it to its peer.

@@ -43,7 +43,8 @@
 //! largest message is [`MAX_MESSAGE`] bytes, less if that limit is too small to hold a
 //! whole message: a message of `n` bytes needs `1 + ceil(n / 3)` queued signals. When
 //! the queue is full the sender waits (EAGAIN, retried with a growing sleep up to 1 ms)
-//! until its timeout. A receiver cannot tell that the sender died: it times out.
+//! until its timeout; a message whose first chunk is queued is accepted, and the rest
+//! goes out before the next message (or by `flush`, or on drop). A receiver cannot tell that the sender died: it times out.
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::sync::mpsc;
@@ -539,9 +540,46 @@ pub struct SignalSender {
     max: usize,
     seq: u8,
     timeout: Option<Duration>,
+    // Chunks of an accepted message that the full queue did not take before the
+    // deadline: queued before the next message (see `Endpoint::flush`).
+    pending: std::collections::VecDeque<i32>,
 }
 
 impl SignalSender {
+    /// Queues the pending chunks, by `dl`; on EAGAIN waits with a growing sleep.
+    fn queue_pending(&mut self, dl: Option<Instant>, op: &dyn Fn() -> String) -> Result<()> {
+        let started = Instant::now();
+        let mut step = 0u32;
+        while let Some(&c) = self.pending.front() {
+            match self.queue(c) {
+                Ok(()) => {
+                    self.pending.pop_front();
+                    step = 0;
+                }
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => {
+                    // The receiver's pending-signal queue is full: wait for it to drain,
+                    // within the deadline.
+                    if let Some(d) = dl
+                        && Instant::now() >= d
+                    {
+                        return Err(Error::Timeout {
+                            op: format!("{} ({} chunks waiting)", op(), self.pending.len()),
+                            after: started.elapsed(),
+                        });
+                    }
+                    let pause =
+                        Duration::from_micros(10u64 << step.min(7)).min(Duration::from_millis(1));
+                    std::thread::sleep(pause);
+                    step += 1;
+                }
+                Err(Errno::ESRCH) => return Err(Error::Closed { op: op() }),
+                Err(e) => return Err(Error::sys(op(), e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Queues one chunk for the receiving thread.
     fn queue(&self, value: i32) -> std::result::Result<(), Errno> {
         queue_info(
@@ -617,48 +655,58 @@ pub(crate) fn tgkill(pid: i32, tid: i32, sig: i32) -> std::result::Result<(), Er
     if r == 0 { Ok(()) } else { Err(Errno::last()) }
 }
 
+impl Drop for SignalSender {
+    fn drop(&mut self) {
+        // The rest of an accepted message: a bounded last try.
+        if !self.pending.is_empty() {
+            let op = || format!("{NAME}: queue the rest of a message");
+            let _ = self.queue_pending(Some(Instant::now() + Duration::from_secs(1)), &op);
+        }
+    }
+}
+
 impl Endpoint for SignalSender {
+    /// Queues the message's chunks. While the receiver's queue is full the sender waits
+    /// (EAGAIN, retried with a growing sleep up to 1 ms) until its timeout: if not one
+    /// chunk went out, the message is refused ([`Error::Timeout`]); once its first chunk
+    /// is queued it is accepted, and the rest is queued before the next message, by
+    /// [`Endpoint::flush`], or on drop.
     fn send(&mut self, msg: &[u8]) -> Result<()> {
+        let (pid, tid) = (self.pid, self.tid);
+        let op = move || format!("{NAME}: queue a signal for pid {pid} thread {tid}");
+        let dl = deadline(self.timeout);
+        // The rest of an earlier message first; this one is refused whole meanwhile.
+        self.queue_pending(dl, &op)?;
         let mut seq = self.seq;
         let chunks = encode_message(msg, self.max, &mut seq)?;
-        let dl = deadline(self.timeout);
-        let started = Instant::now();
-        let op = format!(
-            "{NAME}: queue a signal for pid {} thread {}",
-            self.pid, self.tid
-        );
-        for (i, &c) in chunks.iter().enumerate() {
-            let mut step = 0u32;
-            loop {
-                match self.queue(c) {
-                    Ok(()) => break,
-                    Err(Errno::EINTR) => {}
-                    Err(Errno::EAGAIN) => {
-                        // The receiver's pending-signal queue is full: wait for it to
-                        // drain, within the deadline.
-                        if let Some(d) = dl
-                            && Instant::now() >= d
-                        {
-                            // Chunks already queued form a cut message, which the
-                            // receiver drops when the next message starts.
-                            self.seq = (self.seq + i as u8) & 0x3f;
-                            return Err(Error::Timeout {
-                                op: format!("{op} ({i} of {} chunks queued)", chunks.len()),
-                                after: started.elapsed(),
-                            });
-                        }
-                        let pause = Duration::from_micros(10u64 << step.min(7))
-                            .min(Duration::from_millis(1));
-                        std::thread::sleep(pause);
-                        step += 1;
-                    }
-                    Err(Errno::ESRCH) => return Err(Error::Closed { op }),
-                    Err(e) => return Err(Error::sys(op, e)),
-                }
+        let total = chunks.len();
+        self.pending.extend(chunks);
+        match self.queue_pending(dl, &op) {
+            Ok(()) => {}
+            // Not one chunk out: refused, nothing to undo.
+            Err(e) if self.pending.len() == total => {
+                self.pending.clear();
+                return Err(e);
+            }
+            // Accepted: the rest stays pending.
+            Err(Error::Timeout { .. }) => {}
+            Err(e) => {
+                // The receiver is gone or refuses: what went out is a cut message, which
+                // a receiver drops when the next message starts.
+                let queued = total - self.pending.len();
+                self.pending.clear();
+                self.seq = ((usize::from(self.seq) + queued) & 0x3f) as u8;
+                return Err(e);
             }
         }
         self.seq = seq;
         Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let (pid, tid) = (self.pid, self.tid);
+        let op = move || format!("{NAME}: queue a signal for pid {pid} thread {tid}");
+        self.queue_pending(deadline(self.timeout), &op)
     }
 
     fn recv(&mut self, _buf: &mut Vec<u8>) -> Result<usize> {
@@ -746,6 +794,7 @@ impl Signal {
             max,
             seq: 0,
             timeout: None,
+            pending: std::collections::VecDeque::new(),
         })
     }
 }

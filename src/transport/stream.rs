@@ -63,21 +63,22 @@ pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.map(|t| Instant::now() + t)
 }
 
-/// Writes all of `bufs` to a descriptor, retrying on EINTR and short writes, waiting for
-/// writability (bounded by `deadline`) when the descriptor is nonblocking. On a socket
-/// the write is a `sendmsg` with MSG_NOSIGNAL, so a closed peer gives an error rather
-/// than SIGPIPE.
-pub(crate) fn write_all(
+/// Writes `bufs` to a descriptor, retrying on EINTR and short writes, waiting for
+/// writability (bounded by `deadline`; `Some(now)` never waits) when it is full. On a
+/// socket the write is a `sendmsg` with MSG_NOSIGNAL, so a closed peer gives an error
+/// rather than SIGPIPE. Returns the bytes written and the error that stopped it, if any.
+pub(crate) fn write_some(
     fd: BorrowedFd<'_>,
     bufs: &[&[u8]],
     socket: bool,
     deadline: Option<Instant>,
     op: &str,
-) -> Result<()> {
+) -> (usize, Option<Error>) {
     use nix::sys::socket::{UnixAddr, sendmsg};
     use std::os::fd::AsRawFd;
     let mut idx = 0;
     let mut off = 0;
+    let mut total = 0;
     while idx < bufs.len() {
         if off == bufs[idx].len() {
             idx += 1;
@@ -97,6 +98,7 @@ pub(crate) fn write_all(
         };
         match written {
             Ok(mut w) => {
+                total += w;
                 while w > 0 && idx < bufs.len() {
                     let left = bufs[idx].len() - off;
                     if w >= left {
@@ -111,55 +113,14 @@ pub(crate) fn write_all(
             }
             Err(Errno::EINTR) => {}
             Err(Errno::EAGAIN) => {
-                wait_fd(fd, PollFlags::POLLOUT, deadline, op)?;
+                if let Err(e) = wait_fd(fd, PollFlags::POLLOUT, deadline, op) {
+                    return (total, Some(e));
+                }
             }
-            Err(e) => return Err(Error::sys(op, e)),
+            Err(e) => return (total, Some(Error::sys(op, e))),
         }
     }
-    Ok(())
-}
-
-/// Like [`write_all`], but [`Error::WouldBlock`] when not one byte can be written now:
-/// then nothing of `bufs` was written. Once the first byte is out the rest follows,
-/// waiting up to `deadline`, so a message is never left half-sent by the mode itself.
-pub(crate) fn write_all_or_none(
-    fd: BorrowedFd<'_>,
-    bufs: &[&[u8]],
-    socket: bool,
-    deadline: Option<Instant>,
-    op: &str,
-) -> Result<()> {
-    use nix::sys::socket::{UnixAddr, sendmsg};
-    use std::os::fd::AsRawFd;
-    let slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
-    let total: usize = bufs.iter().map(|b| b.len()).sum();
-    let written = loop {
-        let r = if socket {
-            sendmsg::<UnixAddr>(fd.as_raw_fd(), &slices, &[], nosignal(), None)
-        } else {
-            writev_nosigpipe(fd, &slices)
-        };
-        match r {
-            Ok(n) => break n,
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => return Err(Error::WouldBlock { op: op.into() }),
-            Err(e) => return Err(Error::sys(op, e)),
-        }
-    };
-    if written == total {
-        return Ok(());
-    }
-    let mut skip = written;
-    let mut rest: Vec<&[u8]> = Vec::with_capacity(bufs.len());
-    for b in bufs {
-        if skip >= b.len() {
-            skip -= b.len();
-        } else {
-            rest.push(&b[skip..]);
-            skip = 0;
-        }
-    }
-    write_all(fd, &rest, socket, deadline, op)
+    (total, None)
 }
 
 /// A pipe whose two ends are close-on-exec. Atomic with `pipe2` where it exists; macOS
@@ -281,7 +242,10 @@ pub(crate) struct FramedStream {
     await_writer: bool,
     cred: Option<Credentials>,
     nonblocking: bool,
-    may_split: bool,
+    // The rest of a frame whose first bytes went out before its send's deadline (or in
+    // nonblocking mode, when the stream was full): written before the next frame, so a
+    // frame is never torn. Empty almost always; its capacity is kept.
+    pending: Vec<u8>,
 }
 
 impl FramedStream {
@@ -312,7 +276,7 @@ impl FramedStream {
             await_writer: false,
             cred: None,
             nonblocking: false,
-            may_split: false,
+            pending: Vec::new(),
         })
     }
 
@@ -321,14 +285,6 @@ impl FramedStream {
     pub(crate) fn socket(mut self) -> Self {
         self.socket = true;
         self.cred = self.wr.as_ref().and_then(|fd| peer_cred(fd.as_fd()));
-        self
-    }
-
-    /// For a stream that may take part of a frame when it is nearly full (TCP): no
-    /// nonblocking mode, since a refused rest would tear the frame (the message would be
-    /// neither sent nor refused) and finishing it would wait for the reader.
-    pub(crate) fn may_split(mut self) -> Self {
-        self.may_split = true;
         self
     }
 
@@ -351,6 +307,18 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, what: &str) -> Result<()> {
     Ok(())
 }
 
+impl Drop for FramedStream {
+    fn drop(&mut self) {
+        // The rest of an accepted frame: a bounded last try, so that the reader gets the
+        // whole message (or, if the reader is gone or stuck, a truncated frame it reports
+        // as an error, never as a message).
+        if let (Some(wr), false) = (&self.wr, self.pending.is_empty()) {
+            let dl = Some(Instant::now() + Duration::from_secs(1));
+            let _ = write_some(wr.as_fd(), &[&self.pending], self.socket, dl, &self.ops[0]);
+        }
+    }
+}
+
 impl Endpoint for FramedStream {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         let Some(wr) = &self.wr else {
@@ -360,22 +328,43 @@ impl Endpoint for FramedStream {
             )));
         };
         let header = frame::header(msg, self.max)?;
-        if self.nonblocking {
-            return write_all_or_none(
-                wr.as_fd(),
-                &[&header, msg],
-                self.socket,
-                deadline(self.timeout),
-                &self.ops[0],
-            );
+        // Nonblocking: no wait at all; blocking: up to the timeout.
+        let dl = if self.nonblocking {
+            Some(Instant::now())
+        } else {
+            deadline(self.timeout)
+        };
+        let refused = |e: Error, nonblocking: bool, op: &str| match e {
+            Error::Timeout { .. } if nonblocking => Error::WouldBlock { op: op.into() },
+            e => e,
+        };
+        // First the rest of an earlier frame; while it cannot go out, this message is
+        // refused whole.
+        if !self.pending.is_empty() {
+            let (w, err) = write_some(wr.as_fd(), &[&self.pending], self.socket, dl, &self.ops[0]);
+            self.pending.drain(..w);
+            if let Some(e) = err {
+                return Err(refused(e, self.nonblocking, &self.ops[0]));
+            }
         }
-        write_all(
-            wr.as_fd(),
-            &[&header, msg],
-            self.socket,
-            deadline(self.timeout),
-            &self.ops[0],
-        )
+        let (w, err) = write_some(wr.as_fd(), &[&header, msg], self.socket, dl, &self.ops[0]);
+        match err {
+            None => Ok(()),
+            // Nothing went out: the message is refused, the stream intact.
+            Some(e) if w == 0 => Err(refused(e, self.nonblocking, &self.ops[0])),
+            // Part of the frame is out: the message is accepted; the rest goes out
+            // before the next frame (or when the end is dropped).
+            Some(Error::Timeout { .. }) => {
+                let all = header.len() + msg.len();
+                let skip = w.min(header.len());
+                self.pending.extend_from_slice(&header[skip..]);
+                let from = w.saturating_sub(header.len()).min(msg.len());
+                self.pending.extend_from_slice(&msg[from..]);
+                debug_assert_eq!(self.pending.len(), all - w);
+                Ok(())
+            }
+            Some(e) => Err(e),
+        }
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
@@ -462,14 +451,20 @@ impl Endpoint for FramedStream {
         self.cred
     }
 
-    fn set_nonblocking(&mut self, nonblocking: bool) -> Result<()> {
-        if self.may_split {
-            return Err(Error::Unsupported(format!(
-                "{}: the stream may take part of a frame, so a nonblocking send could \
-                 neither refuse nor finish it",
-                self.name
-            )));
+    fn flush(&mut self) -> Result<()> {
+        let Some(wr) = &self.wr else {
+            return Ok(());
+        };
+        if self.pending.is_empty() {
+            return Ok(());
         }
+        let dl = deadline(self.timeout);
+        let (w, err) = write_some(wr.as_fd(), &[&self.pending], self.socket, dl, &self.ops[0]);
+        self.pending.drain(..w);
+        err.map_or(Ok(()), Err)
+    }
+
+    fn set_nonblocking(&mut self, nonblocking: bool) -> Result<()> {
         // The descriptors are always O_NONBLOCK; the mode only decides whether a
         // would-be wait in `poll` happens or is reported.
         self.nonblocking = nonblocking;
