@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ipc_audit::audit::{self, Auditor, PeerLauncher, Report};
+use ipc_audit::audit::{self, PeerLauncher};
 use ipc_audit::measure::{self, LatencyOptions, Pin, table};
 use ipc_audit::transport::{self, Transport};
 
@@ -29,18 +29,15 @@ enum Command {
         format: Format,
     },
     /// Checks what transports really guarantee, with the peer in another process.
+    ///
+    /// `ipc-audit audit [NAME]... [--cases N] [--property WORD]... [--format table|json]
+    /// [--latency [--reference NAME]... [--round-trips N]] [--latency-only]`; see
+    /// `ipc-audit audit --help`. The same command line as `ipc_audit::audit::audit_main`.
+    #[command(disable_help_flag = true)]
     Audit {
-        /// Transports to audit (all when none is named).
-        transports: Vec<String>,
-        /// Cases per property (default: IPC_AUDIT_CASES, or 32).
-        #[arg(long)]
-        cases: Option<u32>,
-        /// Only the properties whose names contain one of these words (repeatable).
-        #[arg(long = "property")]
-        properties: Vec<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        /// The arguments of the audit (`--help` lists them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
     },
     /// Measures one transport: round trips (p50, p99, max) and one-way throughput.
     Bench {
@@ -102,12 +99,7 @@ fn main() -> ExitCode {
             list(format);
             ExitCode::SUCCESS
         }
-        Command::Audit {
-            transports,
-            cases,
-            properties,
-            format,
-        } => run_audit(transports, cases, properties, format),
+        Command::Audit { args } => run_audit(args),
         Command::Bench {
             transport,
             size,
@@ -377,49 +369,13 @@ impl<T: serde::Serialize> SerdeName for T {
     }
 }
 
-fn run_audit(
-    names: Vec<String>,
-    cases: Option<u32>,
-    properties: Vec<String>,
-    format: Format,
-) -> ExitCode {
-    let selected = match select(&names) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("ipc-audit: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let launcher = match PeerLauncher::current_exe() {
+fn run_audit(args: Vec<std::ffi::OsString>) -> ExitCode {
+    let launcher = match launcher() {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("ipc-audit: {e}");
-            return ExitCode::from(2);
-        }
+        Err(c) => return c,
     };
-    let mut auditor = Auditor::new(launcher);
-    if let Some(n) = cases {
-        if n == 0 {
-            eprintln!("ipc-audit: --cases must be at least 1, got 0");
-            return ExitCode::from(2);
-        }
-        auditor = auditor.cases(n);
-    }
-    if !properties.is_empty() {
-        auditor = auditor.only(properties);
-    }
-    let mut report = Report::default();
-    for t in &selected {
-        let r = auditor.audit_with(t.as_ref(), |p| eprintln!("auditing {} / {p}", t.name()));
-        report.transports.push(r);
-    }
-    match format {
-        Format::Json => println!("{}", report.to_json()),
-        Format::Table => print!("{}", report.to_table()),
-    }
-    if report.failed() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    let all = transport::all();
+    let refs: Vec<&dyn Transport> = all.iter().map(|t| t.as_ref()).collect();
+    let argv = std::iter::once(std::ffi::OsString::from("ipc-audit audit")).chain(args);
+    audit::audit_cli(&refs, launcher, argv, &mut std::io::stdout().lock())
 }

@@ -12,7 +12,9 @@ use ipc_audit::transport::{Config, Endpoint, Transport, by_name};
 /// few MiB each way: 15 MiB, under the 16 MiB frame limit).
 fn big(name: &str, seed: u8) -> Vec<u8> {
     let len = if name == "tcp" { 15 << 20 } else { 4 << 20 };
-    (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect()
 }
 
 fn check(name: &str) {
@@ -23,7 +25,8 @@ fn check(name: &str) {
     // Nobody reads: the buffer takes the first part, the deadline passes, the message is
     // accepted with its rest pending.
     let first = big(name, 1);
-    tx.send(&first).expect("a send whose first bytes went out is accepted");
+    tx.send(&first)
+        .expect("a send whose first bytes went out is accepted");
     // While the rest cannot go out, the next message is refused whole.
     tx.set_nonblocking(true).unwrap();
     match tx.send(b"refused") {
@@ -52,7 +55,10 @@ fn check(name: &str) {
     tx.send(b"after").expect("send after the flush");
     let got = reader.join().expect("reader");
     assert_eq!(got.len(), 2);
-    assert!(got[0] == first, "{name}: the accepted message arrived changed or cut");
+    assert!(
+        got[0] == first,
+        "{name}: the accepted message arrived changed or cut"
+    );
     assert_eq!(got[1], b"after", "{name}: a refused message arrived");
 }
 

@@ -27,7 +27,7 @@ enum Format {
 #[derive(Parser, Debug)]
 #[command(about = "Checks what transports really guarantee, with the peer in another process")]
 struct Args {
-    /// Transports to audit, by name (all given to `audit_main` when none is named).
+    /// Transports to audit, by name (all of them when none is named).
     transports: Vec<String>,
     /// Cases per property (default: IPC_AUDIT_CASES, or 32).
     #[arg(long)]
