@@ -377,6 +377,11 @@ impl Endpoint for MqEndpoint {
         self.timeout = timeout;
         Ok(())
     }
+
+    fn set_nonblocking(&mut self, nonblocking: bool) -> Result<()> {
+        MqEndpoint::set_nonblocking(self, nonblocking);
+        Ok(())
+    }
 }
 
 impl PosixMq {
