@@ -114,6 +114,7 @@ pub struct SysvEndpoint {
     recv_type: libc::c_long,
     timeout: Option<Duration>,
     buf: Vec<u8>,
+    nonblocking: bool,
 }
 
 /// Sleeps a little longer each time, up to 1 ms; `Err(Timeout)` past the deadline.
@@ -144,6 +145,7 @@ impl SysvEndpoint {
             recv_type,
             timeout: None,
             buf: Vec::new(),
+            nonblocking: false,
         }
     }
 
@@ -185,6 +187,9 @@ impl SysvEndpoint {
             }
             match Errno::last() {
                 Errno::EINTR => {}
+                Errno::ENOMSG | Errno::EAGAIN if self.nonblocking => {
+                    return Err(Error::WouldBlock { op });
+                }
                 Errno::ENOMSG | Errno::EAGAIN => backoff(&mut step, dl, &op, started)?,
                 Errno::E2BIG => {
                     return Err(Error::Truncated {
@@ -230,6 +235,7 @@ impl Endpoint for SysvEndpoint {
             }
             match Errno::last() {
                 Errno::EINTR => {}
+                Errno::EAGAIN if self.nonblocking => return Err(Error::WouldBlock { op }),
                 Errno::EAGAIN => backoff(&mut step, dl, &op, started)?,
                 Errno::EIDRM => return Err(Error::Closed { op }),
                 Errno::EINVAL if !msg.is_empty() => {
@@ -254,6 +260,11 @@ impl Endpoint for SysvEndpoint {
 
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
         self.timeout = timeout;
+        Ok(())
+    }
+
+    fn set_nonblocking(&mut self, nonblocking: bool) -> Result<()> {
+        self.nonblocking = nonblocking;
         Ok(())
     }
 }
