@@ -146,6 +146,27 @@ pub fn decode_chunk(value: i32) -> Result<Chunk> {
 /// # Errors
 /// [`Error::TooLarge`] over `max` (which is itself capped at [`LEN_LIMIT`]).
 pub fn encode_message(msg: &[u8], max: usize, seq: &mut u8) -> Result<Vec<i32>> {
+    let chunks = message_chunks(msg, max, *seq)?;
+    *seq = seq_after(*seq, msg.len());
+    Ok(chunks.collect())
+}
+
+/// How many chunks carry a message of `len` bytes: the start and one per 3 bytes.
+fn chunk_count(len: usize) -> usize {
+    1 + len.div_ceil(3)
+}
+
+/// The sequence number after the chunks of a message of `len` bytes numbered from `seq`.
+fn seq_after(seq: u8, len: usize) -> u8 {
+    ((seq as usize + chunk_count(len)) & 0x3f) as u8
+}
+
+/// The chunks of `msg`, numbered from `seq`, made one at a time (the sender's path,
+/// which does not allocate).
+///
+/// # Errors
+/// As [`encode_message`].
+fn message_chunks(msg: &[u8], max: usize, seq: u8) -> Result<impl Iterator<Item = i32> + '_> {
     let max = max.min(LEN_LIMIT);
     if msg.len() > max {
         return Err(Error::TooLarge {
@@ -153,22 +174,20 @@ pub fn encode_message(msg: &[u8], max: usize, seq: &mut u8) -> Result<Vec<i32>> 
             max,
         });
     }
-    let mut out = Vec::with_capacity(1 + msg.len().div_ceil(3));
-    let mut next = || {
-        let s = *seq;
-        *seq = (*seq + 1) & 0x3f;
-        s
-    };
-    out.push(encode_chunk(Chunk::Start {
-        seq: next(),
+    let next = move |i: usize| ((seq as usize + i) & 0x3f) as u8;
+    let start = std::iter::once(encode_chunk(Chunk::Start {
+        seq: next(0),
         len: msg.len() as u32,
     }));
-    for part in msg.chunks(3) {
+    let data = msg.chunks(3).enumerate().map(move |(i, part)| {
         let mut bytes = [0u8; 3];
         bytes[..part.len()].copy_from_slice(part);
-        out.push(encode_chunk(Chunk::Data { seq: next(), bytes }));
-    }
-    Ok(out)
+        encode_chunk(Chunk::Data {
+            seq: next(i + 1),
+            bytes,
+        })
+    });
+    Ok(start.chain(data))
 }
 
 /// Rebuilds messages from chunks, checking sequence numbers and the sender. Pure: feed
@@ -180,6 +199,8 @@ pub struct Reassembler {
     next_seq: Option<u8>,
     /// The message in progress and its announced length.
     msg: Option<(Vec<u8>, usize)>,
+    /// A buffer given back with [`Reassembler::recycle`], for the next message.
+    spare: Option<Vec<u8>>,
 }
 
 impl Reassembler {
@@ -190,7 +211,22 @@ impl Reassembler {
             sender: None,
             next_seq: None,
             msg: None,
+            spare: None,
         }
+    }
+
+    /// Gives back a buffer (a message this reassembler returned, once used) to hold a
+    /// later message, so that a steady stream of messages does not allocate. Its
+    /// content is dropped. One spare buffer is kept; more are freed.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.is_none() {
+            self.spare = Some(buf);
+        }
+    }
+
+    /// Whether a recycled buffer waits to be used.
+    pub fn has_spare(&self) -> bool {
+        self.spare.is_some()
     }
 
     /// The sender this reassembler locked onto (pid, uid), after the first chunk.
@@ -282,7 +318,10 @@ impl Reassembler {
         if len > self.max {
             return Err(Error::TooLarge { len, max: self.max });
         }
-        self.msg = Some((Vec::with_capacity(len), len));
+        let mut buf = self.spare.take().unwrap_or_default();
+        buf.clear();
+        buf.reserve(len);
+        self.msg = Some((buf, len));
         Ok(())
     }
 
@@ -313,6 +352,9 @@ pub fn max_message() -> usize {
 /// The receiving end: a dedicated thread reads the signals and hands over messages.
 pub struct SignalReceiver {
     rx: Option<mpsc::Receiver<Result<Vec<u8>>>>,
+    /// Buffers given back to the receiving thread for later messages (see
+    /// [`Reassembler::recycle`]): a steady stream of messages does not allocate.
+    free: Option<mpsc::SyncSender<Vec<u8>>>,
     stop: Option<OwnedFd>,
     thread: Option<JoinHandle<()>>,
     timeout: Option<Duration>,
@@ -384,7 +426,13 @@ pub(crate) fn field_u32(b: &[u8], off: usize) -> u32 {
 }
 
 /// The receiving thread: reads signals until `stop` is closed or the channel is gone.
-fn receive_loop(sfd: OwnedFd, stop: OwnedFd, max: usize, tx: mpsc::SyncSender<Result<Vec<u8>>>) {
+fn receive_loop(
+    sfd: OwnedFd,
+    stop: OwnedFd,
+    max: usize,
+    tx: mpsc::SyncSender<Result<Vec<u8>>>,
+    free: mpsc::Receiver<Vec<u8>>,
+) {
     let mut re = Reassembler::new(max);
     let mut buf = vec![0u8; SIGINFO * 64];
     loop {
@@ -411,6 +459,11 @@ fn receive_loop(sfd: OwnedFd, stop: OwnedFd, max: usize, tx: mpsc::SyncSender<Re
                     let pid = field_u32(info, 12);
                     let uid = field_u32(info, 16);
                     let value = field_u32(info, 44) as i32;
+                    if !re.has_spare()
+                        && let Ok(b) = free.try_recv()
+                    {
+                        re.recycle(b);
+                    }
                     let out = match re.push(code, value, pid, uid) {
                         Ok(None) => continue,
                         Ok(Some(m)) => Ok(m),
@@ -436,6 +489,7 @@ impl SignalReceiver {
         let (stop_r, stop_w) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2 (stop)", e))?;
         let (tx, rx) = mpsc::sync_channel(BACKLOG);
+        let (free_tx, free_rx) = mpsc::sync_channel(BACKLOG);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<i32>>();
         let thread = std::thread::Builder::new()
             .name("ipc-audit-signal-rx".into())
@@ -449,7 +503,7 @@ impl SignalReceiver {
                 };
                 // The signal is blocked here before anyone learns this thread's id.
                 let _ = ready_tx.send(Ok(nix::unistd::gettid().as_raw()));
-                receive_loop(sfd, stop_r, max, tx);
+                receive_loop(sfd, stop_r, max, tx, free_rx);
             })
             .map_err(|e| Error::io(format!("{NAME}: spawn the receiving thread"), e))?;
         let tid = match ready_rx.recv_timeout(Duration::from_secs(10)) {
@@ -464,6 +518,7 @@ impl SignalReceiver {
         };
         Ok(SignalReceiver {
             rx: Some(rx),
+            free: Some(free_tx),
             stop: Some(stop_w),
             thread: Some(thread),
             timeout: None,
@@ -480,25 +535,25 @@ impl Endpoint for SignalReceiver {
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        let op = format!("{NAME}: recv");
-        let rx = self
-            .rx
-            .as_ref()
-            .ok_or_else(|| Error::Closed { op: op.clone() })?;
+        // Named only on the error paths: a receive that succeeds does not allocate.
+        let op = || format!("{NAME}: recv");
+        let rx = self.rx.as_ref().ok_or_else(|| Error::Closed { op: op() })?;
         let got = match self.timeout {
-            None => rx.recv().map_err(|_| Error::Closed { op: op.clone() }),
+            None => rx.recv().map_err(|_| Error::Closed { op: op() }),
             Some(t) => rx.recv_timeout(t).map_err(|e| match e {
-                mpsc::RecvTimeoutError::Timeout => Error::Timeout {
-                    op: op.clone(),
-                    after: t,
-                },
-                mpsc::RecvTimeoutError::Disconnected => Error::Closed { op: op.clone() },
+                mpsc::RecvTimeoutError::Timeout => Error::Timeout { op: op(), after: t },
+                mpsc::RecvTimeoutError::Disconnected => Error::Closed { op: op() },
             }),
         }?;
-        let msg = got?;
-        buf.clear();
-        buf.extend_from_slice(&msg);
-        Ok(msg.len())
+        // The message's buffer becomes the caller's, and the caller's old one goes back
+        // to the receiving thread for a later message: no copy, no allocation.
+        let mut old = std::mem::replace(buf, got?);
+        old.clear();
+        if let Some(free) = &self.free {
+            // A full channel (the thread is behind) frees the buffer instead.
+            let _ = free.try_send(old);
+        }
+        Ok(buf.len())
     }
 
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
@@ -619,15 +674,18 @@ pub(crate) fn tgkill(pid: i32, tid: i32, sig: i32) -> std::result::Result<(), Er
 
 impl Endpoint for SignalSender {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
-        let mut seq = self.seq;
-        let chunks = encode_message(msg, self.max, &mut seq)?;
+        let chunks = message_chunks(msg, self.max, self.seq)?;
+        let count = chunk_count(msg.len());
         let dl = deadline(self.timeout);
         let started = Instant::now();
-        let op = format!(
-            "{NAME}: queue a signal for pid {} thread {}",
-            self.pid, self.tid
-        );
-        for (i, &c) in chunks.iter().enumerate() {
+        // Named only on the error paths: a send that succeeds does not allocate.
+        let op = || {
+            format!(
+                "{NAME}: queue a signal for pid {} thread {}",
+                self.pid, self.tid
+            )
+        };
+        for (i, c) in chunks.enumerate() {
             let mut step = 0u32;
             loop {
                 match self.queue(c) {
@@ -641,9 +699,9 @@ impl Endpoint for SignalSender {
                         {
                             // Chunks already queued form a cut message, which the
                             // receiver drops when the next message starts.
-                            self.seq = (self.seq + i as u8) & 0x3f;
+                            self.seq = ((self.seq as usize + i) & 0x3f) as u8;
                             return Err(Error::Timeout {
-                                op: format!("{op} ({i} of {} chunks queued)", chunks.len()),
+                                op: format!("{} ({i} of {count} chunks queued)", op()),
                                 after: started.elapsed(),
                             });
                         }
@@ -652,12 +710,12 @@ impl Endpoint for SignalSender {
                         std::thread::sleep(pause);
                         step += 1;
                     }
-                    Err(Errno::ESRCH) => return Err(Error::Closed { op }),
-                    Err(e) => return Err(Error::sys(op, e)),
+                    Err(Errno::ESRCH) => return Err(Error::Closed { op: op() }),
+                    Err(e) => return Err(Error::sys(op(), e)),
                 }
             }
         }
-        self.seq = seq;
+        self.seq = seq_after(self.seq, msg.len());
         Ok(())
     }
 
