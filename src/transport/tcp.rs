@@ -32,7 +32,7 @@ fn framed(s: TcpStream, max: usize) -> Result<FramedStream> {
         .map_err(|e| Error::io(format!("{NAME}: dup"), e))?;
     Ok(
         FramedStream::new(NAME, Some(OwnedFd::from(r)), Some(OwnedFd::from(s)), max)?
-            .socket()
+            .socket()?
             .may_split(),
     )
 }
