@@ -353,6 +353,28 @@ mod tests {
     }
 
     #[test]
+    fn inotify_masks_are_parsed_and_a_torn_tail_ignored() {
+        let event = |mask: u32, name: &[u8]| {
+            let mut e = Vec::new();
+            e.extend_from_slice(&1i32.to_ne_bytes());
+            e.extend_from_slice(&mask.to_ne_bytes());
+            e.extend_from_slice(&0u32.to_ne_bytes());
+            e.extend_from_slice(&(name.len() as u32).to_ne_bytes());
+            e.extend_from_slice(name);
+            e
+        };
+        let mut bytes = event(AddWatchFlags::IN_MODIFY.bits(), b"");
+        bytes.extend(event(AddWatchFlags::IN_CLOSE_WRITE.bits(), b"name\0\0\0\0"));
+        bytes.extend(&event(AddWatchFlags::IN_Q_OVERFLOW.bits(), b"")[..10]);
+        let masks: Vec<_> = inotify_masks(&bytes).collect();
+        assert_eq!(
+            masks,
+            [AddWatchFlags::IN_MODIFY, AddWatchFlags::IN_CLOSE_WRITE]
+        );
+        assert_eq!(inotify_masks(&[]).count(), 0);
+    }
+
+    #[test]
     fn send_recv_and_clean_close() {
         for log in [FileLog::default(), FileLog::durable()] {
             let (mut rx, mut tx, _d, _) = pair(log, &Config::default());

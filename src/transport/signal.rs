@@ -860,6 +860,41 @@ mod tests {
     }
 
     #[test]
+    fn chunks_match_encode_message_and_recycled_buffers_are_reused() {
+        for (len, start) in [(0usize, 0u8), (1, 63), (5, 60), (600, 7)] {
+            let msg: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut seq = start;
+            let v = encode_message(&msg, MAX_MESSAGE, &mut seq).unwrap();
+            assert_eq!(v.len(), chunk_count(len));
+            let it: Vec<i32> = message_chunks(&msg, MAX_MESSAGE, start).unwrap().collect();
+            assert_eq!(it, v);
+            assert_eq!(seq, seq_after(start, len));
+            assert_eq!(seq as usize, (start as usize + v.len()) % 64);
+        }
+        let mut re = Reassembler::new(100);
+        let mut seq = 0;
+        let mut feed = |re: &mut Reassembler, msg: &[u8]| {
+            let mut out = None;
+            for c in encode_message(msg, 100, &mut seq).unwrap() {
+                out = re.push(libc::SI_QUEUE, c, 1, 2).unwrap();
+            }
+            out.unwrap()
+        };
+        let first = feed(&mut re, b"hello");
+        let ptr = first.as_ptr();
+        re.recycle(first);
+        assert!(re.has_spare());
+        let second = feed(&mut re, b"world");
+        assert_eq!(second, b"world");
+        assert_eq!(
+            second.as_ptr(),
+            ptr,
+            "the recycled buffer holds the next message"
+        );
+        assert!(!re.has_spare());
+    }
+
+    #[test]
     fn send_recv_in_order_with_boundaries() {
         let (mut rx, mut tx) = pair();
         let msgs: Vec<Vec<u8>> = vec![

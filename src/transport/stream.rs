@@ -623,3 +623,138 @@ pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> Option<Credentials> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    const MAX: usize = frame::DEFAULT_MAX_FRAME;
+
+    /// A framed socket end, and the raw other end of the pair.
+    fn socket_pair() -> (FramedStream, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        let r = a.try_clone().unwrap();
+        let end = FramedStream::new("test", Some(OwnedFd::from(r)), Some(OwnedFd::from(a)), MAX)
+            .unwrap()
+            .socket()
+            .unwrap();
+        (end, b)
+    }
+
+    fn frame_of(msg: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        frame::encode(msg, MAX, &mut f).unwrap();
+        f
+    }
+
+    #[test]
+    fn socket_recv_times_out_within_bounds() {
+        let (mut end, _other) = socket_pair();
+        end.set_timeout(Some(Duration::from_millis(50))).unwrap();
+        let t = Instant::now();
+        let mut buf = Vec::new();
+        assert!(matches!(end.recv(&mut buf), Err(Error::Timeout { .. })));
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(45), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
+
+    #[test]
+    fn socket_zero_and_huge_timeouts() {
+        let (mut end, mut other) = socket_pair();
+        let mut buf = Vec::new();
+        end.set_timeout(Some(Duration::ZERO)).unwrap();
+        let t = Instant::now();
+        assert!(matches!(end.recv(&mut buf), Err(Error::Timeout { .. })));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        // Too large for an Instant or a timeval: waits forever, never panics.
+        end.set_timeout(Some(Duration::MAX)).unwrap();
+        other.write_all(&frame_of(b"late")).unwrap();
+        assert_eq!(end.recv(&mut buf).unwrap(), 4);
+        assert_eq!(buf, b"late");
+    }
+
+    #[test]
+    fn socket_frame_in_two_pieces_arrives_whole() {
+        let (mut end, mut other) = socket_pair();
+        end.set_timeout(Some(Duration::from_secs(5))).unwrap();
+        let f = frame_of(&[7u8; 100]);
+        other.write_all(&f[..30]).unwrap();
+        let rest = f[30..].to_vec();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            other.write_all(&rest).unwrap();
+            other
+        });
+        let mut buf = Vec::new();
+        assert_eq!(end.recv(&mut buf).unwrap(), 100);
+        assert_eq!(buf, [7u8; 100]);
+        drop(writer.join().unwrap());
+        assert!(matches!(end.recv(&mut buf), Err(Error::Closed { .. })));
+    }
+
+    #[test]
+    fn socket_torn_frame_times_out_by_the_deadline() {
+        // The first read takes part of a frame; the rest never comes: the call still
+        // ends at its deadline (the later reads wait in poll, for what is left).
+        let (mut end, mut other) = socket_pair();
+        end.set_timeout(Some(Duration::from_millis(100))).unwrap();
+        let f = frame_of(&[1u8; 50]);
+        other.write_all(&f[..20]).unwrap();
+        let t = Instant::now();
+        let mut buf = Vec::new();
+        assert!(matches!(end.recv(&mut buf), Err(Error::Timeout { .. })));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn socket_nonblocking_mode_would_block() {
+        let (mut end, mut other) = socket_pair();
+        end.set_timeout(Some(Duration::from_secs(5))).unwrap();
+        end.set_nonblocking(true).unwrap();
+        let mut buf = Vec::new();
+        let t = Instant::now();
+        assert!(matches!(end.recv(&mut buf), Err(Error::WouldBlock { .. })));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        other.write_all(&frame_of(b"now")).unwrap();
+        assert_eq!(end.recv(&mut buf).unwrap(), 3);
+        end.send(b"back").unwrap();
+        end.set_nonblocking(false).unwrap();
+        let mut back = FramedStream::new(
+            "raw",
+            Some(OwnedFd::from(other.try_clone().unwrap())),
+            None,
+            MAX,
+        )
+        .unwrap();
+        back.set_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(back.recv(&mut buf).unwrap(), 4);
+        assert_eq!(buf, b"back");
+    }
+
+    #[test]
+    fn pipe_polls_first_after_an_empty_read_and_still_times_out() {
+        let (r, w) = pipe_cloexec("test").unwrap();
+        let mut rx = FramedStream::new("test", Some(r), None, MAX).unwrap();
+        let mut tx = FramedStream::new("test", None, Some(w), MAX).unwrap();
+        rx.set_timeout(Some(Duration::from_millis(30))).unwrap();
+        let mut buf = Vec::new();
+        assert!(matches!(rx.recv(&mut buf), Err(Error::Timeout { .. })));
+        assert!(rx.poll_first);
+        tx.send(b"one").unwrap();
+        tx.send(b"two").unwrap();
+        assert_eq!(rx.recv(&mut buf).unwrap(), 3);
+        assert_eq!(rx.recv(&mut buf).unwrap(), 3);
+        assert_eq!(buf, b"two");
+        let t = Instant::now();
+        assert!(matches!(rx.recv(&mut buf), Err(Error::Timeout { .. })));
+        assert!(t.elapsed() >= Duration::from_millis(25));
+        rx.set_nonblocking(true).unwrap();
+        assert!(matches!(rx.recv(&mut buf), Err(Error::WouldBlock { .. })));
+        drop(tx);
+        rx.set_nonblocking(false).unwrap();
+        assert!(matches!(rx.recv(&mut buf), Err(Error::Closed { .. })));
+    }
+}
