@@ -36,6 +36,12 @@ pub struct DatagramEndpoint {
     dir: Dir,
     timeout: Option<Duration>,
     scratch: Box<[u8]>,
+    /// "NAME: send" and "NAME: recv", made once: the per-message paths do not allocate.
+    ops: Box<[String; 2]>,
+    /// The control-message buffer of every receive, made once (seqpacket only: room for
+    /// the credentials that mark an empty message).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    cmsg: Vec<u8>,
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     /// Seqpacket: a read of 0 bytes is an empty message when it carries credentials
     /// (SO_PASSCRED on this socket), end-of-file when it carries none.
@@ -62,6 +68,8 @@ impl DatagramEndpoint {
             dir,
             timeout: None,
             scratch: Box::default(),
+            ops: Box::new([format!("{name}: send"), format!("{name}: recv")]),
+            cmsg: Vec::new(),
             creds_mark_messages: false,
         })
     }
@@ -74,6 +82,7 @@ impl DatagramEndpoint {
         setsockopt(&self.fd, PassCred, &true)
             .map_err(|e| Error::sys(format!("{}: SO_PASSCRED", self.name), e))?;
         self.creds_mark_messages = true;
+        self.cmsg = nix::cmsg_space!(libc::ucred);
         Ok(self)
     }
 
@@ -97,12 +106,10 @@ impl DatagramEndpoint {
             )));
         }
         let dl = deadline(self.timeout);
-        let op = format!("{}: recv", self.name);
+        let op = self.ops[1].as_str();
         loop {
             #[cfg(target_os = "linux")]
-            let mut cmsg = nix::cmsg_space!(libc::ucred);
-            #[cfg(target_os = "linux")]
-            let cbuf = self.creds_mark_messages.then_some(cmsg.as_mut_slice());
+            let cbuf = self.creds_mark_messages.then_some(self.cmsg.as_mut_slice());
             #[cfg(not(target_os = "linux"))]
             let cbuf = None;
             let mut iov = [IoSliceMut::new(buf)];
@@ -129,18 +136,20 @@ impl DatagramEndpoint {
                         });
                     }
                     if len == 0 && self.creds_mark_messages && !has_creds {
-                        return Err(Error::Closed { op });
+                        return Err(Error::Closed { op: op.into() });
                     }
                     return Ok(len);
                 }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => {
-                    let ev = wait_fd(self.fd.as_fd(), PollFlags::POLLIN, dl, &op)?;
+                    let ev = wait_fd(self.fd.as_fd(), PollFlags::POLLIN, dl, op)?;
                     if ev.contains(PollFlags::POLLERR) && !ev.contains(PollFlags::POLLIN) {
-                        return Err(Error::Closed { op });
+                        return Err(Error::Closed { op: op.into() });
                     }
                 }
-                Err(Errno::ECONNRESET | Errno::ECONNREFUSED) => return Err(Error::Closed { op }),
+                Err(Errno::ECONNRESET | Errno::ECONNREFUSED) => {
+                    return Err(Error::Closed { op: op.into() });
+                }
                 Err(e) => return Err(Error::sys(op, e)),
             }
         }
@@ -162,7 +171,7 @@ impl Endpoint for DatagramEndpoint {
             });
         }
         let dl = deadline(self.timeout);
-        let op = format!("{}: send", self.name);
+        let op = self.ops[0].as_str();
         loop {
             match send(self.fd.as_raw_fd(), msg, nosignal()) {
                 Ok(n) if n == msg.len() => return Ok(()),
@@ -174,7 +183,7 @@ impl Endpoint for DatagramEndpoint {
                 }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN | Errno::ENOBUFS) => {
-                    wait_fd(self.fd.as_fd(), PollFlags::POLLOUT, dl, &op)?;
+                    wait_fd(self.fd.as_fd(), PollFlags::POLLOUT, dl, op)?;
                 }
                 Err(Errno::EMSGSIZE) => {
                     return Err(Error::TooLarge {
@@ -182,7 +191,9 @@ impl Endpoint for DatagramEndpoint {
                         max: self.max,
                     });
                 }
-                Err(Errno::ECONNREFUSED | Errno::ENOTCONN) => return Err(Error::Closed { op }),
+                Err(Errno::ECONNREFUSED | Errno::ENOTCONN) => {
+                    return Err(Error::Closed { op: op.into() });
+                }
                 Err(e) => return Err(Error::sys(op, e)),
             }
         }

@@ -17,6 +17,12 @@ use crate::frame::DEFAULT_MAX_FRAME;
 /// A FIFO (`mkfifo`), mode 0600 from the moment its name exists. One way: the peer opens
 /// it for writing, the local end reads. Boundaries are restored by the
 /// [`frame`](crate::frame) codec.
+///
+/// A send to a reader that is gone is [`Error::Closed`](crate::Error::Closed), never
+/// death by SIGPIPE: SIGPIPE's disposition is read when the writing end is made (one
+/// `sigaction`, not one per message); if it is not SIG_IGN then, SIGPIPE is blocked in
+/// the sending thread around each write. A program that sets SIGPIPE back to SIG_DFL
+/// must do so before it makes its writing ends (Rust programs start with it ignored).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Fifo;
 

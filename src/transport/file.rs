@@ -60,6 +60,8 @@ pub struct FileReader {
     writer_closed: bool,
     timeout: Option<Duration>,
     path: String,
+    /// "wait for data in PATH", made once: the per-message path does not allocate.
+    wait_op: String,
 }
 
 impl std::fmt::Debug for FileReader {
@@ -94,21 +96,23 @@ impl FileReader {
             writer_closed: true,
             timeout: Some(Duration::ZERO),
             path: "(closed log)".into(),
+            wait_op: format!("{NAME}: wait for data in a closed log"),
         })
     }
 
     /// Waits for the file to change (or the deadline), and notes a writer's close.
+    ///
+    /// The inotify events are read into a buffer on the stack and only their masks are
+    /// looked at (nix's `read_events` returns a `Vec` per call): a wait that succeeds
+    /// does not allocate.
     fn wait_change(&mut self, dl: Option<std::time::Instant>) -> Result<()> {
-        let op = format!("{NAME}: wait for data in {}", self.path);
-        wait_fd(self.inotify.as_fd(), PollFlags::POLLIN, dl, &op)?;
+        wait_fd(self.inotify.as_fd(), PollFlags::POLLIN, dl, &self.wait_op)?;
+        let mut events = [0u8; INOTIFY_BUF];
         loop {
-            match self.inotify.read_events() {
-                Ok(evs) => {
-                    if evs.iter().any(|e| {
-                        e.mask.intersects(
-                            AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_Q_OVERFLOW,
-                        )
-                    }) {
+            match nix::unistd::read(self.inotify.as_fd(), &mut events) {
+                Ok(n) => {
+                    let closed = AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_Q_OVERFLOW;
+                    if inotify_masks(&events[..n]).any(|m| m.intersects(closed)) {
                         // On overflow a close may have been lost: treat it as seen; the
                         // worst case is an early Closed on a file still being written,
                         // never a wrong message.
@@ -121,6 +125,29 @@ impl FileReader {
             }
         }
     }
+}
+
+/// Size of the buffer that inotify events are read into: room for many events of a
+/// watched file (16 bytes each: a watch on a file carries no name).
+const INOTIFY_BUF: usize = 4096;
+
+/// Length of `struct inotify_event` without its name.
+const INOTIFY_HEADER: usize = 16;
+
+/// The masks of the `struct inotify_event`s in `bytes` (what one `read` of an inotify
+/// descriptor gave): `wd` (i32), `mask`, `cookie`, `len` (u32 each), then `len` bytes of
+/// name. A truncated last event is ignored.
+fn inotify_masks(bytes: &[u8]) -> impl Iterator<Item = AddWatchFlags> + '_ {
+    let mut off = 0;
+    std::iter::from_fn(move || {
+        let header = bytes.get(off..off + INOTIFY_HEADER)?;
+        let mask = u32::from_ne_bytes([header[4], header[5], header[6], header[7]]);
+        let len = u32::from_ne_bytes([header[12], header[13], header[14], header[15]]);
+        off = off
+            .saturating_add(INOTIFY_HEADER)
+            .saturating_add(len as usize);
+        Some(AddWatchFlags::from_bits_truncate(mask))
+    })
 }
 
 impl Endpoint for FileReader {
@@ -260,6 +287,7 @@ impl FileLog {
             writer_closed: false,
             timeout: None,
             path: path.display().to_string(),
+            wait_op: format!("{NAME}: wait for data in {}", path.display()),
         };
         let peer = PeerEnd {
             fds: Vec::new(),
@@ -348,6 +376,28 @@ mod tests {
         let path = peer.info.splitn(3, ' ').nth(2).unwrap().to_string();
         let tx = log.attach_concrete(peer).unwrap();
         (rx, tx, dir, path)
+    }
+
+    #[test]
+    fn inotify_masks_are_parsed_and_a_torn_tail_ignored() {
+        let event = |mask: u32, name: &[u8]| {
+            let mut e = Vec::new();
+            e.extend_from_slice(&1i32.to_ne_bytes());
+            e.extend_from_slice(&mask.to_ne_bytes());
+            e.extend_from_slice(&0u32.to_ne_bytes());
+            e.extend_from_slice(&(name.len() as u32).to_ne_bytes());
+            e.extend_from_slice(name);
+            e
+        };
+        let mut bytes = event(AddWatchFlags::IN_MODIFY.bits(), b"");
+        bytes.extend(event(AddWatchFlags::IN_CLOSE_WRITE.bits(), b"name\0\0\0\0"));
+        bytes.extend(&event(AddWatchFlags::IN_Q_OVERFLOW.bits(), b"")[..10]);
+        let masks: Vec<_> = inotify_masks(&bytes).collect();
+        assert_eq!(
+            masks,
+            [AddWatchFlags::IN_MODIFY, AddWatchFlags::IN_CLOSE_WRITE]
+        );
+        assert_eq!(inotify_masks(&[]).count(), 0);
     }
 
     #[test]

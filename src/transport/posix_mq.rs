@@ -132,6 +132,9 @@ pub struct MqEndpoint {
     timeout: Option<Duration>,
     nonblocking: bool,
     scratch: Vec<u8>,
+    /// "send to NAME" and "receive from NAME", made once: the per-message paths do not
+    /// allocate.
+    ops: Box<[String; 2]>,
 }
 
 /// Creates a queue `name` (which must not exist) with `depth` messages of up to
@@ -239,6 +242,10 @@ impl MqEndpoint {
             timeout: None,
             nonblocking: false,
             scratch: Vec::new(),
+            ops: Box::new([
+                format!("{NAME}: send to {name}"),
+                format!("{NAME}: receive from {name}"),
+            ]),
         })
     }
 
@@ -295,12 +302,12 @@ impl MqEndpoint {
             ));
         }
         let dl = deadline(self.timeout);
-        let op = format!("{NAME}: send to {}", self.name);
+        let op = self.ops[0].as_str();
         loop {
             match mq_send(self.mqd(), msg, prio) {
                 Ok(()) => return Ok(()),
                 Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => self.wait(PollFlags::POLLOUT, dl, &op)?,
+                Err(Errno::EAGAIN) => self.wait(PollFlags::POLLOUT, dl, op)?,
                 Err(Errno::EMSGSIZE) => {
                     return Err(Error::TooLarge {
                         len: msg.len(),
@@ -325,13 +332,13 @@ impl MqEndpoint {
             return Err(Error::Unsupported(format!("{NAME}: this end only sends")));
         }
         let dl = deadline(self.timeout);
-        let op = format!("{NAME}: receive from {}", self.name);
+        let op = self.ops[1].as_str();
         loop {
             let mut prio = 0;
             match mq_receive(self.mqd(), buf, &mut prio) {
                 Ok(n) => return Ok((n, prio)),
                 Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => self.wait(PollFlags::POLLIN, dl, &op)?,
+                Err(Errno::EAGAIN) => self.wait(PollFlags::POLLIN, dl, op)?,
                 Err(Errno::EMSGSIZE) => {
                     return Err(Error::Truncated {
                         buf: buf.len(),

@@ -189,7 +189,8 @@ impl SemEndpoint {
 
     /// Waits for one post until `dl`.
     fn wait(&mut self, dl: Option<Instant>) -> Result<()> {
-        let op = format!("{NAME}: wait on {}", self.name);
+        // Named only on the error path: a wait that succeeds does not allocate.
+        let op = || format!("{NAME}: wait on {}", self.name);
         loop {
             let r = match dl {
                 // SAFETY: `sem` is open.
@@ -214,12 +215,12 @@ impl SemEndpoint {
                     // The realtime clock may have jumped: trust the monotonic deadline.
                     if dl.is_some_and(|d| Instant::now() >= d) {
                         return Err(Error::Timeout {
-                            op,
+                            op: op(),
                             after: Duration::ZERO,
                         });
                     }
                 }
-                e => return Err(Error::sys(op, e)),
+                e => return Err(Error::sys(op(), e)),
             }
         }
     }

@@ -147,6 +147,27 @@ pub fn decode_chunk(value: i32) -> Result<Chunk> {
 /// # Errors
 /// [`Error::TooLarge`] over `max` (which is itself capped at [`LEN_LIMIT`]).
 pub fn encode_message(msg: &[u8], max: usize, seq: &mut u8) -> Result<Vec<i32>> {
+    let chunks = message_chunks(msg, max, *seq)?;
+    *seq = seq_after(*seq, msg.len());
+    Ok(chunks.collect())
+}
+
+/// How many chunks carry a message of `len` bytes: the start and one per 3 bytes.
+fn chunk_count(len: usize) -> usize {
+    1 + len.div_ceil(3)
+}
+
+/// The sequence number after the chunks of a message of `len` bytes numbered from `seq`.
+fn seq_after(seq: u8, len: usize) -> u8 {
+    ((seq as usize + chunk_count(len)) & 0x3f) as u8
+}
+
+/// The chunks of `msg`, numbered from `seq`, made one at a time (the sender's path,
+/// which does not allocate).
+///
+/// # Errors
+/// As [`encode_message`].
+fn message_chunks(msg: &[u8], max: usize, seq: u8) -> Result<impl Iterator<Item = i32> + '_> {
     let max = max.min(LEN_LIMIT);
     if msg.len() > max {
         return Err(Error::TooLarge {
@@ -154,22 +175,20 @@ pub fn encode_message(msg: &[u8], max: usize, seq: &mut u8) -> Result<Vec<i32>> 
             max,
         });
     }
-    let mut out = Vec::with_capacity(1 + msg.len().div_ceil(3));
-    let mut next = || {
-        let s = *seq;
-        *seq = (*seq + 1) & 0x3f;
-        s
-    };
-    out.push(encode_chunk(Chunk::Start {
-        seq: next(),
+    let next = move |i: usize| ((seq as usize + i) & 0x3f) as u8;
+    let start = std::iter::once(encode_chunk(Chunk::Start {
+        seq: next(0),
         len: msg.len() as u32,
     }));
-    for part in msg.chunks(3) {
+    let data = msg.chunks(3).enumerate().map(move |(i, part)| {
         let mut bytes = [0u8; 3];
         bytes[..part.len()].copy_from_slice(part);
-        out.push(encode_chunk(Chunk::Data { seq: next(), bytes }));
-    }
-    Ok(out)
+        encode_chunk(Chunk::Data {
+            seq: next(i + 1),
+            bytes,
+        })
+    });
+    Ok(start.chain(data))
 }
 
 /// Rebuilds messages from chunks, checking sequence numbers and the sender. Pure: feed
@@ -181,6 +200,8 @@ pub struct Reassembler {
     next_seq: Option<u8>,
     /// The message in progress and its announced length.
     msg: Option<(Vec<u8>, usize)>,
+    /// A buffer given back with [`Reassembler::recycle`], for the next message.
+    spare: Option<Vec<u8>>,
 }
 
 impl Reassembler {
@@ -191,7 +212,22 @@ impl Reassembler {
             sender: None,
             next_seq: None,
             msg: None,
+            spare: None,
         }
+    }
+
+    /// Gives back a buffer (a message this reassembler returned, once used) to hold a
+    /// later message, so that a steady stream of messages does not allocate. Its
+    /// content is dropped. One spare buffer is kept; more are freed.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.is_none() {
+            self.spare = Some(buf);
+        }
+    }
+
+    /// Whether a recycled buffer waits to be used.
+    pub fn has_spare(&self) -> bool {
+        self.spare.is_some()
     }
 
     /// The sender this reassembler locked onto (pid, uid), after the first chunk.
@@ -283,7 +319,10 @@ impl Reassembler {
         if len > self.max {
             return Err(Error::TooLarge { len, max: self.max });
         }
-        self.msg = Some((Vec::with_capacity(len), len));
+        let mut buf = self.spare.take().unwrap_or_default();
+        buf.clear();
+        buf.reserve(len);
+        self.msg = Some((buf, len));
         Ok(())
     }
 
@@ -314,6 +353,9 @@ pub fn max_message() -> usize {
 /// The receiving end: a dedicated thread reads the signals and hands over messages.
 pub struct SignalReceiver {
     rx: Option<mpsc::Receiver<Result<Vec<u8>>>>,
+    /// Buffers given back to the receiving thread for later messages (see
+    /// [`Reassembler::recycle`]): a steady stream of messages does not allocate.
+    free: Option<mpsc::SyncSender<Vec<u8>>>,
     stop: Option<OwnedFd>,
     thread: Option<JoinHandle<()>>,
     timeout: Option<Duration>,
@@ -385,7 +427,13 @@ pub(crate) fn field_u32(b: &[u8], off: usize) -> u32 {
 }
 
 /// The receiving thread: reads signals until `stop` is closed or the channel is gone.
-fn receive_loop(sfd: OwnedFd, stop: OwnedFd, max: usize, tx: mpsc::SyncSender<Result<Vec<u8>>>) {
+fn receive_loop(
+    sfd: OwnedFd,
+    stop: OwnedFd,
+    max: usize,
+    tx: mpsc::SyncSender<Result<Vec<u8>>>,
+    free: mpsc::Receiver<Vec<u8>>,
+) {
     let mut re = Reassembler::new(max);
     let mut buf = vec![0u8; SIGINFO * 64];
     loop {
@@ -412,6 +460,11 @@ fn receive_loop(sfd: OwnedFd, stop: OwnedFd, max: usize, tx: mpsc::SyncSender<Re
                     let pid = field_u32(info, 12);
                     let uid = field_u32(info, 16);
                     let value = field_u32(info, 44) as i32;
+                    if !re.has_spare()
+                        && let Ok(b) = free.try_recv()
+                    {
+                        re.recycle(b);
+                    }
                     let out = match re.push(code, value, pid, uid) {
                         Ok(None) => continue,
                         Ok(Some(m)) => Ok(m),
@@ -437,6 +490,7 @@ impl SignalReceiver {
         let (stop_r, stop_w) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe2 (stop)", e))?;
         let (tx, rx) = mpsc::sync_channel(BACKLOG);
+        let (free_tx, free_rx) = mpsc::sync_channel(BACKLOG);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<i32>>();
         let thread = std::thread::Builder::new()
             .name("ipc-audit-signal-rx".into())
@@ -450,7 +504,7 @@ impl SignalReceiver {
                 };
                 // The signal is blocked here before anyone learns this thread's id.
                 let _ = ready_tx.send(Ok(nix::unistd::gettid().as_raw()));
-                receive_loop(sfd, stop_r, max, tx);
+                receive_loop(sfd, stop_r, max, tx, free_rx);
             })
             .map_err(|e| Error::io(format!("{NAME}: spawn the receiving thread"), e))?;
         let tid = match ready_rx.recv_timeout(Duration::from_secs(10)) {
@@ -465,6 +519,7 @@ impl SignalReceiver {
         };
         Ok(SignalReceiver {
             rx: Some(rx),
+            free: Some(free_tx),
             stop: Some(stop_w),
             thread: Some(thread),
             timeout: None,
@@ -481,25 +536,25 @@ impl Endpoint for SignalReceiver {
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        let op = format!("{NAME}: recv");
-        let rx = self
-            .rx
-            .as_ref()
-            .ok_or_else(|| Error::Closed { op: op.clone() })?;
+        // Named only on the error paths: a receive that succeeds does not allocate.
+        let op = || format!("{NAME}: recv");
+        let rx = self.rx.as_ref().ok_or_else(|| Error::Closed { op: op() })?;
         let got = match self.timeout {
-            None => rx.recv().map_err(|_| Error::Closed { op: op.clone() }),
+            None => rx.recv().map_err(|_| Error::Closed { op: op() }),
             Some(t) => rx.recv_timeout(t).map_err(|e| match e {
-                mpsc::RecvTimeoutError::Timeout => Error::Timeout {
-                    op: op.clone(),
-                    after: t,
-                },
-                mpsc::RecvTimeoutError::Disconnected => Error::Closed { op: op.clone() },
+                mpsc::RecvTimeoutError::Timeout => Error::Timeout { op: op(), after: t },
+                mpsc::RecvTimeoutError::Disconnected => Error::Closed { op: op() },
             }),
         }?;
-        let msg = got?;
-        buf.clear();
-        buf.extend_from_slice(&msg);
-        Ok(msg.len())
+        // The message's buffer becomes the caller's, and the caller's old one goes back
+        // to the receiving thread for a later message: no copy, no allocation.
+        let mut old = std::mem::replace(buf, got?);
+        old.clear();
+        if let Some(free) = &self.free {
+            // A full channel (the thread is behind) frees the buffer instead.
+            let _ = free.try_send(old);
+        }
+        Ok(buf.len())
     }
 
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
@@ -677,9 +732,8 @@ impl Endpoint for SignalSender {
         let dl = deadline(self.timeout);
         // The rest of an earlier message first; this one is refused whole meanwhile.
         self.queue_pending(dl, &op)?;
-        let mut seq = self.seq;
-        let chunks = encode_message(msg, self.max, &mut seq)?;
-        let total = chunks.len();
+        let chunks = message_chunks(msg, self.max, self.seq)?;
+        let total = chunk_count(msg.len());
         self.pending.extend(chunks);
         match self.queue_pending(dl, &op) {
             Ok(()) => {}
@@ -699,7 +753,7 @@ impl Endpoint for SignalSender {
                 return Err(e);
             }
         }
-        self.seq = seq;
+        self.seq = seq_after(self.seq, msg.len());
         Ok(())
     }
 
@@ -848,6 +902,41 @@ mod tests {
         let mut tx = Signal.attach_concrete(peer).unwrap();
         tx.set_timeout(T).unwrap();
         (rx, tx)
+    }
+
+    #[test]
+    fn chunks_match_encode_message_and_recycled_buffers_are_reused() {
+        for (len, start) in [(0usize, 0u8), (1, 63), (5, 60), (600, 7)] {
+            let msg: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut seq = start;
+            let v = encode_message(&msg, MAX_MESSAGE, &mut seq).unwrap();
+            assert_eq!(v.len(), chunk_count(len));
+            let it: Vec<i32> = message_chunks(&msg, MAX_MESSAGE, start).unwrap().collect();
+            assert_eq!(it, v);
+            assert_eq!(seq, seq_after(start, len));
+            assert_eq!(seq as usize, (start as usize + v.len()) % 64);
+        }
+        let mut re = Reassembler::new(100);
+        let mut seq = 0;
+        let mut feed = |re: &mut Reassembler, msg: &[u8]| {
+            let mut out = None;
+            for c in encode_message(msg, 100, &mut seq).unwrap() {
+                out = re.push(libc::SI_QUEUE, c, 1, 2).unwrap();
+            }
+            out.unwrap()
+        };
+        let first = feed(&mut re, b"hello");
+        let ptr = first.as_ptr();
+        re.recycle(first);
+        assert!(re.has_spare());
+        let second = feed(&mut re, b"world");
+        assert_eq!(second, b"world");
+        assert_eq!(
+            second.as_ptr(),
+            ptr,
+            "the recycled buffer holds the next message"
+        );
+        assert!(!re.has_spare());
     }
 
     #[test]

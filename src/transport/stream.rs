@@ -1,9 +1,25 @@
 //! A framed byte stream over any descriptor: the endpoint behind pipe, FIFO, Unix stream
-//! and TCP. Waits use `poll` with the endpoint's timeout, so no wait is unbounded
+//! and TCP. Every wait is bounded by the endpoint's timeout, so no wait is unbounded
 //! unless the caller asks for it.
+//!
+//! # Syscalls per message
+//!
+//! A send is one `writev` (pipe, FIFO) or `sendmsg` (socket) of header and payload. A
+//! receive reads up to 64 KiB at once, so a small frame (header and payload) comes in
+//! one read, and frames already read are decoded without a syscall. How a receive waits:
+//!
+//! - Sockets stay in blocking mode with SO_RCVTIMEO set to the timeout: the first read
+//!   of a receive blocks in the kernel, bounded by the timeout, so an idle receive costs
+//!   one `recv`, as in C. Any further read of that receive (the rest of a frame, a retry
+//!   after EINTR) is a MSG_DONTWAIT read that waits in `poll` for what is left of the
+//!   deadline. Sends use MSG_DONTWAIT and wait in `poll`, so they stay bounded too.
+//! - Pipes and FIFOs have no receive timeout in the kernel, so they are nonblocking and
+//!   wait in `poll`. After a read that found nothing, the next receives poll first
+//!   (`poll` + `read`, rather than `read` + `poll` + `read`), until a read fills the
+//!   whole buffer (the reader is behind: reading first is cheaper again).
 
 use std::io::IoSlice;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -58,24 +74,63 @@ pub(crate) fn wait_fd(
     }
 }
 
-/// The deadline for a wait starting now.
+/// The deadline for a wait starting now; a timeout too large to represent waits forever.
 pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now() + t)
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// What a descriptor written by [`write_some`] is, for how to write without SIGPIPE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sink {
+    /// A socket: `sendmsg` with MSG_NOSIGNAL (and MSG_DONTWAIT).
+    Socket,
+    /// A pipe or FIFO: `writev`, with SIGPIPE blocked around it unless its disposition
+    /// was SIG_IGN when the writer was made (see [`Sink::pipe`]).
+    Pipe {
+        /// SIGPIPE was ignored when the writer was made.
+        sigpipe_ignored: bool,
+    },
+}
+
+impl Sink {
+    /// A pipe or FIFO writer, reading SIGPIPE's disposition now (one `sigaction`), not
+    /// on every write: each would cost a syscall, about as much as the write itself.
+    /// Where SIGPIPE is ignored now (the default in Rust programs) the writes are plain
+    /// `writev`s; otherwise SIGPIPE is blocked in the writing thread around each write.
+    /// So a program that puts SIGPIPE back to SIG_DFL must do it before it makes its
+    /// pipe and FIFO writers (as the audit's peer does); one made while SIGPIPE was
+    /// ignored is not protected if the program later restores the default.
+    pub(crate) fn pipe() -> Self {
+        Sink::Pipe {
+            sigpipe_ignored: sigpipe_ignored(),
+        }
+    }
+
+    fn write(self, fd: BorrowedFd<'_>, iov: &[IoSlice<'_>]) -> nix::Result<usize> {
+        use nix::sys::socket::{UnixAddr, sendmsg};
+        match self {
+            Sink::Socket => sendmsg::<UnixAddr>(fd.as_raw_fd(), iov, &[], send_flags(), None),
+            Sink::Pipe {
+                sigpipe_ignored: true,
+            } => nix::sys::uio::writev(fd, iov),
+            Sink::Pipe {
+                sigpipe_ignored: false,
+            } => writev_sigpipe_blocked(fd, iov),
+        }
+    }
 }
 
 /// Writes `bufs` to a descriptor, retrying on EINTR and short writes, waiting for
 /// writability (bounded by `deadline`; `Some(now)` never waits) when it is full. On a
 /// socket the write is a `sendmsg` with MSG_NOSIGNAL, so a closed peer gives an error
-/// rather than SIGPIPE. Returns the bytes written and the error that stopped it, if any.
+/// rather than SIGPIPE; on a pipe, see [`Sink::pipe`]. Returns the bytes written and the error that stopped it, if any.
 pub(crate) fn write_some(
     fd: BorrowedFd<'_>,
     bufs: &[&[u8]],
-    socket: bool,
+    sink: Sink,
     deadline: Option<Instant>,
     op: &str,
 ) -> (usize, Option<Error>) {
-    use nix::sys::socket::{UnixAddr, sendmsg};
-    use std::os::fd::AsRawFd;
     let mut idx = 0;
     let mut off = 0;
     let mut total = 0;
@@ -91,12 +146,7 @@ pub(crate) fn write_some(
             slices[i] = IoSlice::new(if i == 0 { &b[off..] } else { b });
             n += 1;
         }
-        let written = if socket {
-            sendmsg::<UnixAddr>(fd.as_raw_fd(), &slices[..n], &[], nosignal(), None)
-        } else {
-            writev_nosigpipe(fd, &slices[..n])
-        };
-        match written {
+        match sink.write(fd, &slices[..n]) {
             Ok(mut w) => {
                 total += w;
                 while w > 0 && idx < bufs.len() {
@@ -144,29 +194,27 @@ pub(crate) fn pipe_cloexec(what: &str) -> Result<(OwnedFd, OwnedFd)> {
     }
 }
 
-/// Flags for `sendmsg` on a stream socket: no SIGPIPE where the platform has the flag
-/// (macOS has only the SO_NOSIGPIPE socket option).
-fn nosignal() -> nix::sys::socket::MsgFlags {
+/// Flags for `sendmsg` on a stream socket: never wait in the kernel (the socket is in
+/// blocking mode for its receives; a send that would wait waits in `poll`, bounded), and
+/// no SIGPIPE where the platform has the flag (macOS has only the SO_NOSIGPIPE socket
+/// option).
+fn send_flags() -> nix::sys::socket::MsgFlags {
+    use nix::sys::socket::MsgFlags;
     #[cfg(not(target_vendor = "apple"))]
     {
-        nix::sys::socket::MsgFlags::MSG_NOSIGNAL
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT
     }
     #[cfg(target_vendor = "apple")]
     {
-        nix::sys::socket::MsgFlags::empty()
+        MsgFlags::MSG_DONTWAIT
     }
 }
 
-/// `writev` that never raises SIGPIPE: a pipe whose reader is gone gives EPIPE, and the
-/// process lives, whatever the SIGPIPE disposition. Where SIGPIPE is ignored (the default
-/// in Rust programs) this is a plain `writev`; otherwise SIGPIPE is blocked in this thread
-/// for the write, a SIGPIPE it raised is taken back with `sigtimedwait`, and the mask is
-/// restored.
-fn writev_nosigpipe(fd: BorrowedFd<'_>, iov: &[IoSlice<'_>]) -> nix::Result<usize> {
+/// `writev` that never raises SIGPIPE, whatever its disposition: a pipe whose reader is
+/// gone gives EPIPE, and the process lives. SIGPIPE is blocked in this thread for the
+/// write, a SIGPIPE it raised is taken back with `sigtimedwait`, and the mask is restored.
+fn writev_sigpipe_blocked(fd: BorrowedFd<'_>, iov: &[IoSlice<'_>]) -> nix::Result<usize> {
     use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
-    if sigpipe_ignored() {
-        return nix::sys::uio::writev(fd, iov);
-    }
     let mut pipe = SigSet::empty();
     pipe.add(Signal::SIGPIPE);
     let mut old = SigSet::empty();
@@ -239,6 +287,8 @@ pub(crate) struct FramedStream {
     rend: usize,
     timeout: Option<Duration>,
     socket: bool,
+    /// How writes avoid SIGPIPE.
+    sink: Sink,
     await_writer: bool,
     cred: Option<Credentials>,
     nonblocking: bool,
@@ -246,6 +296,9 @@ pub(crate) struct FramedStream {
     // nonblocking mode, when the stream was full): written before the next frame, so a
     // frame is never torn. Empty almost always; its capacity is kept.
     pending: Vec<u8>,
+    /// Pipes and FIFOs: the last read found nothing, so the next receive waits in `poll`
+    /// before reading (one syscall less per message in a ping-pong).
+    poll_first: bool,
 }
 
 impl FramedStream {
@@ -261,6 +314,13 @@ impl FramedStream {
         for fd in rd.iter().chain(wr.iter()) {
             set_nonblocking(fd.as_fd(), &name)?;
         }
+        // A receiving end never writes: no need to read the disposition for it.
+        let sink = match wr {
+            Some(_) => Sink::pipe(),
+            None => Sink::Pipe {
+                sigpipe_ignored: false,
+            },
+        };
         Ok(FramedStream {
             ops: Box::new([format!("{name}: send"), format!("{name}: recv")]),
             name,
@@ -273,19 +333,30 @@ impl FramedStream {
             rend: 0,
             timeout: None,
             socket: false,
+            sink,
             await_writer: false,
             cred: None,
             nonblocking: false,
             pending: Vec::new(),
+            poll_first: false,
         })
     }
 
-    /// Marks the descriptors as sockets: writes use MSG_NOSIGNAL, and the peer's
-    /// credentials are read once, where the platform tells them.
-    pub(crate) fn socket(mut self) -> Self {
+    /// Marks the descriptors as sockets: they go back to blocking mode, so that the
+    /// first read of a receive waits in the kernel (bounded by SO_RCVTIMEO, see
+    /// [`set_timeout`](Endpoint::set_timeout)); writes use MSG_DONTWAIT and
+    /// MSG_NOSIGNAL; the peer's credentials are read once, where the platform tells them.
+    ///
+    /// # Errors
+    /// The system error of `fcntl`.
+    pub(crate) fn socket(mut self) -> Result<Self> {
+        for fd in self.rd.iter().chain(self.wr.iter()) {
+            set_blocking(fd.as_fd(), &self.name)?;
+        }
         self.socket = true;
+        self.sink = Sink::Socket;
         self.cred = self.wr.as_ref().and_then(|fd| peer_cred(fd.as_fd()));
-        self
+        Ok(self)
     }
 
     /// For a FIFO reader opened before any writer: a read before the first writer comes
@@ -299,10 +370,20 @@ impl FramedStream {
 
 /// Sets O_NONBLOCK on a descriptor.
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, what: &str) -> Result<()> {
+    set_o_nonblock(fd, true, what)
+}
+
+/// Clears O_NONBLOCK on a descriptor.
+fn set_blocking(fd: BorrowedFd<'_>, what: &str) -> Result<()> {
+    set_o_nonblock(fd, false, what)
+}
+
+fn set_o_nonblock(fd: BorrowedFd<'_>, on: bool, what: &str) -> Result<()> {
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
     let flags =
         fcntl(fd, FcntlArg::F_GETFL).map_err(|e| Error::sys(format!("{what}: F_GETFL"), e))?;
-    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
+    let mut flags = OFlag::from_bits_retain(flags);
+    flags.set(OFlag::O_NONBLOCK, on);
     fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(|e| Error::sys(format!("{what}: F_SETFL"), e))?;
     Ok(())
 }
@@ -314,9 +395,32 @@ impl Drop for FramedStream {
         // as an error, never as a message).
         if let (Some(wr), false) = (&self.wr, self.pending.is_empty()) {
             let dl = Some(Instant::now() + Duration::from_secs(1));
-            let _ = write_some(wr.as_fd(), &[&self.pending], self.socket, dl, &self.ops[0]);
+            let _ = write_some(wr.as_fd(), &[&self.pending], self.sink, dl, &self.ops[0]);
         }
     }
+}
+
+/// SO_RCVTIMEO for `timeout`: `None` (zero) waits forever; a timeout under a microsecond
+/// is rounded up to one, since zero would mean forever.
+fn set_recv_timeout(fd: BorrowedFd<'_>, timeout: Option<Duration>, what: &str) -> Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+    use nix::sys::time::{TimeVal, TimeValLike};
+    let micros = match timeout {
+        None => 0,
+        Some(t) => i64::try_from(t.as_micros()).unwrap_or(i64::MAX).max(1),
+    };
+    // A timeout too large for a timeval is as good as forever.
+    let tv = if micros / 1_000_000 > i64::from(i32::MAX) {
+        TimeVal::microseconds(0)
+    } else {
+        TimeVal::microseconds(micros)
+    };
+    setsockopt(&fd, ReceiveTimeout, &tv).map_err(|e| {
+        Error::sys(
+            format!("{what}: setsockopt SO_RCVTIMEO {timeout:?} (as {micros} µs)"),
+            e,
+        )
+    })
 }
 
 impl Endpoint for FramedStream {
@@ -341,13 +445,13 @@ impl Endpoint for FramedStream {
         // First the rest of an earlier frame; while it cannot go out, this message is
         // refused whole.
         if !self.pending.is_empty() {
-            let (w, err) = write_some(wr.as_fd(), &[&self.pending], self.socket, dl, &self.ops[0]);
+            let (w, err) = write_some(wr.as_fd(), &[&self.pending], self.sink, dl, &self.ops[0]);
             self.pending.drain(..w);
             if let Some(e) = err {
                 return Err(refused(e, self.nonblocking, &self.ops[0]));
             }
         }
-        let (w, err) = write_some(wr.as_fd(), &[&header, msg], self.socket, dl, &self.ops[0]);
+        let (w, err) = write_some(wr.as_fd(), &[&header, msg], self.sink, dl, &self.ops[0]);
         match err {
             None => Ok(()),
             // Nothing went out: the message is refused, the stream intact.
@@ -378,6 +482,13 @@ impl Endpoint for FramedStream {
         if self.rbuf.is_empty() {
             self.rbuf = vec![0u8; READ_BUF].into_boxed_slice();
         }
+        // A socket's first read of this call may wait in the kernel: SO_RCVTIMEO bounds
+        // it by the timeout, which is at most the deadline. Every later read (the rest of
+        // a frame, a retry after EINTR or after SO_RCVTIMEO expired early) waits in
+        // `poll` for what is left, so the whole call stays within the deadline. A zero
+        // timeout cannot be put in SO_RCVTIMEO (zero means forever): no kernel wait then.
+        let mut kernel_wait =
+            self.socket && !self.nonblocking && self.timeout != Some(Duration::ZERO);
         loop {
             if self.rpos < self.rend {
                 let d = self.dec.decode(&self.rbuf[self.rpos..self.rend], buf);
@@ -408,8 +519,22 @@ impl Endpoint for FramedStream {
                 } else {
                     wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
                 }
+            } else if self.poll_first && !self.nonblocking {
+                wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
             }
-            match nix::unistd::read(rd.as_fd(), &mut self.rbuf) {
+            let r = if self.socket {
+                use nix::sys::socket::MsgFlags;
+                let flags = if kernel_wait {
+                    MsgFlags::empty()
+                } else {
+                    MsgFlags::MSG_DONTWAIT
+                };
+                kernel_wait = false;
+                nix::sys::socket::recv(rd.as_raw_fd(), &mut self.rbuf, flags)
+            } else {
+                nix::unistd::read(rd.as_fd(), &mut self.rbuf)
+            };
+            match r {
                 Ok(0) => {
                     let op = format!("{}: recv", self.name);
                     return match self.dec.finish() {
@@ -420,6 +545,10 @@ impl Endpoint for FramedStream {
                 Ok(n) => {
                     self.rend = n;
                     self.await_writer = false;
+                    if n == self.rbuf.len() {
+                        // The writer is ahead: data is there when we come to read.
+                        self.poll_first = false;
+                    }
                 }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => {
@@ -430,6 +559,11 @@ impl Endpoint for FramedStream {
                             op: self.ops[1].clone(),
                         });
                     }
+                    if !self.socket {
+                        self.poll_first = true;
+                    }
+                    // After SO_RCVTIMEO expired this returns Timeout at once (or waits
+                    // for the rest of the deadline if the kernel woke early).
                     wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
                 }
                 Err(Errno::ECONNRESET) => {
@@ -443,6 +577,11 @@ impl Endpoint for FramedStream {
     }
 
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        if self.socket
+            && let Some(rd) = &self.rd
+        {
+            set_recv_timeout(rd.as_fd(), timeout, &self.name)?;
+        }
         self.timeout = timeout;
         Ok(())
     }
@@ -459,14 +598,15 @@ impl Endpoint for FramedStream {
             return Ok(());
         }
         let dl = deadline(self.timeout);
-        let (w, err) = write_some(wr.as_fd(), &[&self.pending], self.socket, dl, &self.ops[0]);
+        let (w, err) = write_some(wr.as_fd(), &[&self.pending], self.sink, dl, &self.ops[0]);
         self.pending.drain(..w);
         err.map_or(Ok(()), Err)
     }
 
     fn set_nonblocking(&mut self, nonblocking: bool) -> Result<()> {
-        // The descriptors are always O_NONBLOCK; the mode only decides whether a
-        // would-be wait in `poll` happens or is reported.
+        // Pipes and FIFOs are always O_NONBLOCK and sockets always read and write with
+        // MSG_DONTWAIT in this mode: the mode only decides whether a would-be wait
+        // happens or is reported.
         self.nonblocking = nonblocking;
         Ok(())
     }
@@ -489,5 +629,140 @@ pub(crate) fn peer_cred(fd: BorrowedFd<'_>) -> Option<Credentials> {
     {
         let _ = fd;
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    const MAX: usize = frame::DEFAULT_MAX_FRAME;
+
+    /// A framed socket end, and the raw other end of the pair.
+    fn socket_pair() -> (FramedStream, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        let r = a.try_clone().unwrap();
+        let end = FramedStream::new("test", Some(OwnedFd::from(r)), Some(OwnedFd::from(a)), MAX)
+            .unwrap()
+            .socket()
+            .unwrap();
+        (end, b)
+    }
+
+    fn frame_of(msg: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        frame::encode(msg, MAX, &mut f).unwrap();
+        f
+    }
+
+    #[test]
+    fn socket_recv_times_out_within_bounds() {
+        let (mut end, _other) = socket_pair();
+        end.set_timeout(Some(Duration::from_millis(50))).unwrap();
+        let t = Instant::now();
+        let mut buf = Vec::new();
+        assert!(matches!(end.recv(&mut buf), Err(Error::Timeout { .. })));
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(45), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
+
+    #[test]
+    fn socket_zero_and_huge_timeouts() {
+        let (mut end, mut other) = socket_pair();
+        let mut buf = Vec::new();
+        end.set_timeout(Some(Duration::ZERO)).unwrap();
+        let t = Instant::now();
+        assert!(matches!(end.recv(&mut buf), Err(Error::Timeout { .. })));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        // Too large for an Instant or a timeval: waits forever, never panics.
+        end.set_timeout(Some(Duration::MAX)).unwrap();
+        other.write_all(&frame_of(b"late")).unwrap();
+        assert_eq!(end.recv(&mut buf).unwrap(), 4);
+        assert_eq!(buf, b"late");
+    }
+
+    #[test]
+    fn socket_frame_in_two_pieces_arrives_whole() {
+        let (mut end, mut other) = socket_pair();
+        end.set_timeout(Some(Duration::from_secs(5))).unwrap();
+        let f = frame_of(&[7u8; 100]);
+        other.write_all(&f[..30]).unwrap();
+        let rest = f[30..].to_vec();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            other.write_all(&rest).unwrap();
+            other
+        });
+        let mut buf = Vec::new();
+        assert_eq!(end.recv(&mut buf).unwrap(), 100);
+        assert_eq!(buf, [7u8; 100]);
+        drop(writer.join().unwrap());
+        assert!(matches!(end.recv(&mut buf), Err(Error::Closed { .. })));
+    }
+
+    #[test]
+    fn socket_torn_frame_times_out_by_the_deadline() {
+        // The first read takes part of a frame; the rest never comes: the call still
+        // ends at its deadline (the later reads wait in poll, for what is left).
+        let (mut end, mut other) = socket_pair();
+        end.set_timeout(Some(Duration::from_millis(100))).unwrap();
+        let f = frame_of(&[1u8; 50]);
+        other.write_all(&f[..20]).unwrap();
+        let t = Instant::now();
+        let mut buf = Vec::new();
+        assert!(matches!(end.recv(&mut buf), Err(Error::Timeout { .. })));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn socket_nonblocking_mode_would_block() {
+        let (mut end, mut other) = socket_pair();
+        end.set_timeout(Some(Duration::from_secs(5))).unwrap();
+        end.set_nonblocking(true).unwrap();
+        let mut buf = Vec::new();
+        let t = Instant::now();
+        assert!(matches!(end.recv(&mut buf), Err(Error::WouldBlock { .. })));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        other.write_all(&frame_of(b"now")).unwrap();
+        assert_eq!(end.recv(&mut buf).unwrap(), 3);
+        end.send(b"back").unwrap();
+        end.set_nonblocking(false).unwrap();
+        let mut back = FramedStream::new(
+            "raw",
+            Some(OwnedFd::from(other.try_clone().unwrap())),
+            None,
+            MAX,
+        )
+        .unwrap();
+        back.set_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(back.recv(&mut buf).unwrap(), 4);
+        assert_eq!(buf, b"back");
+    }
+
+    #[test]
+    fn pipe_polls_first_after_an_empty_read_and_still_times_out() {
+        let (r, w) = pipe_cloexec("test").unwrap();
+        let mut rx = FramedStream::new("test", Some(r), None, MAX).unwrap();
+        let mut tx = FramedStream::new("test", None, Some(w), MAX).unwrap();
+        rx.set_timeout(Some(Duration::from_millis(30))).unwrap();
+        let mut buf = Vec::new();
+        assert!(matches!(rx.recv(&mut buf), Err(Error::Timeout { .. })));
+        assert!(rx.poll_first);
+        tx.send(b"one").unwrap();
+        tx.send(b"two").unwrap();
+        assert_eq!(rx.recv(&mut buf).unwrap(), 3);
+        assert_eq!(rx.recv(&mut buf).unwrap(), 3);
+        assert_eq!(buf, b"two");
+        let t = Instant::now();
+        assert!(matches!(rx.recv(&mut buf), Err(Error::Timeout { .. })));
+        assert!(t.elapsed() >= Duration::from_millis(25));
+        rx.set_nonblocking(true).unwrap();
+        assert!(matches!(rx.recv(&mut buf), Err(Error::WouldBlock { .. })));
+        drop(tx);
+        rx.set_nonblocking(false).unwrap();
+        assert!(matches!(rx.recv(&mut buf), Err(Error::Closed { .. })));
     }
 }

@@ -115,6 +115,9 @@ pub struct SysvEndpoint {
     timeout: Option<Duration>,
     buf: Vec<u8>,
     nonblocking: bool,
+    /// "msgsnd to queue ID" and "msgrcv from queue ID", made once: the per-message paths
+    /// do not allocate.
+    ops: Box<[String; 2]>,
 }
 
 /// Sleeps a little longer each time, up to 1 ms; `Err(Timeout)` past the deadline.
@@ -146,6 +149,10 @@ impl SysvEndpoint {
             timeout: None,
             buf: Vec::new(),
             nonblocking: false,
+            ops: Box::new([
+                format!("{NAME}: msgsnd to queue {id}"),
+                format!("{NAME}: msgrcv from queue {id}"),
+            ]),
         }
     }
 
@@ -163,7 +170,7 @@ impl SysvEndpoint {
     /// or the system error.
     pub fn recv_capped(&mut self, out: &mut Vec<u8>, cap: usize) -> Result<usize> {
         let dl = deadline(self.timeout);
-        let op = format!("{NAME}: msgrcv from queue {}", self.id);
+        let op = self.ops[1].as_str();
         let started = Instant::now();
         let mut step = 0;
         self.buf.resize(MTYPE + cap, 0);
@@ -188,16 +195,16 @@ impl SysvEndpoint {
             match Errno::last() {
                 Errno::EINTR => {}
                 Errno::ENOMSG | Errno::EAGAIN if self.nonblocking => {
-                    return Err(Error::WouldBlock { op });
+                    return Err(Error::WouldBlock { op: op.into() });
                 }
-                Errno::ENOMSG | Errno::EAGAIN => backoff(&mut step, dl, &op, started)?,
+                Errno::ENOMSG | Errno::EAGAIN => backoff(&mut step, dl, op, started)?,
                 Errno::E2BIG => {
                     return Err(Error::Truncated {
                         buf: cap,
                         len: None,
                     });
                 }
-                Errno::EIDRM | Errno::EINVAL => return Err(Error::Closed { op }),
+                Errno::EIDRM | Errno::EINVAL => return Err(Error::Closed { op: op.into() }),
                 e => return Err(Error::sys(op, e)),
             }
         }
@@ -216,7 +223,7 @@ impl Endpoint for SysvEndpoint {
         self.buf.extend_from_slice(&self.send_type.to_ne_bytes());
         self.buf.extend_from_slice(msg);
         let dl = deadline(self.timeout);
-        let op = format!("{NAME}: msgsnd to queue {}", self.id);
+        let op = self.ops[0].as_str();
         let started = Instant::now();
         let mut step = 0;
         loop {
@@ -235,20 +242,22 @@ impl Endpoint for SysvEndpoint {
             }
             match Errno::last() {
                 Errno::EINTR => {}
-                Errno::EAGAIN if self.nonblocking => return Err(Error::WouldBlock { op }),
-                Errno::EAGAIN => backoff(&mut step, dl, &op, started)?,
-                Errno::EIDRM => return Err(Error::Closed { op }),
+                Errno::EAGAIN if self.nonblocking => {
+                    return Err(Error::WouldBlock { op: op.into() });
+                }
+                Errno::EAGAIN => backoff(&mut step, dl, op, started)?,
+                Errno::EIDRM => return Err(Error::Closed { op: op.into() }),
                 Errno::EINVAL if !msg.is_empty() => {
                     // Removed queue, or a size over msgmax (checked above): tell which.
                     return match stat(self.id) {
-                        Err(_) => Err(Error::Closed { op }),
+                        Err(_) => Err(Error::Closed { op: op.into() }),
                         Ok(_) => Err(Error::TooLarge {
                             len: msg.len(),
                             max: self.max,
                         }),
                     };
                 }
-                Errno::EINVAL => return Err(Error::Closed { op }),
+                Errno::EINVAL => return Err(Error::Closed { op: op.into() }),
                 e => return Err(Error::sys(op, e)),
             }
         }

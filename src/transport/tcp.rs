@@ -30,7 +30,7 @@ fn framed(s: TcpStream, max: usize) -> Result<FramedStream> {
     let r = s
         .try_clone()
         .map_err(|e| Error::io(format!("{NAME}: dup"), e))?;
-    Ok(FramedStream::new(NAME, Some(OwnedFd::from(r)), Some(OwnedFd::from(s)), max)?.socket())
+    Ok(FramedStream::new(NAME, Some(OwnedFd::from(r)), Some(OwnedFd::from(s)), max)?.socket()?)
 }
 
 /// The listening end: accepts its one peer on first use, within the timeout.

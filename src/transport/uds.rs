@@ -28,7 +28,7 @@ fn framed(name: &str, s: UnixStream, max: usize) -> Result<FramedStream> {
     let r = s
         .try_clone()
         .map_err(|e| Error::io(format!("{name}: dup"), e))?;
-    Ok(FramedStream::new(name, Some(OwnedFd::from(r)), Some(OwnedFd::from(s)), max)?.socket())
+    FramedStream::new(name, Some(OwnedFd::from(r)), Some(OwnedFd::from(s)), max)?.socket()
 }
 
 /// The listening end: accepts its one peer on first use, within the timeout.
