@@ -107,6 +107,10 @@ impl Endpoint for FaultyEnd {
     fn set_nonblocking(&mut self, on: bool) -> Result<()> {
         self.inner.set_nonblocking(on)
     }
+
+    fn flush(&mut self) -> Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl Drop for FaultyEnd {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use ipc_audit::Error;
-use ipc_audit::transport::{Config, Endpoint, Transport, by_name};
+use ipc_audit::transport::{Config, by_name};
 
 /// A message far larger than a socket or pipe buffer (loopback TCP buffers grow to a
 /// few MiB each way: 15 MiB, under the 16 MiB frame limit).

@@ -203,7 +203,7 @@ where
             report.transports.push(r);
         }
     }
-    if !args.references.is_empty() && !(args.latency || args.latency_only) {
+    if !(args.references.is_empty() || args.latency || args.latency_only) {
         eprintln!("ipc-audit: --reference is only measured with --latency or --latency-only");
         return ExitCode::from(2);
     }

@@ -957,6 +957,7 @@ fn fd_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
 
 // ---------------------------------------------------------------------------- sigpending
 
+#[cfg(target_os = "linux")]
 /// The realtime signals queued for this process's real uid, from `SigQ` of
 /// /proc/self/status (all of the user's processes count against RLIMIT_SIGPENDING).
 fn queued_signals() -> Result<u64> {
@@ -998,6 +999,7 @@ impl Drop for SigpendingLimit {
     }
 }
 
+#[cfg(target_os = "linux")]
 /// Room left in the tight stage: a few signals over what is already queued.
 const SIGPENDING_ROOM: u64 = 8;
 
@@ -1032,6 +1034,12 @@ fn fd_sigpending(ctx: &Ctx<'_>) -> PropertyResult {
     )
 }
 
+/// What one stage of `fd-sigpending` saw: (accepted, how the fill stopped, its error,
+/// received), or a verdict.
+#[cfg(target_os = "linux")]
+type Stage = std::result::Result<(usize, String, Option<String>, usize), (Verdict, String, String)>;
+
+#[cfg(target_os = "linux")]
 /// One stage of `fd-sigpending`: the peer sends up to `n` messages, each send bounded by
 /// `timeout_ms`, while this process receives. Returns what the peer reported (accepted,
 /// kind of the stopping error, error) or a failure.
@@ -1041,8 +1049,7 @@ fn sigpending_stage(
     seed: u64,
     n: usize,
     timeout_ms: u64,
-) -> Result<std::result::Result<(usize, String, Option<String>, usize), (Verdict, String, String)>>
-{
+) -> Result<Stage> {
     let (mut link, peer) = match spawn(ctx, name, &Config::default(), &PeerOptions::default()) {
         Ok(x) => x,
         // A typed error at open is a clean refusal.

@@ -30,7 +30,7 @@ fn framed(s: TcpStream, max: usize) -> Result<FramedStream> {
     let r = s
         .try_clone()
         .map_err(|e| Error::io(format!("{NAME}: dup"), e))?;
-    Ok(FramedStream::new(NAME, Some(OwnedFd::from(r)), Some(OwnedFd::from(s)), max)?.socket()?)
+    FramedStream::new(NAME, Some(OwnedFd::from(r)), Some(OwnedFd::from(s)), max)?.socket()
 }
 
 /// The listening end: accepts its one peer on first use, within the timeout.
@@ -39,8 +39,9 @@ enum Listening {
         listener: TcpListener,
         max: usize,
         timeout: Option<Duration>,
+        nonblocking: bool,
     },
-    Connected(FramedStream),
+    Connected(Box<FramedStream>),
 }
 
 impl Listening {
@@ -49,6 +50,7 @@ impl Listening {
             listener,
             max,
             timeout,
+            nonblocking,
         } = self
         {
             let op = format!("{NAME}: accept");
@@ -56,8 +58,9 @@ impl Listening {
             let (s, _) = listener.accept().map_err(|e| Error::io(op, e))?;
             let mut f = framed(s, *max)?;
             f.set_timeout(*timeout)?;
+            f.set_nonblocking(*nonblocking)?;
             // Dropping the listener closes the port: nobody else can connect.
-            *self = Listening::Connected(f);
+            *self = Listening::Connected(Box::new(f));
         }
         match self {
             Listening::Connected(f) => Ok(f),
@@ -82,6 +85,23 @@ impl Endpoint for Listening {
                 Ok(())
             }
             Listening::Connected(f) => f.set_timeout(t),
+        }
+    }
+
+    fn set_nonblocking(&mut self, on: bool) -> Result<()> {
+        match self {
+            Listening::Waiting { nonblocking, .. } => {
+                *nonblocking = on;
+                Ok(())
+            }
+            Listening::Connected(f) => f.set_nonblocking(on),
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        match self {
+            Listening::Waiting { .. } => Ok(()),
+            Listening::Connected(f) => f.flush(),
         }
     }
 }
@@ -125,6 +145,7 @@ impl Transport for Tcp {
                 listener,
                 max,
                 timeout: None,
+                nonblocking: false,
             }),
             peer: PeerEnd {
                 fds: Vec::new(),

@@ -118,6 +118,13 @@ impl Endpoint for Listening {
         }
     }
 
+    fn flush(&mut self) -> Result<()> {
+        match self {
+            Listening::Waiting { .. } => Ok(()),
+            Listening::Connected(f) => f.flush(),
+        }
+    }
+
     fn peer_credentials(&self) -> Option<Credentials> {
         match self {
             Listening::Connected(f) => f.peer_credentials(),
