@@ -632,7 +632,7 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
         format!("no bound: {FILL_LIMIT} messages of {size} bytes accepted without WouldBlock")
     };
     if let Some(l) = loss {
-        first = format!("{first} (undeclared loss: {l})");
+        first = format!("{first} (loss, which the transport does not promise against: {l})");
     }
     Ok(Ok(format!("{first}; {back}")))
 }

@@ -46,6 +46,9 @@ pub struct DatagramEndpoint {
     /// Seqpacket: a read of 0 bytes is an empty message when it carries credentials
     /// (SO_PASSCRED on this socket), end-of-file when it carries none.
     creds_mark_messages: bool,
+    /// A send that would wait for room, or a receive that would wait for a datagram,
+    /// gives WouldBlock at once.
+    nonblocking: bool,
 }
 
 impl std::fmt::Debug for DatagramEndpoint {
@@ -71,6 +74,7 @@ impl DatagramEndpoint {
             ops: Box::new([format!("{name}: send"), format!("{name}: recv")]),
             cmsg: Vec::new(),
             creds_mark_messages: false,
+            nonblocking: false,
         })
     }
 
@@ -142,6 +146,9 @@ impl DatagramEndpoint {
                 }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => {
+                    if self.nonblocking {
+                        return Err(Error::WouldBlock { op: op.into() });
+                    }
                     let ev = wait_fd(self.fd.as_fd(), PollFlags::POLLIN, dl, op)?;
                     if ev.contains(PollFlags::POLLERR) && !ev.contains(PollFlags::POLLIN) {
                         return Err(Error::Closed { op: op.into() });
@@ -183,6 +190,9 @@ impl Endpoint for DatagramEndpoint {
                 }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN | Errno::ENOBUFS) => {
+                    if self.nonblocking {
+                        return Err(Error::WouldBlock { op: op.into() });
+                    }
                     wait_fd(self.fd.as_fd(), PollFlags::POLLOUT, dl, op)?;
                 }
                 Err(Errno::EMSGSIZE) => {
@@ -215,6 +225,11 @@ impl Endpoint for DatagramEndpoint {
 
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
         self.timeout = timeout;
+        Ok(())
+    }
+
+    fn set_nonblocking(&mut self, nonblocking: bool) -> Result<()> {
+        self.nonblocking = nonblocking;
         Ok(())
     }
 }
