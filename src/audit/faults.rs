@@ -490,7 +490,20 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
             timeout_ms: 200,
         })?;
         // Blocking sends until one times out: longer than a nonblocking fill.
-        match peer.event(Instant::now() + 2 * ctx.timeout)? {
+        let ev = match peer.event(Instant::now() + 2 * ctx.timeout) {
+            Err(Error::Timeout { .. }) => {
+                return Ok(failed(
+                    format!(
+                        "blocking sends with a 200 ms timeout into a link nobody reads were \
+                         still waiting after {:?}",
+                        2 * ctx.timeout
+                    ),
+                    "a full buffer must make a blocking sender wait to its deadline, not forever",
+                ));
+            }
+            ev => ev?,
+        };
+        match ev {
             Event::Filled {
                 accepted,
                 kind,
