@@ -388,6 +388,82 @@ fn set_o_nonblock(fd: BorrowedFd<'_>, on: bool, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Accepts the one connection of a listening end, by a deadline: returns it as a framed
+/// stream, or an error after which it may be called again.
+pub(crate) type Accept = Box<dyn FnMut(Option<Instant>) -> Result<FramedStream> + Send>;
+
+/// The listening end of a stream transport: accepts its one peer on first use, within
+/// the timeout, then is that connection. The accept closure, and what it owns (the
+/// listener, the directory of its path), is dropped once the peer is accepted: nobody
+/// else can connect after it.
+pub(crate) struct AcceptOnce {
+    accept: Option<Accept>,
+    conn: Option<FramedStream>,
+    timeout: Option<Duration>,
+    nonblocking: bool,
+}
+
+impl AcceptOnce {
+    /// A listening end that accepts with `accept`.
+    pub(crate) fn new(accept: Accept) -> Self {
+        AcceptOnce {
+            accept: Some(accept),
+            conn: None,
+            timeout: None,
+            nonblocking: false,
+        }
+    }
+
+    fn stream(&mut self) -> Result<&mut FramedStream> {
+        if self.conn.is_none() {
+            let accept = self
+                .accept
+                .as_mut()
+                .ok_or_else(|| Error::Protocol("accept-once: no listener left".into()))?;
+            let mut f = accept(deadline(self.timeout))?;
+            f.set_timeout(self.timeout)?;
+            f.set_nonblocking(self.nonblocking)?;
+            self.accept = None;
+            self.conn = Some(f);
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| Error::Protocol("accept-once: not connected".into()))
+    }
+}
+
+impl Endpoint for AcceptOnce {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.stream()?.send(msg)
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.stream()?.recv(buf)
+    }
+
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.timeout = timeout;
+        self.conn
+            .as_mut()
+            .map_or(Ok(()), |f| f.set_timeout(timeout))
+    }
+
+    fn set_nonblocking(&mut self, nonblocking: bool) -> Result<()> {
+        self.nonblocking = nonblocking;
+        self.conn
+            .as_mut()
+            .map_or(Ok(()), |f| f.set_nonblocking(nonblocking))
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.conn.as_mut().map_or(Ok(()), Endpoint::flush)
+    }
+
+    fn peer_credentials(&self) -> Option<Credentials> {
+        self.conn.as_ref().and_then(Endpoint::peer_credentials)
+    }
+}
+
 impl Drop for FramedStream {
     fn drop(&mut self) {
         // The rest of an accepted frame: a bounded last try, so that the reader gets the

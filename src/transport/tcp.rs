@@ -7,7 +7,7 @@ use std::time::Duration;
 use nix::poll::PollFlags;
 
 use super::pipe::parse_max;
-use super::stream::{FramedStream, deadline, wait_fd};
+use super::stream::{AcceptOnce, FramedStream, wait_fd};
 use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
 use super::{Rendezvous, Transport};
 use crate::error::{Error, Result};
@@ -31,79 +31,6 @@ fn framed(s: TcpStream, max: usize) -> Result<FramedStream> {
         .try_clone()
         .map_err(|e| Error::io(format!("{NAME}: dup"), e))?;
     FramedStream::new(NAME, Some(OwnedFd::from(r)), Some(OwnedFd::from(s)), max)?.socket()
-}
-
-/// The listening end: accepts its one peer on first use, within the timeout.
-enum Listening {
-    Waiting {
-        listener: TcpListener,
-        max: usize,
-        timeout: Option<Duration>,
-        nonblocking: bool,
-    },
-    Connected(Box<FramedStream>),
-}
-
-impl Listening {
-    fn stream(&mut self) -> Result<&mut FramedStream> {
-        if let Listening::Waiting {
-            listener,
-            max,
-            timeout,
-            nonblocking,
-        } = self
-        {
-            let op = format!("{NAME}: accept");
-            wait_fd(listener.as_fd(), PollFlags::POLLIN, deadline(*timeout), &op)?;
-            let (s, _) = listener.accept().map_err(|e| Error::io(op, e))?;
-            let mut f = framed(s, *max)?;
-            f.set_timeout(*timeout)?;
-            f.set_nonblocking(*nonblocking)?;
-            // Dropping the listener closes the port: nobody else can connect.
-            *self = Listening::Connected(Box::new(f));
-        }
-        match self {
-            Listening::Connected(f) => Ok(f),
-            Listening::Waiting { .. } => unreachable!("accepted above"),
-        }
-    }
-}
-
-impl Endpoint for Listening {
-    fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.stream()?.send(msg)
-    }
-
-    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.stream()?.recv(buf)
-    }
-
-    fn set_timeout(&mut self, t: Option<Duration>) -> Result<()> {
-        match self {
-            Listening::Waiting { timeout, .. } => {
-                *timeout = t;
-                Ok(())
-            }
-            Listening::Connected(f) => f.set_timeout(t),
-        }
-    }
-
-    fn set_nonblocking(&mut self, on: bool) -> Result<()> {
-        match self {
-            Listening::Waiting { nonblocking, .. } => {
-                *nonblocking = on;
-                Ok(())
-            }
-            Listening::Connected(f) => f.set_nonblocking(on),
-        }
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        match self {
-            Listening::Waiting { .. } => Ok(()),
-            Listening::Connected(f) => f.flush(),
-        }
-    }
 }
 
 impl Transport for Tcp {
@@ -141,12 +68,12 @@ impl Transport for Tcp {
             .local_addr()
             .map_err(|e| Error::io(format!("{NAME}: getsockname"), e))?;
         Ok(Link {
-            local: Box::new(Listening::Waiting {
-                listener,
-                max,
-                timeout: None,
-                nonblocking: false,
-            }),
+            local: Box::new(AcceptOnce::new(Box::new(move |dl| {
+                let op = format!("{NAME}: accept");
+                wait_fd(listener.as_fd(), PollFlags::POLLIN, dl, &op)?;
+                let (s, _) = listener.accept().map_err(|e| Error::io(op, e))?;
+                framed(s, max)
+            }))),
             peer: PeerEnd {
                 fds: Vec::new(),
                 info: format!("{max} {addr}"),

@@ -3,16 +3,13 @@
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::time::Duration;
 
 use nix::poll::PollFlags;
 
 use super::named::{NamedDir, publish_named};
 use super::pipe::parse_max;
-use super::stream::{FramedStream, deadline, wait_fd};
-use super::{
-    Access, Boundaries, Config, Credentials, Endpoint, Guarantees, Link, Ordering, PeerEnd,
-};
+use super::stream::{Accept, AcceptOnce, FramedStream, wait_fd};
+use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
 use super::{Rendezvous, Transport};
 use crate::error::{Error, Result};
 use crate::frame::DEFAULT_MAX_FRAME;
@@ -23,114 +20,47 @@ use crate::frame::DEFAULT_MAX_FRAME;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UdsStream;
 
+/// Accepts the peer on `listener`, checks its uid against `allow`; `guard` (the path's
+/// directory or owner lock) lives until then.
+fn accept_one(
+    listener: UnixListener,
+    max: usize,
+    allow: Option<Vec<u32>>,
+    guard: Box<dyn std::any::Any + Send>,
+) -> Accept {
+    use std::os::fd::AsFd;
+    Box::new(move |dl| {
+        let _guard = &guard;
+        wait_fd(
+            listener.as_fd(),
+            PollFlags::POLLIN,
+            dl,
+            "uds-stream: accept",
+        )?;
+        let (s, _) = listener
+            .accept()
+            .map_err(|e| Error::io("uds-stream: accept", e))?;
+        let f = framed("uds-stream", s, max)?;
+        if let Some(allow) = &allow {
+            let uid = f.peer_credentials().map(|c| c.uid);
+            if !uid.is_some_and(|u| allow.contains(&u)) {
+                // Dropping `f` closes the connection: the peer sees it refused.
+                return Err(Error::invalid(
+                    format!("uds-stream: peer uid not in the allow-list {allow:?}"),
+                    uid.map_or("unknown".into(), |u| u.to_string()),
+                ));
+            }
+        }
+        Ok(f)
+    })
+}
+
 /// Splits a stream socket into a framed endpoint.
 fn framed(name: &str, s: UnixStream, max: usize) -> Result<FramedStream> {
     let r = s
         .try_clone()
         .map_err(|e| Error::io(format!("{name}: dup"), e))?;
     FramedStream::new(name, Some(OwnedFd::from(r)), Some(OwnedFd::from(s)), max)?.socket()
-}
-
-/// The listening end: accepts its one peer on first use, within the timeout.
-enum Listening {
-    Waiting {
-        listener: UnixListener,
-        max: usize,
-        timeout: Option<Duration>,
-        allow: Option<Vec<u32>>,
-        nonblocking: bool,
-        _guard: Box<dyn std::any::Any + Send>,
-    },
-    Connected(FramedStream),
-}
-
-impl Listening {
-    fn stream(&mut self) -> Result<&mut FramedStream> {
-        if let Listening::Waiting {
-            listener,
-            max,
-            timeout,
-            allow,
-            nonblocking,
-            ..
-        } = self
-        {
-            use std::os::fd::AsFd;
-            wait_fd(
-                listener.as_fd(),
-                PollFlags::POLLIN,
-                deadline(*timeout),
-                "uds-stream: accept",
-            )?;
-            let (s, _) = listener
-                .accept()
-                .map_err(|e| Error::io("uds-stream: accept", e))?;
-            let mut f = framed("uds-stream", s, *max)?;
-            if let Some(allow) = allow {
-                let uid = f.peer_credentials().map(|c| c.uid);
-                if !uid.is_some_and(|u| allow.contains(&u)) {
-                    // Dropping `f` closes the connection: the peer sees it refused.
-                    return Err(Error::invalid(
-                        format!("uds-stream: peer uid not in the allow-list {allow:?}"),
-                        uid.map_or("unknown".into(), |u| u.to_string()),
-                    ));
-                }
-            }
-            f.set_timeout(*timeout)?;
-            f.set_nonblocking(*nonblocking)?;
-            // Dropping the listener and the directory removes the path: nobody else can
-            // connect after the peer.
-            *self = Listening::Connected(f);
-        }
-        match self {
-            Listening::Connected(f) => Ok(f),
-            Listening::Waiting { .. } => unreachable!("accepted above"),
-        }
-    }
-}
-
-impl Endpoint for Listening {
-    fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.stream()?.send(msg)
-    }
-
-    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.stream()?.recv(buf)
-    }
-
-    fn set_timeout(&mut self, t: Option<Duration>) -> Result<()> {
-        match self {
-            Listening::Waiting { timeout, .. } => {
-                *timeout = t;
-                Ok(())
-            }
-            Listening::Connected(f) => f.set_timeout(t),
-        }
-    }
-
-    fn set_nonblocking(&mut self, on: bool) -> Result<()> {
-        match self {
-            Listening::Waiting { nonblocking, .. } => {
-                *nonblocking = on;
-                Ok(())
-            }
-            Listening::Connected(f) => f.set_nonblocking(on),
-        }
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        match self {
-            Listening::Waiting { .. } => Ok(()),
-            Listening::Connected(f) => f.flush(),
-        }
-    }
-
-    fn peer_credentials(&self) -> Option<Credentials> {
-        match self {
-            Listening::Connected(f) => f.peer_credentials(),
-            Listening::Waiting { .. } => None,
-        }
-    }
 }
 
 impl Transport for UdsStream {
@@ -170,14 +100,12 @@ impl Transport for UdsStream {
             }
         };
         Ok(Link {
-            local: Box::new(Listening::Waiting {
+            local: Box::new(AcceptOnce::new(accept_one(
                 listener,
                 max,
-                timeout: None,
-                allow: cfg.allow_uids.clone(),
-                nonblocking: false,
-                _guard: guard,
-            }),
+                cfg.allow_uids.clone(),
+                guard,
+            ))),
             peer: PeerEnd {
                 fds: Vec::new(),
                 info: format!("{max} {}", path.display()),
