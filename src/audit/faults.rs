@@ -18,7 +18,7 @@ use proptest::test_runner::{Config as PtConfig, TestCaseError, TestError, TestRu
 use super::exchange::{Kind, Observation, analyse, content, ready, receive, spawn, start};
 use super::peer::{Cmd, Event, PeerOptions, PeerProcess};
 use super::storm::{self, Storm};
-use super::{Ctx, Property, PropertyResult, Verdict};
+use super::{Ctx, Property, PropertyResult, Verdict, could_not_run, result, skipped};
 use crate::error::{Error, Result};
 use crate::transport::{Config, Link, Ordering, PeerEnd, Rendezvous};
 
@@ -75,42 +75,6 @@ pub(super) fn all() -> Vec<Property> {
             exclusive: false,
         },
     ]
-}
-
-fn result(
-    name: &str,
-    declared: &str,
-    observed: String,
-    verdict: Verdict,
-    detail: String,
-) -> PropertyResult {
-    PropertyResult {
-        property: name.into(),
-        declared: declared.into(),
-        observed,
-        verdict,
-        detail,
-    }
-}
-
-fn skipped(name: &str, declared: &str, why: &str) -> PropertyResult {
-    result(
-        name,
-        declared,
-        "not run".into(),
-        Verdict::Skipped,
-        why.into(),
-    )
-}
-
-fn could_not_run(name: &str, declared: &str, e: Error) -> PropertyResult {
-    result(
-        name,
-        declared,
-        e.to_string(),
-        Verdict::Fail,
-        "the check could not run".into(),
-    )
 }
 
 /// Cases from the environment variable `var`, or `default`.

@@ -80,6 +80,45 @@ pub struct Property {
 /// another property's process-wide change.
 static EXCLUSIVE: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
+/// A property's result.
+fn result(
+    name: &str,
+    declared: &str,
+    observed: String,
+    verdict: Verdict,
+    detail: String,
+) -> PropertyResult {
+    PropertyResult {
+        property: name.into(),
+        declared: declared.into(),
+        observed,
+        verdict,
+        detail,
+    }
+}
+
+/// Not run, with the reason.
+fn skipped(name: &str, declared: &str, why: &str) -> PropertyResult {
+    result(
+        name,
+        declared,
+        "not run".into(),
+        Verdict::Skipped,
+        why.into(),
+    )
+}
+
+/// A check that could not run: a fail, with the error.
+fn could_not_run(name: &str, declared: &str, e: crate::Error) -> PropertyResult {
+    result(
+        name,
+        declared,
+        e.to_string(),
+        Verdict::Fail,
+        "the check could not run".into(),
+    )
+}
+
 /// For [`Property::applies`]: every transport.
 fn every(_: &dyn Transport) -> bool {
     true

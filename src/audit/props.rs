@@ -61,6 +61,7 @@ pub(super) fn all() -> Vec<Property> {
     ]
 }
 
+/// A result whose declaration is made per transport (see [`super::result`]).
 fn result(
     name: &str,
     declared: String,
@@ -68,13 +69,7 @@ fn result(
     verdict: Verdict,
     detail: String,
 ) -> PropertyResult {
-    PropertyResult {
-        property: name.into(),
-        declared,
-        observed,
-        verdict,
-        detail,
-    }
+    super::result(name, &declared, observed, verdict, detail)
 }
 
 /// The result for a transport that carries no data, or `None`.

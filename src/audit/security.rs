@@ -8,7 +8,7 @@ use nix::unistd::{getegid, geteuid};
 
 use super::exchange::{analyse, ready, receive, spawn, start};
 use super::peer::{Cmd, Event, Identity, NO_TRANSPORT, PeerOptions, PeerProcess, child_fds};
-use super::{Ctx, Property, PropertyResult, Verdict};
+use super::{Ctx, Property, PropertyResult, Verdict, result};
 use crate::error::{Error, Result};
 use crate::transport::{Access, Config, Credentials, Rendezvous};
 
@@ -58,22 +58,6 @@ pub(super) fn all() -> Vec<Property> {
             exclusive: false,
         },
     ]
-}
-
-fn result(
-    name: &str,
-    declared: &str,
-    observed: String,
-    verdict: Verdict,
-    detail: String,
-) -> PropertyResult {
-    PropertyResult {
-        property: name.into(),
-        declared: declared.into(),
-        observed,
-        verdict,
-        detail,
-    }
 }
 
 /// Why a second uid cannot be had here, or `None` when it can.

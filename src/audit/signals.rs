@@ -22,7 +22,7 @@ use super::exchange::{analyse, content, ready, receive};
 use super::peer::{
     Cmd, Event, HostileAct, Identity, NO_TRANSPORT, PeerOptions, PeerProcess, SigHow,
 };
-use super::{Ctx, Property, PropertyResult, Verdict};
+use super::{Ctx, Property, PropertyResult, Verdict, could_not_run, result};
 use crate::error::{Error, Result};
 use crate::transport::signal::{SIGINFO, block_and_signalfd_set, field_u32, queue_info, tgkill};
 use crate::transport::{Config, PeerEnd, Transport};
@@ -71,32 +71,6 @@ pub(super) fn all() -> Vec<Property> {
             exclusive: false,
         },
     ]
-}
-
-fn result(
-    name: &str,
-    declared: &str,
-    observed: String,
-    verdict: Verdict,
-    detail: String,
-) -> PropertyResult {
-    PropertyResult {
-        property: name.into(),
-        declared: declared.into(),
-        observed,
-        verdict,
-        detail,
-    }
-}
-
-fn could_not_run(name: &str, declared: &str, e: Error) -> PropertyResult {
-    result(
-        name,
-        declared,
-        e.to_string(),
-        Verdict::Fail,
-        "the check could not run".into(),
-    )
 }
 
 /// The first realtime signal of the taps: SIGRTMIN + 10 (the transport uses + 8).
