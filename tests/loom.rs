@@ -9,7 +9,7 @@
 //! causality violation; a missing SeqCst fence of the hand-off as a deadlock (a lost
 //! wake-up); a missing Release/Acquire on close as a lost message. Each model names the
 //! orderings it guards; the list of which weakening each one catches is in
-//! `.ci/loom-miri.sh`.
+//! `.ci/loom-weaken.sh`.
 
 #![cfg(loom)]
 
@@ -31,15 +31,16 @@ fn futex() -> Arc<dyn Futex> {
     Arc::new(CondvarFutex::new())
 }
 
-/// Polling producer and consumer over a 16-byte ring; 3 records of 7 bytes (21 bytes)
-/// wrap around the end, the third record's length prefix split by it... no: the second
-/// record ends at 14, the third starts at 14 and wraps (2 + 5 bytes).
+/// Polling producer and consumer over a 32-byte ring; 3 records of 3 bytes (16 bytes
+/// each, and 8 for the terminator after it): the second must wait for the first to be
+/// released, and the third reuses the first one's bytes, a lap later.
 ///
-/// Guards: head Release/Acquire (payload published), tail Release/Acquire (space reused).
+/// Guards: record header Release/Acquire (payload published), tail Release/Acquire
+/// (space reused).
 #[test]
 fn spsc_wrap_around() {
     loom::model(|| {
-        let (mut p, mut c) = Ring::heap(16, 4, futex()).unwrap().split();
+        let (mut p, mut c) = Ring::heap(32, 4, futex()).unwrap().split();
         let t = thread::spawn(move || {
             for i in 0..3u8 {
                 while !p.try_push(&msg(i, 3)).unwrap() {
@@ -62,16 +63,16 @@ fn spsc_wrap_around() {
     });
 }
 
-/// Blocking producer and consumer over an 8-byte ring that holds one record: the
+/// Blocking producer and consumer over a 32-byte ring that holds one record: the
 /// producer sleeps on full and the consumer on empty, through the Mutex/Condvar model of
-/// the futex. 3 records of 6 bytes wrap.
+/// the futex. 3 records of 2 bytes (16 bytes each) wrap.
 ///
-/// Guards: the four SeqCst fences (a lost wake-up is a deadlock), and the head/tail
-/// Release/Acquire pairs again.
+/// Guards: the four SeqCst fences (a lost wake-up is a deadlock), and the record
+/// header and tail Release/Acquire pairs again.
 #[test]
 fn blocking_hand_off() {
     loom::model(|| {
-        let (mut p, mut c) = Ring::heap(8, 4, futex()).unwrap().split();
+        let (mut p, mut c) = Ring::heap(32, 4, futex()).unwrap().split();
         let t = thread::spawn(move || {
             for i in 0..3u8 {
                 p.push(&msg(i, 2), &Wait::blocking()).unwrap();
@@ -90,14 +91,14 @@ fn blocking_hand_off() {
     });
 }
 
-/// The producer sends 2 messages and goes away; the consumer, blocking, gets both, in
-/// order, and then `Closed`.
+/// The producer sends 2 messages (both fit a 64-byte ring) and goes away; the consumer,
+/// blocking, gets both, in order, and then `Closed`.
 ///
 /// Guards: `closed` fetch_or Release / load Acquire (no message lost on close).
 #[test]
 fn close_after_messages() {
     loom::model(|| {
-        let (mut p, mut c) = Ring::heap(16, 4, futex()).unwrap().split();
+        let (mut p, mut c) = Ring::heap(64, 4, futex()).unwrap().split();
         let t = thread::spawn(move || {
             for i in 0..2u8 {
                 while !p.try_push(&msg(i, 1)).unwrap() {

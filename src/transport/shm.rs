@@ -113,7 +113,7 @@ mod imp {
     use crate::error::{Error, Result};
     use crate::shm::region::Mapping;
     use crate::shm::ring::{
-        Consumer, HEADER_SIZE, MAX_CAPACITY, Producer, RECORD_HEADER, Ring, Wait,
+        Consumer, HEADER_SIZE, MAX_CAPACITY, Producer, RECORD_OVERHEAD, Ring, Wait,
     };
     use crate::shm::sem::{LinuxFutex, pid_alive};
 
@@ -128,14 +128,16 @@ mod imp {
         }
     }
 
+    /// The wait policy of one operation. The deadline is left for the ring to fix when
+    /// the operation first has to wait: one that need not wait reads no clock.
     fn policy(spin: u32, timeout: Option<Duration>) -> Wait {
         Wait {
             spin,
             slice: Some(SLICE),
             liveness: Some(liveness),
-            ..Wait::default()
+            timeout,
+            deadline: None,
         }
-        .with_timeout(timeout)
     }
 
     /// The local, receiving end.
@@ -190,7 +192,7 @@ mod imp {
                 max,
             ));
         }
-        let cap = Ring::capacity_for(max, MIN_RING.max(2 * (max + RECORD_HEADER)));
+        let cap = Ring::capacity_for(max, MIN_RING.max(2 * (max + RECORD_OVERHEAD)));
         let name = unique_name("ipc-audit-shm");
         let (map, fd) = Mapping::create(&name, HEADER_SIZE + cap)?;
         let ring = Ring::create(
