@@ -34,8 +34,8 @@ export RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/loom}"
 # name | exact text | replacement
 sites=(
-  "head store Release (publish)|head.0.store(self.head, Ordering::Release)|head.0.store(self.head, Ordering::Relaxed)"
-  "head load Acquire (consumer refresh)|head.0.load(Ordering::Acquire)|head.0.load(Ordering::Relaxed)"
+  "record header store Release (publish)|self.shared.word(at).store(word, Ordering::Release)|self.shared.word(at).store(word, Ordering::Relaxed)"
+  "record header load Acquire (consumer poll)|self.shared.word(self.tail).load(Ordering::Acquire)|self.shared.word(self.tail).load(Ordering::Relaxed)"
   "tail store Release (consumer release)|tail.0.store(self.tail, Ordering::Release)|tail.0.store(self.tail, Ordering::Relaxed)"
   "tail load Acquire (producer refresh)|tail.0.load(Ordering::Acquire)|tail.0.load(Ordering::Relaxed)"
   "fence SeqCst in wake (publisher side of Dekker)|fence(Ordering::SeqCst);\n        if waiting|if waiting"
@@ -45,7 +45,8 @@ sites=(
   "  wake fence after push (empty hand-off, producer)|self.shared.wake(&self.shared.header().data_waiting.0);|{ let w = &self.shared.header().data_waiting.0; if w.swap(0, Ordering::Relaxed) != 0 { self.shared.futex.wake(w) } }"
   "  wake fence after pop (full hand-off, consumer)|self.shared.wake(&self.shared.header().space_waiting.0);|{ let w = &self.shared.header().space_waiting.0; if w.swap(0, Ordering::Relaxed) != 0 { self.shared.futex.wake(w) } }"
   "  wake fence at producer close|self.shared.wake(&h.data_waiting.0);|{ let w = &h.data_waiting.0; if w.swap(0, Ordering::Relaxed) != 0 { self.shared.futex.wake(w) } }"
-  "  prepare_sleep fence in pop (empty hand-off, consumer)|self.shared.prepare_sleep(waiting); self.head_cache|waiting.store(1, Ordering::Relaxed); self.head_cache"
+  "  wake fence at consumer close|self.shared.wake(&h.space_waiting.0);|{ let w = &h.space_waiting.0; if w.swap(0, Ordering::Relaxed) != 0 { self.shared.futex.wake(w) } }"
+  "  prepare_sleep fence in pop (empty hand-off, consumer)|self.shared.prepare_sleep(waiting); if self.next_record()|waiting.store(1, Ordering::Relaxed); if self.next_record()"
   "  prepare_sleep fence in push (full hand-off, producer)|self.shared.prepare_sleep(waiting); self.tail_cache|waiting.store(1, Ordering::Relaxed); self.tail_cache"
 )
 for s in "${sites[@]:${SKIP:-0}}"; do

@@ -627,7 +627,9 @@ impl Ring {
             let storage = Arc::new(LoomStorage {
                 header: Header::default(),
                 data: (0..cap).map(|_| UnsafeCell::new(0)).collect(),
-                words: (0..cap / RECORD_HEADER).map(|_| AtomicU64::new(0)).collect(),
+                words: (0..cap / RECORD_HEADER)
+                    .map(|_| AtomicU64::new(0))
+                    .collect(),
             });
             let header = NonNull::from(&storage.header);
             let data = NonNull::from(&storage.data[0]);
@@ -1115,7 +1117,13 @@ mod tests {
     fn garbage_record_header_is_a_protocol_error() {
         let mut out = Vec::new();
         let good_tag = u64::from(tag_for(0)) << 32;
-        for word in [2u64, u64::MAX, 1 << 40, good_tag | 21, good_tag | 0xffff_ffff] {
+        for word in [
+            2u64,
+            u64::MAX,
+            1 << 40,
+            good_tag | 21,
+            good_tag | 0xffff_ffff,
+        ] {
             let (_p, mut c) = ring(64, 20);
             c.poke("record", word);
             match c.try_pop(&mut out) {

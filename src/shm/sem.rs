@@ -156,11 +156,19 @@ pub fn pid_alive(pid: u32) -> Result<bool> {
 
     let mut path = [0u8; 32];
     let mut n = 0;
-    for part in [&b"/proc/"[..], &digits(pid, &mut [0u8; 10])[..], &b"/stat"[..]] {
+    for part in [
+        &b"/proc/"[..],
+        &digits(pid, &mut [0u8; 10])[..],
+        &b"/stat"[..],
+    ] {
         path[n..n + part.len()].copy_from_slice(part);
         n += part.len();
     }
-    let fd = match open(&path[..n], OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) {
+    let fd = match open(
+        &path[..n],
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
         Ok(fd) => fd,
         Err(_) => return Ok(false),
     };
