@@ -173,7 +173,10 @@ fn bench(name: &str, size: usize, count: usize, pin: PinArg, format: Format) -> 
     let measure_floors = || {
         floor_kinds
             .iter()
-            .map(|&k| measure::floor(&launcher, k, pin, opts.warmup, count, opts.timeout))
+            .map(|&k| {
+                let n = count.min(20_000);
+                measure::floor(&launcher, k, pin, (n / 10).max(1), n, opts.timeout)
+            })
             .collect::<Vec<_>>()
     };
     let floors_before = measure_floors();

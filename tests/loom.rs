@@ -31,19 +31,21 @@ fn futex() -> Arc<dyn Futex> {
     Arc::new(CondvarFutex::new())
 }
 
-/// Polling producer and consumer over a 32-byte ring; 3 records of 3 bytes (16 bytes
-/// each, and 8 for the terminator after it): the second must wait for the first to be
-/// released, and the third reuses the first one's bytes, a lap later.
+/// Polling producer and consumer over a 32-byte ring; 3 records of 16 bytes (24 bytes
+/// each, and 8 for the terminator after it): each must wait for the one before to be
+/// released, and its payload wraps over the bytes of that one's payload (the second
+/// takes 32..48, that is 0..16, over the first's 8..24). So every reuse of space
+/// depends on the tail published by the pop just before it.
 ///
 /// Guards: record header Release/Acquire (payload published), tail Release/Acquire
 /// (space reused).
 #[test]
 fn spsc_wrap_around() {
     loom::model(|| {
-        let (mut p, mut c) = Ring::heap(32, 4, futex()).unwrap().split();
+        let (mut p, mut c) = Ring::heap(32, 16, futex()).unwrap().split();
         let t = thread::spawn(move || {
             for i in 0..3u8 {
-                while !p.try_push(&msg(i, 3)).unwrap() {
+                while !p.try_push(&msg(i, 16)).unwrap() {
                     spin_hint();
                 }
             }
@@ -56,8 +58,8 @@ fn spsc_wrap_around() {
                 }
                 spin_hint();
             };
-            assert_eq!(n, 3);
-            assert_eq!(out, msg(i, 3), "message {i} torn or out of order");
+            assert_eq!(n, 16);
+            assert_eq!(out, msg(i, 16), "message {i} torn or out of order");
         }
         t.join().unwrap();
     });
