@@ -74,6 +74,8 @@ pub const RECORD_HEADER: usize = 8;
 /// Bytes a message of the maximum size needs beyond its payload: its header word, and
 /// the terminator word after it.
 pub const RECORD_OVERHEAD: usize = 2 * RECORD_HEADER;
+/// The cache line size assumed for the order of the producer's stores.
+const CACHE_LINE: usize = 64;
 /// Smallest capacity accepted.
 pub const MIN_CAPACITY: usize = 32;
 /// Largest capacity accepted (1 GiB).
@@ -812,17 +814,24 @@ impl Producer {
             }
         }
         let at = self.head;
+        // The payload bytes that share the header word's cache line are written last,
+        // just before the header: the consumer polls that line, and a store to it that
+        // came earlier would let the consumer pull the line back before the header
+        // store, costing a second transfer of the line.
+        let in_line =
+            (CACHE_LINE - RECORD_HEADER - (at as usize & (CACHE_LINE - 1))).min(msg.len());
+        let (near, far) = msg.split_at(in_line);
+        let body = at.wrapping_add(RECORD_HEADER as u64);
         // SAFETY: `need` bytes from `head` are free: the consumer released them (tail,
         // Acquire) and does not read past the last header word it acquired, which is
         // the one at `head` (still the terminator 0) until the store below.
-        unsafe {
-            self.shared
-                .write_at(at.wrapping_add(RECORD_HEADER as u64), msg)
-        };
+        unsafe { self.shared.write_at(body.wrapping_add(in_line as u64), far) };
         let next = at.wrapping_add(rec as u64);
         // Relaxed: published by the Release below (the consumer reads it only after
         // acquiring this record's header).
         self.shared.word(next).store(0, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { self.shared.write_at(body, near) };
         let word = u64::from(tag_for(at)) << 32 | msg.len() as u64;
         self.shared.word(at).store(word, Ordering::Release);
         self.head = next;
@@ -983,6 +992,14 @@ impl Consumer {
         loop {
             if spins < policy.spin {
                 spins += 1;
+                // Also touch the cache line after the next record's header: a message of
+                // more than 56 bytes continues there, and polling it too lets that
+                // line travel in parallel with the header's line instead of after it.
+                // The value is not used (Relaxed; any word of the data is an atomic).
+                let _ = self
+                    .shared
+                    .word(self.tail.wrapping_add(CACHE_LINE as u64))
+                    .load(Ordering::Relaxed);
                 let pid = &self.shared.header().meta.0.producer_pid;
                 self.shared.spin_check(spins, &policy, pid, "shm: recv")?;
                 spin_wait(spins);
