@@ -1182,7 +1182,7 @@ mod tests {
                     let q = (at + 8 + j as u64) & !7;
                     let lap = cap * (1 + (i & 1));
                     let w = u64::from(tag_for(q + lap)) << 32 | 1;
-                    w.to_le_bytes()[(j % 8) as usize]
+                    w.to_le_bytes()[j % 8]
                 })
                 .collect();
             assert!(p.try_push(&msg).unwrap(), "push {i}");

@@ -156,11 +156,7 @@ pub fn pid_alive(pid: u32) -> Result<bool> {
 
     let mut path = [0u8; 32];
     let mut n = 0;
-    for part in [
-        &b"/proc/"[..],
-        &digits(pid, &mut [0u8; 10])[..],
-        &b"/stat"[..],
-    ] {
+    for part in [&b"/proc/"[..], digits(pid, &mut [0u8; 10]), &b"/stat"[..]] {
         path[n..n + part.len()].copy_from_slice(part);
         n += part.len();
     }
