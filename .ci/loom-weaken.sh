@@ -66,7 +66,7 @@ PY
     echo "$name -> BUILD-FAILED"; continue
   fi
   caught=""
-  for model in spsc_wrap_around blocking_hand_off close_after_messages; do
+  for model in ${MODELS:-spsc_wrap_around blocking_hand_off close_after_messages consumer_close_wakes_producer}; do
     # One model per run: a deadlock panic may abort the whole test binary.
     if out=$(cargo test --release --test loom -- --exact "$model" 2>&1); then continue; fi
     why=$(grep -oE 'Causality violation|deadlock|messages lost on close|torn or out of order' <<<"$out" | sort -u | tr '\n' ',' || true)

@@ -126,3 +126,26 @@ fn close_after_messages() {
         t.join().unwrap();
     });
 }
+
+/// The consumer goes away while the producer sleeps on a full ring (a 32-byte ring
+/// holds one 16-byte message): the producer must wake and get `Closed`, not sleep
+/// forever.
+///
+/// Guards: the fence of the consumer's close wake, and the full hand-off's fences.
+#[test]
+fn consumer_close_wakes_producer() {
+    loom::model(|| {
+        let (mut p, c) = Ring::heap(32, 16, futex()).unwrap().split();
+        let t = thread::spawn(move || drop(c));
+        let r = match p.try_push(&msg(0, 16)) {
+            Ok(true) => p.push(&msg(1, 16), &Wait::blocking()),
+            Ok(false) => panic!("an empty ring refused a message"),
+            Err(e) => Err(e),
+        };
+        assert!(
+            matches!(r, Err(Error::Closed { .. })),
+            "expected Closed, got {r:?}"
+        );
+        t.join().unwrap();
+    });
+}
