@@ -4,27 +4,39 @@
 # the loom models, and reports which model caught it. The file is restored after each
 # step (and on exit). Slow (one rebuild per ordering); not part of .ci/run.
 #
-# Result on 2026-11-26 (loom 0.7.3, LOOM_MAX_PREEMPTIONS=3), ordering -> models failing:
-#   head store Release (publish)          -> spsc_wrap_around, blocking_hand_off,
-#                                            close_after_messages (causality violation)
-#   head load Acquire (consumer refresh)  -> same three (causality violation)
-#   tail store Release (consumer release) -> spsc_wrap_around, blocking_hand_off (causality)
-#   tail load Acquire (producer refresh)  -> spsc_wrap_around, blocking_hand_off (causality)
-#   fence SeqCst in wake (removed)        -> blocking_hand_off, close_after_messages (deadlock)
-#   fence SeqCst in prepare_sleep (removed) -> blocking_hand_off, close_after_messages (deadlock)
-#   closed load Acquire (consumer)        -> close_after_messages (messages lost on close)
+# Result on 2026-11-26 for ring v2 (records polled in the data; loom 0.7,
+# LOOM_MAX_PREEMPTIONS=3), ordering -> models failing:
+#   record header store Release (publish)      -> spsc_wrap_around, blocking_hand_off,
+#                                                 close_after_messages (causality violation)
+#   record header load Acquire (consumer poll) -> same three (causality violation)
+#   tail store Release (consumer release)      -> spsc_wrap_around (causality violation)
+#   tail load Acquire (producer refresh)       -> spsc_wrap_around (causality violation)
+#   fence SeqCst in wake (removed)             -> blocking_hand_off, close_after_messages,
+#                                                 consumer_close_wakes_producer (deadlock)
+#   fence SeqCst in prepare_sleep (removed)    -> blocking_hand_off, close_after_messages,
+#                                                 consumer_close_wakes_producer (deadlock)
+#   closed load Acquire (consumer)             -> close_after_messages (messages lost on close)
 # and each fence removed at one call site only:
-#   wake after push (empty hand-off)      -> blocking_hand_off (deadlock),
-#                                            close_after_messages (messages lost on close)
-#   wake after pop (full hand-off)        -> blocking_hand_off, close_after_messages (deadlock)
-#   wake at producer close                -> close_after_messages (deadlock)
-#   prepare_sleep in pop (empty hand-off) -> blocking_hand_off, close_after_messages (deadlock)
-#   prepare_sleep in push (full hand-off) -> blocking_hand_off (deadlock)
-# The producer's close flag was a Release fetch_or at first: weakening it was caught by no
-# model, because the release fence ending every push already orders the messages before
-# the flag; it is Relaxed now, with that argument in a comment. A fence cannot be Relaxed
-# (it panics), so "weakened" means removed. Not covered: the consumer-close wake (Relaxed
-# flag, its fence is the shared `wake` one).
+#   wake after push (empty hand-off)           -> blocking_hand_off (deadlock),
+#                                                 close_after_messages (messages lost on close)
+#   wake after pop (full hand-off)             -> blocking_hand_off, close_after_messages (deadlock)
+#   wake at producer close                     -> close_after_messages (deadlock)
+#   wake at consumer close                     -> consumer_close_wakes_producer (deadlock)
+#   prepare_sleep in pop (empty hand-off)      -> blocking_hand_off, close_after_messages (deadlock)
+#   prepare_sleep in push (full hand-off)      -> blocking_hand_off,
+#                                                 consumer_close_wakes_producer (deadlock)
+# Those are all the orderings above Relaxed in src/shm/ring.rs. Relaxed by design, with
+# the reason beside each: the terminator store (published by the header's Release after
+# it), the closed flag's fetch_or (the release fence of `wake` ends every push before
+# it), the waiting flags (ordered by the Dekker fences), the header fields written at
+# create (handed over by fork/exec or thread spawn). The terminator itself is checked by
+# the unit test `stale_payload_is_never_a_record`, not by loom: under loom the header
+# words are atomics beside the payload cells, not the same bytes.
+# History: in ring v1 the spsc model let a Relaxed tail store pass (the fence of the pop
+# before the last one ordered the reads); the model now makes every push reuse the bytes
+# of the pop just before it. The consumer-close wake was not covered until
+# consumer_close_wakes_producer. A fence cannot be Relaxed (it panics), so "weakened"
+# means removed. MODELS="a b" runs only those models.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 f=src/shm/ring.rs
