@@ -554,7 +554,7 @@ pub fn shm_ring_header(data: &[u8]) {
     use crate::shm::sem::CondvarFutex;
 
     const FIELDS: [&str; 8] = [
-        "head",
+        "record",
         "tail",
         "capacity",
         "max",
@@ -565,7 +565,7 @@ pub fn shm_ring_header(data: &[u8]) {
     ];
     let mut u = Unstructured::new(data);
     let cap = 64usize << u.int_in_range(0..=3u8).unwrap_or(0);
-    let max = u.int_in_range(0..=(cap - 8) as u32).unwrap_or(16) as usize;
+    let max = u.int_in_range(0..=(cap - 16) as u32).unwrap_or(16) as usize;
     let Ok(ring) = Ring::heap(cap, max, Arc::new(CondvarFutex::new())) else {
         return;
     };

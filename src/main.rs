@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ipc_audit::audit::{self, PeerLauncher};
-use ipc_audit::measure::{self, LatencyOptions, Pin, table};
+use ipc_audit::measure::{self, FloorKind, LatencyOptions, Pin, table};
 use ipc_audit::transport::{self, Transport};
 
 /// Counts heap allocations, for the allocations-per-message figures (the peer is this
@@ -155,7 +155,34 @@ fn bench(name: &str, size: usize, count: usize, pin: PinArg, format: Format) -> 
         budget: std::time::Duration::from_secs(3600),
         ..LatencyOptions::default()
     };
+    // The floors of the same pinning, in the same run, so that ratios can be read off
+    // one run (medians drift between runs on a shared machine). Measured before and
+    // after the transport; the lower p50 of the two is the one shown.
+    let floor_kinds: &[FloorKind] = match pin {
+        Pin::Same => &[FloorKind::ShmFutex],
+        Pin::Cross => &[FloorKind::ShmSpin, FloorKind::ShmFutex],
+    };
+    let measure_floors = || {
+        floor_kinds
+            .iter()
+            .map(|&k| {
+                let n = count.min(20_000);
+                measure::floor(&launcher, k, pin, (n / 10).max(1), n, opts.timeout)
+            })
+            .collect::<Vec<_>>()
+    };
+    let floors_before = measure_floors();
     let lat = measure::latency(&launcher, t.as_ref(), pin, &opts);
+    let floors_after = measure_floors();
+    let floors: Vec<_> = floors_before
+        .into_iter()
+        .zip(floors_after)
+        .map(|(a, b)| match (a, b) {
+            (Ok(a), Ok(b)) if b.stats.p50_ns < a.stats.p50_ns => Ok(b),
+            (Ok(a), _) => Ok(a),
+            (Err(_), b) => b,
+        })
+        .collect();
     let thr = if t.guarantees().carries_data {
         Some(measure::throughput(
             &launcher,
@@ -174,6 +201,7 @@ fn bench(name: &str, size: usize, count: usize, pin: PinArg, format: Format) -> 
             let v = serde_json::json!({
                 "transport": name,
                 "latency": lat.as_ref().map_err(|e| e.to_string()),
+                "floors": floors.iter().map(|f| f.as_ref().map_err(|e| e.to_string())).collect::<Vec<_>>(),
                 "throughput": thr.as_ref().map(|r| r.as_ref().map_err(|e| e.to_string())),
             });
             failed = lat.is_err() || matches!(thr, Some(Err(_)));
@@ -206,6 +234,25 @@ fn bench(name: &str, size: usize, count: usize, pin: PinArg, format: Format) -> 
                 Err(e) => {
                     failed = true;
                     println!("{name}: round trips failed: {e}");
+                }
+            }
+            for f in &floors {
+                match (f, &lat) {
+                    (Ok(f), Ok(l)) => println!(
+                        "  floor {} {}-cpu: p50 {}  p99 {}; {name} p50 / floor p50 = {:.2}x",
+                        f.kind.name(),
+                        f.pin.name(),
+                        table::duration_ns(f.stats.p50_ns as f64),
+                        table::duration_ns(f.stats.p99_ns as f64),
+                        l.stats.p50_ns as f64 / f.stats.p50_ns.max(1) as f64,
+                    ),
+                    (Ok(f), Err(_)) => println!(
+                        "  floor {} {}-cpu: p50 {}",
+                        f.kind.name(),
+                        f.pin.name(),
+                        table::duration_ns(f.stats.p50_ns as f64)
+                    ),
+                    (Err(e), _) => println!("  floor failed: {e}"),
                 }
             }
             match &thr {

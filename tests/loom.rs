@@ -9,7 +9,7 @@
 //! causality violation; a missing SeqCst fence of the hand-off as a deadlock (a lost
 //! wake-up); a missing Release/Acquire on close as a lost message. Each model names the
 //! orderings it guards; the list of which weakening each one catches is in
-//! `.ci/loom-miri.sh`.
+//! `.ci/loom-weaken.sh`.
 
 #![cfg(loom)]
 
@@ -31,18 +31,21 @@ fn futex() -> Arc<dyn Futex> {
     Arc::new(CondvarFutex::new())
 }
 
-/// Polling producer and consumer over a 16-byte ring; 3 records of 7 bytes (21 bytes)
-/// wrap around the end, the third record's length prefix split by it... no: the second
-/// record ends at 14, the third starts at 14 and wraps (2 + 5 bytes).
+/// Polling producer and consumer over a 32-byte ring; 3 records of 16 bytes (24 bytes
+/// each, and 8 for the terminator after it): each must wait for the one before to be
+/// released, and its payload wraps over the bytes of that one's payload (the second
+/// takes 32..48, that is 0..16, over the first's 8..24). So every reuse of space
+/// depends on the tail published by the pop just before it.
 ///
-/// Guards: head Release/Acquire (payload published), tail Release/Acquire (space reused).
+/// Guards: record header Release/Acquire (payload published), tail Release/Acquire
+/// (space reused).
 #[test]
 fn spsc_wrap_around() {
     loom::model(|| {
-        let (mut p, mut c) = Ring::heap(16, 4, futex()).unwrap().split();
+        let (mut p, mut c) = Ring::heap(32, 16, futex()).unwrap().split();
         let t = thread::spawn(move || {
             for i in 0..3u8 {
-                while !p.try_push(&msg(i, 3)).unwrap() {
+                while !p.try_push(&msg(i, 16)).unwrap() {
                     spin_hint();
                 }
             }
@@ -55,23 +58,23 @@ fn spsc_wrap_around() {
                 }
                 spin_hint();
             };
-            assert_eq!(n, 3);
-            assert_eq!(out, msg(i, 3), "message {i} torn or out of order");
+            assert_eq!(n, 16);
+            assert_eq!(out, msg(i, 16), "message {i} torn or out of order");
         }
         t.join().unwrap();
     });
 }
 
-/// Blocking producer and consumer over an 8-byte ring that holds one record: the
+/// Blocking producer and consumer over a 32-byte ring that holds one record: the
 /// producer sleeps on full and the consumer on empty, through the Mutex/Condvar model of
-/// the futex. 3 records of 6 bytes wrap.
+/// the futex. 3 records of 2 bytes (16 bytes each) wrap.
 ///
-/// Guards: the four SeqCst fences (a lost wake-up is a deadlock), and the head/tail
-/// Release/Acquire pairs again.
+/// Guards: the four SeqCst fences (a lost wake-up is a deadlock), and the record
+/// header and tail Release/Acquire pairs again.
 #[test]
 fn blocking_hand_off() {
     loom::model(|| {
-        let (mut p, mut c) = Ring::heap(8, 4, futex()).unwrap().split();
+        let (mut p, mut c) = Ring::heap(32, 4, futex()).unwrap().split();
         let t = thread::spawn(move || {
             for i in 0..3u8 {
                 p.push(&msg(i, 2), &Wait::blocking()).unwrap();
@@ -90,14 +93,14 @@ fn blocking_hand_off() {
     });
 }
 
-/// The producer sends 2 messages and goes away; the consumer, blocking, gets both, in
-/// order, and then `Closed`.
+/// The producer sends 2 messages (both fit a 64-byte ring) and goes away; the consumer,
+/// blocking, gets both, in order, and then `Closed`.
 ///
 /// Guards: `closed` fetch_or Release / load Acquire (no message lost on close).
 #[test]
 fn close_after_messages() {
     loom::model(|| {
-        let (mut p, mut c) = Ring::heap(16, 4, futex()).unwrap().split();
+        let (mut p, mut c) = Ring::heap(64, 4, futex()).unwrap().split();
         let t = thread::spawn(move || {
             for i in 0..2u8 {
                 while !p.try_push(&msg(i, 1)).unwrap() {
@@ -120,6 +123,29 @@ fn close_after_messages() {
             }
         }
         assert_eq!(got, 2, "messages lost on close");
+        t.join().unwrap();
+    });
+}
+
+/// The consumer goes away while the producer sleeps on a full ring (a 32-byte ring
+/// holds one 16-byte message): the producer must wake and get `Closed`, not sleep
+/// forever.
+///
+/// Guards: the fence of the consumer's close wake, and the full hand-off's fences.
+#[test]
+fn consumer_close_wakes_producer() {
+    loom::model(|| {
+        let (mut p, c) = Ring::heap(32, 16, futex()).unwrap().split();
+        let t = thread::spawn(move || drop(c));
+        let r = match p.try_push(&msg(0, 16)) {
+            Ok(true) => p.push(&msg(1, 16), &Wait::blocking()),
+            Ok(false) => panic!("an empty ring refused a message"),
+            Err(e) => Err(e),
+        };
+        assert!(
+            matches!(r, Err(Error::Closed { .. })),
+            "expected Closed, got {r:?}"
+        );
         t.join().unwrap();
     });
 }

@@ -121,6 +121,17 @@ fn bench_json_shape() {
     assert_eq!(t["size"], 64);
     assert_eq!(t["received"], 300);
     positive(&t["bytes_per_s"], "throughput");
+    // The floors of the same pinning, measured in the same run.
+    let kinds: Vec<_> = v["floors"]
+        .as_array()
+        .expect("floors")
+        .iter()
+        .map(|f| {
+            positive(&f["Ok"]["stats"]["p50_ns"], "floor p50");
+            f["Ok"]["kind"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(kinds, ["shm-spin", "shm-futex"]);
 }
 
 /// Bad input is refused with the offending value, exit status 2.

@@ -806,7 +806,8 @@ fn shm_seal(ctx: &Ctx<'_>) -> PropertyResult {
             ));
         }
         drop(link);
-        // 2. A hostile producer writes garbage into the header: the reader errs.
+        // 2. A hostile producer writes garbage into the header word of the first record:
+        // the reader errs.
         let mut errs = Vec::new();
         for value in [0xdead_beef_dead_beef_u64, 1 << 40, 2] {
             let mut link = ctx.transport.open(&Config::default())?;
@@ -814,7 +815,7 @@ fn shm_seal(ctx: &Ctx<'_>) -> PropertyResult {
             let mut hostile = detached(ctx, name, fds, &PeerOptions::default())?;
             hostile.command(&Cmd::Hostile {
                 act: HostileAct::Scribble {
-                    field: "head".into(),
+                    field: "record".into(),
                     value,
                 },
             })?;
@@ -834,7 +835,9 @@ fn shm_seal(ctx: &Ctx<'_>) -> PropertyResult {
                     return Ok(result(
                         name,
                         declared,
-                        format!("head = {value} written by the peer; the reader got {other:?}"),
+                        format!(
+                            "record header {value} written by the peer; the reader got {other:?}"
+                        ),
                         Verdict::Fail,
                         "a corrupt header must be an error naming the value".into(),
                     ));
@@ -846,7 +849,7 @@ fn shm_seal(ctx: &Ctx<'_>) -> PropertyResult {
             declared,
             format!(
                 "resize by the peer refused ({}); the reader then read {} bytes intact; a \
-                 garbage head is an error naming it: {}",
+                 garbage record header is an error naming it: {}",
                 tries.join(", "),
                 sizes.iter().sum::<usize>(),
                 errs.join(" | ")

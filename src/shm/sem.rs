@@ -144,18 +144,60 @@ impl Futex for CondvarFutex {
 
 /// Whether process `pid` is alive: it exists and is not a zombie (a dead child that was
 /// not reaped yet still answers `kill(pid, 0)`, so `/proc/<pid>/stat` is read instead).
+/// Allocates nothing: the path and the first bytes of the file stay on the stack (the
+/// state follows the command name, at most 16 bytes, within the first 64 bytes).
 ///
 /// # Errors
 /// None today; the `Result` leaves room for a platform without `/proc`.
 #[cfg(not(loom))]
 pub fn pid_alive(pid: u32) -> Result<bool> {
-    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s,
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+
+    let mut path = [0u8; 32];
+    let mut n = 0;
+    for part in [&b"/proc/"[..], digits(pid, &mut [0u8; 10]), &b"/stat"[..]] {
+        path[n..n + part.len()].copy_from_slice(part);
+        n += part.len();
+    }
+    let fd = match open(
+        &path[..n],
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
         Err(_) => return Ok(false),
     };
-    // "pid (comm) S ...": the state follows the last ')' (comm may contain one).
+    let mut buf = [0u8; 256];
+    let mut len = 0;
+    while len < buf.len() {
+        match nix::unistd::read(&fd, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(k) => len += k,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return Ok(false),
+        }
+    }
+    // "pid (comm) S ...": the state follows the last ')' (comm may contain one; the
+    // fields after it are numbers).
+    let stat = &buf[..len];
     let state = stat
-        .rfind(')')
-        .and_then(|i| stat[i + 1..].trim_start().chars().next());
-    Ok(!matches!(state, Some('Z' | 'X' | 'x') | None))
+        .iter()
+        .rposition(|&b| b == b')')
+        .and_then(|i| stat[i + 1..].iter().find(|b| !b.is_ascii_whitespace()));
+    Ok(!matches!(state, Some(b'Z' | b'X' | b'x') | None))
+}
+
+/// The decimal digits of `v`, in `buf`.
+#[cfg(not(loom))]
+fn digits(mut v: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
+        }
+    }
 }

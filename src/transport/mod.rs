@@ -392,9 +392,13 @@ pub fn names() -> Vec<&'static str> {
     all().iter().map(|t| t.name()).collect()
 }
 
-/// The transport called `name`, if this crate has one.
+/// The transport called `name`, if this crate has one (also the variants of
+/// [`shm::Shm::variant`], which [`all`] does not list).
 pub fn by_name(name: &str) -> Option<Box<dyn Transport>> {
-    all().into_iter().find(|t| t.name() == name)
+    all()
+        .into_iter()
+        .find(|t| t.name() == name)
+        .or_else(|| shm::Shm::variant(name).map(|s| Box::new(s) as Box<dyn Transport>))
 }
 
 /// Platforms of a transport built on POSIX calls only.

@@ -39,40 +39,62 @@ pub const DEFAULT_SPIN: u32 = 2000;
 /// Longest single sleep: the peer's liveness is checked after each.
 pub const SLICE: Duration = Duration::from_millis(20);
 
-/// Shared-memory ring transport. `Shm::default()` spins [`DEFAULT_SPIN`] times, then
-/// sleeps on a futex; [`Shm::spinning`] and [`Shm::blocking`] are the two extremes.
+/// Shared-memory ring transport. `Shm::default()` (`shm`) spins [`DEFAULT_SPIN`] times,
+/// then sleeps on a futex; [`Shm::spinning`] (`shm-spinning`) and [`Shm::blocking`]
+/// (`shm-blocking`) are the two extremes. The two variants are not in
+/// [`all`](super::all) (the table shows `shm` once) but
+/// [`by_name`](super::by_name) knows them, so that `ipc-audit bench shm-blocking`
+/// measures the mode alone (the peer process finds the same variant by its name).
 #[derive(Debug, Clone, Copy)]
 pub struct Shm {
     spin: u32,
+    name: &'static str,
 }
 
 impl Default for Shm {
     fn default() -> Self {
-        Shm { spin: DEFAULT_SPIN }
+        Shm {
+            spin: DEFAULT_SPIN,
+            name: "shm",
+        }
     }
 }
 
 impl Shm {
-    /// Spins `spin` times before each sleep.
+    /// Spins `spin` times before each sleep (named `shm`: a peer process started by
+    /// name gets the default for the links it opens itself).
     pub fn with_spin(spin: u32) -> Self {
-        Shm { spin }
+        Shm { spin, name: "shm" }
     }
 
     /// Spins (practically) always: lowest latency, one core busy per waiting side.
     /// Deadlines and the peer's liveness are still checked while spinning.
     pub fn spinning() -> Self {
-        Shm { spin: u32::MAX }
+        Shm {
+            spin: u32::MAX,
+            name: "shm-spinning",
+        }
     }
 
     /// Sleeps at once when empty or full: no busy core.
     pub fn blocking() -> Self {
-        Shm { spin: 0 }
+        Shm {
+            spin: 0,
+            name: "shm-blocking",
+        }
+    }
+
+    /// The variant called `name`: `shm`, `shm-spinning` or `shm-blocking`.
+    pub fn variant(name: &str) -> Option<Shm> {
+        [Shm::default(), Shm::spinning(), Shm::blocking()]
+            .into_iter()
+            .find(|s| s.name == name)
     }
 }
 
 impl Transport for Shm {
     fn name(&self) -> &'static str {
-        "shm"
+        self.name
     }
 
     fn guarantees(&self) -> Guarantees {
@@ -113,7 +135,7 @@ mod imp {
     use crate::error::{Error, Result};
     use crate::shm::region::Mapping;
     use crate::shm::ring::{
-        Consumer, HEADER_SIZE, MAX_CAPACITY, Producer, RECORD_HEADER, Ring, Wait,
+        Consumer, HEADER_SIZE, MAX_CAPACITY, Producer, RECORD_OVERHEAD, Ring, Wait,
     };
     use crate::shm::sem::{LinuxFutex, pid_alive};
 
@@ -128,14 +150,16 @@ mod imp {
         }
     }
 
+    /// The wait policy of one operation. The deadline is left for the ring to fix when
+    /// the operation first has to wait: one that need not wait reads no clock.
     fn policy(spin: u32, timeout: Option<Duration>) -> Wait {
         Wait {
             spin,
             slice: Some(SLICE),
             liveness: Some(liveness),
-            ..Wait::default()
+            timeout,
+            deadline: None,
         }
-        .with_timeout(timeout)
     }
 
     /// The local, receiving end.
@@ -190,7 +214,7 @@ mod imp {
                 max,
             ));
         }
-        let cap = Ring::capacity_for(max, MIN_RING.max(2 * (max + RECORD_HEADER)));
+        let cap = Ring::capacity_for(max, MIN_RING.max(2 * (max + RECORD_OVERHEAD)));
         let name = unique_name("ipc-audit-shm");
         let (map, fd) = Mapping::create(&name, HEADER_SIZE + cap)?;
         let ring = Ring::create(
