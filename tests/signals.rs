@@ -95,7 +95,10 @@ fn shm_peer_cannot_resize_and_garbage_is_an_error() {
     let p = r.get("shm", "access-shm-seal").expect("listed for shm");
     assert_eq!(p.verdict, Verdict::Pass, "{p:?}");
     assert_eq!(p.observed.matches("EPERM").count(), 3, "{p:?}");
-    assert!(p.observed.contains("head 16045690984833335023"), "{p:?}");
+    assert!(
+        p.observed.contains("record header 16045690984833335023"),
+        "{p:?}"
+    );
 }
 
 #[test]
