@@ -24,7 +24,7 @@ const NAME: &str = "file";
 /// Size of the reader's buffer.
 const READ_BUF: usize = 64 * 1024;
 
-/// An append-only file of [`frame`](crate::frame)s in a private directory, mode 0600
+/// An append-only file of [`frame`]s in a private directory, mode 0600
 /// from the moment its name exists. One way: the peer appends (O_APPEND, one `write` per
 /// frame), the local end reads and follows the file as it grows: at end-of-file it
 /// sleeps in `poll` on an inotify descriptor (IN_MODIFY, IN_CLOSE_WRITE), so a waiting

@@ -9,7 +9,7 @@ use crate::frame::DEFAULT_MAX_FRAME;
 /// An anonymous pipe (`pipe2` with O_CLOEXEC). One way: the peer writes, the local end
 /// reads. Boundaries are restored by the [`frame`](crate::frame) codec.
 ///
-/// A send to a reader that is gone is [`Error::Closed`](crate::Error::Closed), never
+/// A send to a reader that is gone is [`Error::Closed`], never
 /// death by SIGPIPE: SIGPIPE's disposition is read when the writing end is made (one
 /// `sigaction`, not one per message); if it is not SIG_IGN then, SIGPIPE is blocked in
 /// the sending thread around each write. A program that sets SIGPIPE back to SIG_DFL
