@@ -7,6 +7,38 @@ use ipc_audit::audit::{self, PeerLauncher};
 use ipc_audit::measure::{self, FloorKind, LatencyOptions, Pin, table};
 use ipc_audit::transport::{self, Transport};
 
+/// `print!` to standard output that does not panic when the reader is gone: a closed
+/// pipe (`ipc-audit ... | head`) ends the program quietly, as SIGPIPE would; any other
+/// write error ends it with status 2 and the error on standard error.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($arg)*) {
+            stdout_failed(e);
+        }
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            stdout_failed(e);
+        }
+    }};
+}
+
+/// Ends the program after a failed write to standard output.
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        // What a shell reports for a process killed by SIGPIPE.
+        std::process::exit(141);
+    }
+    eprintln!("ipc-audit: write to standard output: {e}");
+    std::process::exit(2);
+}
+
 /// Counts heap allocations, for the allocations-per-message figures (the peer is this
 /// same binary, so both sides count).
 #[global_allocator]
@@ -205,7 +237,7 @@ fn bench(name: &str, size: usize, count: usize, pin: PinArg, format: Format) -> 
                 "throughput": thr.as_ref().map(|r| r.as_ref().map_err(|e| e.to_string())),
             });
             failed = lat.is_err() || matches!(thr, Some(Err(_)));
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         }
         Format::Table => {
             match &lat {
@@ -214,7 +246,7 @@ fn bench(name: &str, size: usize, count: usize, pin: PinArg, format: Format) -> 
                         (Some(a), Some(b)) => format!("{a:.2} here, {b:.2} in the peer"),
                         _ => "not counted".into(),
                     };
-                    println!(
+                    outln!(
                         "{name}: {} round trips of {} bytes, {}-cpu ({:?}): p50 {}  p99 {}  max {}  mean {}",
                         l.stats.round_trips,
                         l.size,
@@ -225,7 +257,7 @@ fn bench(name: &str, size: usize, count: usize, pin: PinArg, format: Format) -> 
                         table::duration_ns(l.stats.max_ns as f64),
                         table::duration_ns(l.stats.mean_ns),
                     );
-                    println!(
+                    outln!(
                         "  CPU {} per round trip, {:.2} context switches per round trip, allocations per message: {allocs}",
                         table::duration_ns(l.cpu_ns_per_round_trip),
                         l.switches_per_round_trip,
@@ -233,12 +265,12 @@ fn bench(name: &str, size: usize, count: usize, pin: PinArg, format: Format) -> 
                 }
                 Err(e) => {
                     failed = true;
-                    println!("{name}: round trips failed: {e}");
+                    outln!("{name}: round trips failed: {e}");
                 }
             }
             for f in &floors {
                 match (f, &lat) {
-                    (Ok(f), Ok(l)) => println!(
+                    (Ok(f), Ok(l)) => outln!(
                         "  floor {} {}-cpu: p50 {}  p99 {}; {name} p50 / floor p50 = {:.2}x",
                         f.kind.name(),
                         f.pin.name(),
@@ -246,19 +278,19 @@ fn bench(name: &str, size: usize, count: usize, pin: PinArg, format: Format) -> 
                         table::duration_ns(f.stats.p99_ns as f64),
                         l.stats.p50_ns as f64 / f.stats.p50_ns.max(1) as f64,
                     ),
-                    (Ok(f), Err(_)) => println!(
+                    (Ok(f), Err(_)) => outln!(
                         "  floor {} {}-cpu: p50 {}",
                         f.kind.name(),
                         f.pin.name(),
                         table::duration_ns(f.stats.p50_ns as f64)
                     ),
-                    (Err(e), _) => println!("  floor failed: {e}"),
+                    (Err(e), _) => outln!("  floor failed: {e}"),
                 }
             }
             match &thr {
                 Some(Ok(v)) => {
                     for x in v {
-                        println!(
+                        outln!(
                             "  stream of {} x {} bytes ({} received): {:.1} MB/s, {:.0} msg/s, CPU {} per message",
                             x.sent,
                             x.size,
@@ -271,9 +303,9 @@ fn bench(name: &str, size: usize, count: usize, pin: PinArg, format: Format) -> 
                 }
                 Some(Err(e)) => {
                     failed = true;
-                    println!("  stream failed: {e}");
+                    outln!("  stream failed: {e}");
                 }
-                None => println!("  no stream: {name} carries no data"),
+                None => outln!("  no stream: {name} carries no data"),
             }
         }
     }
@@ -320,9 +352,9 @@ fn run_table(
     });
     bar.finish_and_clear();
     match format {
-        TableFormat::Md => print!("{}", t.to_markdown()),
-        TableFormat::Json => println!("{}", t.to_json()),
-        TableFormat::Csv => print!("{}", t.to_csv()),
+        TableFormat::Md => out!("{}", t.to_markdown()),
+        TableFormat::Json => outln!("{}", t.to_json()),
+        TableFormat::Csv => out!("{}", t.to_csv()),
     }
     eprintln!(
         "ipc-audit: table of {} methods measured in {:.1} s",
@@ -372,20 +404,27 @@ fn list(format: Format) {
                 .iter()
                 .map(|t| serde_json::json!({"name": t.name(), "guarantees": t.guarantees()}))
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&rows).unwrap_or_default()
             );
         }
         Format::Table => {
-            println!(
+            outln!(
                 "{:<14} {:<8} {:<10} {:<8} {:>10} {:<6} {:<24} {:<9} PLATFORMS",
-                "NAME", "DATA", "BOUNDARY", "ORDER", "MAX", "DUPLEX", "ACCESS", "MEET"
+                "NAME",
+                "DATA",
+                "BOUNDARY",
+                "ORDER",
+                "MAX",
+                "DUPLEX",
+                "ACCESS",
+                "MEET"
             );
             for t in &all {
                 let g = t.guarantees();
                 let enc = |v: &dyn SerdeName| v.text();
-                println!(
+                outln!(
                     "{:<14} {:<8} {:<10} {:<8} {:>10} {:<6} {:<24} {:<9} {}",
                     t.name(),
                     if g.carries_data { "yes" } else { "no" },

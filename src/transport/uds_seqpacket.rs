@@ -36,6 +36,7 @@ enum Listening {
         max: usize,
         timeout: Option<Duration>,
         allow: Option<Vec<u32>>,
+        nonblocking: bool,
         _dir: PathGuard,
     },
     Connected(DatagramEndpoint, Option<Credentials>),
@@ -48,6 +49,7 @@ impl Listening {
             max,
             timeout,
             allow,
+            nonblocking,
             ..
         } = self
         {
@@ -68,6 +70,7 @@ impl Listening {
             }
             let mut end = DatagramEndpoint::new(NAME, s, *max, Dir::Both)?.seqpacket()?;
             end.set_timeout(*timeout)?;
+            end.set_nonblocking(*nonblocking)?;
             // Dropping the listener and the directory removes the path: nobody else can
             // connect after the peer.
             *self = Listening::Connected(end, cred);
@@ -95,6 +98,16 @@ impl Endpoint for Listening {
                 Ok(())
             }
             Listening::Connected(e, _) => e.set_timeout(t),
+        }
+    }
+
+    fn set_nonblocking(&mut self, on: bool) -> Result<()> {
+        match self {
+            Listening::Waiting { nonblocking, .. } => {
+                *nonblocking = on;
+                Ok(())
+            }
+            Listening::Connected(e, _) => e.set_nonblocking(on),
         }
     }
 
@@ -161,6 +174,7 @@ impl Transport for UdsSeqpacket {
                 max,
                 timeout: None,
                 allow: cfg.allow_uids.clone(),
+                nonblocking: false,
                 _dir: dir,
             }),
             peer: PeerEnd {
