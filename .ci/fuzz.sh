@@ -23,9 +23,10 @@ status=0
 for t in $(cargo +nightly fuzz list); do
     mkdir -p "$work/$t"
     echo "== fuzz $t for ${SECS}s"
+    mapfile -t opts < <(./options.sh "$t")
     if cargo +nightly fuzz run -O -s "$SAN" "$t" "$work/$t" "corpus/$t" -- \
         -max_total_time="$SECS" -dict="dict/$t.dict" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 > "$work/$t.log" 2>&1; then
+        -print_final_stats=1 "${opts[@]}" > "$work/$t.log" 2>&1; then
         grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec' "$work/$t.log" |
             tr '\n' ' '
         echo

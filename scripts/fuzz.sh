@@ -23,6 +23,9 @@ Options:
                          corpus fuzz/corpus/<target>/ (review before committing: keep it
                          to a few dozen files per target)
       --sanitizer NAME   address (default, cargo-fuzz's), none (faster), memory, thread
+      --no-trace-compares  build without comparison tracing: 2-3x the executions per
+                         second, but libFuzzer no longer learns the values compared
+                         (checksums, magic numbers) and relies on the dictionaries
   -h, --help             this text
 
 Results in the output folder:
@@ -50,6 +53,7 @@ CMIN=1
 COVERAGE=1
 UPDATE=0
 SANITIZER=address
+BUILD=()
 TARGETS=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -61,6 +65,7 @@ while [[ $# -gt 0 ]]; do
         --no-coverage) COVERAGE=0; shift ;;
         --update-corpus) UPDATE=1; shift ;;
         --sanitizer) SANITIZER=$2; shift 2 ;;
+        --no-trace-compares) BUILD+=(--no-trace-compares); shift ;;
         -h|--help) usage; exit 0 ;;
         -*) echo "fuzz.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
         *) TARGETS+=("$1"); shift ;;
@@ -96,7 +101,7 @@ for t in "${TARGETS[@]}"; do
 done
 
 echo "campaign: ${TARGETS[*]}; ${TIME}s each on $JOBS processes ($MODE); results in $OUT"
-cargo +nightly fuzz build -O -s "$SANITIZER"
+cargo +nightly fuzz build -O -s "$SANITIZER" "${BUILD[@]}"
 
 TRIPLE=$(rustc +nightly -vV | sed -n 's/^host: //p')
 LLVM_BIN="$(rustc +nightly --print sysroot)/lib/rustlib/$TRIPLE/bin"
@@ -117,9 +122,11 @@ for t in "${TARGETS[@]}"; do
     echo "== $t: fuzzing for ${TIME}s"
     # libFuzzer writes new inputs into the first corpus folder only: the committed seeds
     # (second folder) are read, never changed.
-    (cd "$FUZZ" && cargo +nightly fuzz run -O -s "$SANITIZER" "$t" "$run" "corpus/$t" -- \
+    # Per-target flags (fuzz/options/<target>.options, e.g. max_len) come last.
+    mapfile -t opts < <("$FUZZ/options.sh" "$t")
+    (cd "$FUZZ" && cargo +nightly fuzz run -O -s "$SANITIZER" "${BUILD[@]}" "$t" "$run" "corpus/$t" -- \
         -max_total_time="$TIME" -dict="dict/$t.dict" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 "${par[@]}") > "$log" 2>&1 || true
+        -print_final_stats=1 "${par[@]}" "${opts[@]}") > "$log" 2>&1 || true
     # -jobs mode writes one log per process in the current folder.
     for f in fuzz-*.log; do [[ -e "$f" ]] && { cat "$f" >> "$log"; rm -f "$f"; }; done
 
@@ -138,7 +145,7 @@ for t in "${TARGETS[@]}"; do
 
     if [[ $CMIN -eq 1 ]]; then
         echo "== $t: minimising the corpus"
-        cargo +nightly fuzz cmin -O -s "$SANITIZER" "$t" "$run" -- -dict="dict/$t.dict" \
+        cargo +nightly fuzz cmin -O -s "$SANITIZER" "${BUILD[@]}" "$t" "$run" -- -dict="dict/$t.dict" \
             >> "$log" 2>&1 || echo "cmin failed, see $log"
         if [[ $UPDATE -eq 1 ]]; then
             cp -n "$run"/* "corpus/$t/" 2>/dev/null || true
