@@ -14,9 +14,17 @@
 //!   after EINTR) is a MSG_DONTWAIT read that waits in `poll` for what is left of the
 //!   deadline. Sends use MSG_DONTWAIT and wait in `poll`, so they stay bounded too.
 //! - Pipes and FIFOs have no receive timeout in the kernel, so they are nonblocking and
-//!   wait in `poll`. After a read that found nothing, the next receives poll first
-//!   (`poll` + `read`, rather than `read` + `poll` + `read`), until a read fills the
-//!   whole buffer (the reader is behind: reading first is cheaper again).
+//!   wait in `poll`. A `poll` that sleeps costs about a third more than a blocking
+//!   `read` (it adds a wait-queue entry and a second pass through the pipe), so before
+//!   sleeping a receive that found nothing yields the cpu (`sched_yield`) and reads
+//!   again, at most [`YIELDS_PER_RECV`] times. When the writer shares this cpu, the
+//!   yield runs it at once, as a blocking read's sleep would, and the reply is there on
+//!   the next read: no `poll`. A yield that returns within [`YIELD_USEFUL`] ran nobody
+//!   (the writer is on another cpu, or idle): that receive goes to `poll`, and the next
+//!   [`YIELD_BACKOFF`] receives poll without yielding, so a cross-cpu receive does not
+//!   spin. While not yielding, after a read that found nothing, the next receives poll
+//!   first (`poll` + `read`, rather than `read` + `poll` + `read`), until a read fills
+//!   the whole buffer (the reader is behind: reading first is cheaper again).
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -299,7 +307,18 @@ pub(crate) struct FramedStream {
     /// Pipes and FIFOs: the last read found nothing, so the next receive waits in `poll`
     /// before reading (one syscall less per message in a ping-pong).
     poll_first: bool,
+    /// Pipes and FIFOs: receives left before the next one tries yielding the cpu again
+    /// (a yield that ran nobody sets it to [`YIELD_BACKOFF`]).
+    yield_skip: u8,
 }
+
+/// Pipes and FIFOs: how many times a receive that found nothing yields the cpu and
+/// reads again before it sleeps in `poll`.
+pub(crate) const YIELDS_PER_RECV: u8 = 2;
+/// A yield that returned sooner than this gave the cpu to nobody.
+pub(crate) const YIELD_USEFUL: Duration = Duration::from_micros(1);
+/// Receives that go straight to `poll` after a yield that ran nobody.
+pub(crate) const YIELD_BACKOFF: u8 = 32;
 
 impl FramedStream {
     /// A stream that reads from `rd` and writes to `wr`; `name` is used in errors. Both
@@ -339,6 +358,7 @@ impl FramedStream {
             nonblocking: false,
             pending: Vec::new(),
             poll_first: false,
+            yield_skip: 0,
         })
     }
 
@@ -565,6 +585,15 @@ impl Endpoint for FramedStream {
         // timeout cannot be put in SO_RCVTIMEO (zero means forever): no kernel wait then.
         let mut kernel_wait =
             self.socket && !self.nonblocking && self.timeout != Some(Duration::ZERO);
+        // Pipes and FIFOs: yields left in this call before sleeping in `poll`.
+        let mut yields = 0;
+        if !self.socket && !self.nonblocking && self.timeout != Some(Duration::ZERO) {
+            if self.yield_skip == 0 {
+                yields = YIELDS_PER_RECV;
+            } else {
+                self.yield_skip -= 1;
+            }
+        }
         loop {
             if self.rpos < self.rend {
                 let d = self.dec.decode(&self.rbuf[self.rpos..self.rend], buf);
@@ -595,7 +624,7 @@ impl Endpoint for FramedStream {
                 } else {
                     wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
                 }
-            } else if self.poll_first && !self.nonblocking {
+            } else if self.poll_first && !self.nonblocking && yields == 0 {
                 wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
             }
             let r = if self.socket {
@@ -634,6 +663,17 @@ impl Endpoint for FramedStream {
                         return Err(Error::WouldBlock {
                             op: self.ops[1].clone(),
                         });
+                    }
+                    if yields > 0 && dl.is_none_or(|d| Instant::now() < d) {
+                        yields -= 1;
+                        let t = Instant::now();
+                        std::thread::yield_now();
+                        if t.elapsed() >= YIELD_USEFUL {
+                            // Someone ran: perhaps the writer, whose message is there now.
+                            continue;
+                        }
+                        yields = 0;
+                        self.yield_skip = YIELD_BACKOFF;
                     }
                     if !self.socket {
                         self.poll_first = true;
@@ -816,6 +856,55 @@ mod tests {
         back.set_timeout(Some(Duration::from_secs(5))).unwrap();
         assert_eq!(back.recv(&mut buf).unwrap(), 4);
         assert_eq!(buf, b"back");
+    }
+
+    /// Two threads on one cpu bounce messages over a pipe pair: the receives that yield
+    /// the cpu to the writer (rather than sleeping in `poll`) get every message, in
+    /// order, and a receive with no writer still times out.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn pipe_ping_pong_on_one_cpu_keeps_order() {
+        use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+        use nix::unistd::Pid;
+        let allowed = sched_getaffinity(Pid::from_raw(0)).unwrap();
+        let cpu = (0..CpuSet::count()).find(|&c| allowed.is_set(c).unwrap_or(false));
+        let pin = move || {
+            let mut one = CpuSet::new();
+            one.set(cpu.unwrap()).unwrap();
+            sched_setaffinity(Pid::from_raw(0), &one).unwrap();
+        };
+        let (r1, w1) = pipe_cloexec("test").unwrap();
+        let (r2, w2) = pipe_cloexec("test").unwrap();
+        let mut a_tx = FramedStream::new("a", None, Some(w1), MAX).unwrap();
+        let mut a_rx = FramedStream::new("a", Some(r2), None, MAX).unwrap();
+        let mut b_rx = FramedStream::new("b", Some(r1), None, MAX).unwrap();
+        let mut b_tx = FramedStream::new("b", None, Some(w2), MAX).unwrap();
+        for e in [&mut a_rx, &mut b_rx] {
+            e.set_timeout(Some(Duration::from_secs(10))).unwrap();
+        }
+        const N: u32 = 2000;
+        let echo = std::thread::spawn(move || {
+            pin();
+            let mut buf = Vec::new();
+            for _ in 0..N {
+                let n = b_rx.recv(&mut buf).unwrap();
+                b_tx.send(&buf[..n]).unwrap();
+            }
+        });
+        pin();
+        let mut buf = Vec::new();
+        for i in 0..N {
+            a_tx.send(&i.to_le_bytes()).unwrap();
+            assert_eq!(a_rx.recv(&mut buf).unwrap(), 4);
+            assert_eq!(buf, i.to_le_bytes(), "round trip {i}");
+        }
+        echo.join().unwrap();
+        a_rx.set_timeout(Some(Duration::from_millis(20))).unwrap();
+        assert!(matches!(a_rx.recv(&mut buf), Err(Error::Closed { .. })));
+        let (r, _w) = pipe_cloexec("test").unwrap();
+        let mut idle = FramedStream::new("idle", Some(r), None, MAX).unwrap();
+        idle.set_timeout(Some(Duration::from_millis(20))).unwrap();
+        assert!(matches!(idle.recv(&mut buf), Err(Error::Timeout { .. })));
     }
 
     #[test]
