@@ -666,7 +666,7 @@ fn stale_run(ctx: &Ctx<'_>, name: &str, exchange: bool) -> Result<Outcome> {
         .prefix("ipc-audit-stale-")
         .tempdir()
         .map_err(|e| Error::io("make the stale directory", e))?;
-    let object = crate::transport::named::unique_name("stale");
+    let object = crate::transport::named::unique_name("ipc-audit-stale");
     let held = |peer: &mut PeerProcess| -> Result<(Option<String>, Option<String>)> {
         peer.command(&Cmd::Hold {
             dir: dir.path().to_path_buf(),
