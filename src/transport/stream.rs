@@ -13,18 +13,20 @@
 //!   one `recv`, as in C. Any further read of that receive (the rest of a frame, a retry
 //!   after EINTR) is a MSG_DONTWAIT read that waits in `poll` for what is left of the
 //!   deadline. Sends use MSG_DONTWAIT and wait in `poll`, so they stay bounded too.
-//! - Pipes and FIFOs have no receive timeout in the kernel, so they are nonblocking and
-//!   wait in `poll`. A `poll` that sleeps costs about a third more than a blocking
-//!   `read` (it adds a wait-queue entry and a second pass through the pipe), so before
-//!   sleeping a receive that found nothing yields the cpu (`sched_yield`) and reads
-//!   again, at most [`YIELDS_PER_RECV`] times. When the writer shares this cpu, the
-//!   yield runs it at once, as a blocking read's sleep would, and the reply is there on
-//!   the next read: no `poll`. A yield that returns within [`YIELD_USEFUL`] ran nobody
-//!   (the writer is on another cpu, or idle): that receive goes to `poll`, and the next
-//!   [`YIELD_BACKOFF`] receives poll without yielding, so a cross-cpu receive does not
-//!   spin. While not yielding, after a read that found nothing, the next receives poll
-//!   first (`poll` + `read`, rather than `read` + `poll` + `read`), until a read fills
-//!   the whole buffer (the reader is behind: reading first is cheaper again).
+//! - Pipes and FIFOs have no receive timeout in the kernel, so they are nonblocking, and
+//!   a receive that has to wait does so before its next read. A `poll` that sleeps
+//!   costs about a third more than a blocking `read` (a wait-queue entry added and
+//!   removed, a second pass through the pipe), so the wait is first a yield of the cpu
+//!   (`sched_yield`), at most [`YIELDS_PER_RECV`] a receive: when the writer shares this
+//!   cpu, the yield runs it at once, as a blocking read's sleep would, and its message is
+//!   there for the read that follows. A yield that returns within [`YIELD_USEFUL`] ran
+//!   nobody (the writer is on another cpu, or idle): the receive sleeps in `poll`, and
+//!   the next [`YIELD_BACKOFF`] receives poll without yielding, so a receive never spins
+//!   on a cpu of its own. After a read that found nothing, the next receives wait
+//!   (yield or `poll`) before their first read: `writev`, `sched_yield`, `read` a side
+//!   in a same-cpu ping-pong, as against `write`, `read` in C; `writev`, `poll`, `read`
+//!   across cpus. A read that fills the whole buffer (the reader is behind) makes the
+//!   next receives read first again.
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -388,6 +390,13 @@ impl FramedStream {
     }
 }
 
+/// Yields the cpu (`sched_yield`); true when someone else ran meanwhile (the call took
+/// at least [`YIELD_USEFUL`] from `since`, a moment just before it).
+fn yield_cpu(since: Instant) -> bool {
+    std::thread::yield_now();
+    since.elapsed() >= YIELD_USEFUL
+}
+
 /// Sets O_NONBLOCK on a descriptor.
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, what: &str) -> Result<()> {
     set_o_nonblock(fd, true, what)
@@ -594,6 +603,8 @@ impl Endpoint for FramedStream {
                 self.yield_skip -= 1;
             }
         }
+        // Pipes and FIFOs: wait (yield, or else `poll`) before the next read.
+        let mut wait_first = self.poll_first && !self.nonblocking;
         loop {
             if self.rpos < self.rend {
                 let d = self.dec.decode(&self.rbuf[self.rpos..self.rend], buf);
@@ -624,8 +635,20 @@ impl Endpoint for FramedStream {
                 } else {
                     wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
                 }
-            } else if self.poll_first && !self.nonblocking && yields == 0 {
-                wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
+            } else if wait_first {
+                wait_first = false;
+                let now = Instant::now();
+                if yields > 0 && dl.is_none_or(|d| now < d) {
+                    yields -= 1;
+                    if !yield_cpu(now) {
+                        // Nobody else wanted this cpu: the writer is elsewhere, sleep.
+                        yields = 0;
+                        self.yield_skip = YIELD_BACKOFF;
+                        wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
+                    }
+                } else {
+                    wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
+                }
             }
             let r = if self.socket {
                 use nix::sys::socket::MsgFlags;
@@ -664,19 +687,12 @@ impl Endpoint for FramedStream {
                             op: self.ops[1].clone(),
                         });
                     }
-                    if yields > 0 && dl.is_none_or(|d| Instant::now() < d) {
-                        yields -= 1;
-                        let t = Instant::now();
-                        std::thread::yield_now();
-                        if t.elapsed() >= YIELD_USEFUL {
-                            // Someone ran: perhaps the writer, whose message is there now.
-                            continue;
-                        }
-                        yields = 0;
-                        self.yield_skip = YIELD_BACKOFF;
-                    }
                     if !self.socket {
+                        // Yield or poll at the top of the loop, and before the first
+                        // read of the next receives.
                         self.poll_first = true;
+                        wait_first = true;
+                        continue;
                     }
                     // After SO_RCVTIMEO expired this returns Timeout at once (or waits
                     // for the rest of the deadline if the kernel woke early).
