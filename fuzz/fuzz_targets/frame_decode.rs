@@ -1,5 +1,5 @@
 //! `frame_decode`: Arbitrary bytes into the incremental frame decoder (2 bytes of maximum, 1 byte of
-//! chunking seed, then the stream): no panic, agrees with the reference decoder, no
+//! chunking seed, then the stream): no panic, no frame over the maximum, no
 //! allocation over the maximum, every error consistent.
 //!
 //! The check is `ipc_audit::fuzzing::frame_decode`, shared with `tests/fuzz_corpus.rs`.
