@@ -151,8 +151,21 @@ mod imp {
     }
 
     /// The wait policy of one operation. The deadline is left for the ring to fix when
-    /// the operation first has to wait: one that need not wait reads no clock.
-    fn policy(spin: u32, timeout: Option<Duration>) -> Wait {
+    /// the operation first has to wait: one that need not wait reads no clock. In
+    /// nonblocking mode: no spin and a deadline of now, so that an operation that would
+    /// wait ends at once with a timeout ([`nonblocking_error`] makes it WouldBlock),
+    /// after the same checks as a blocking one (a closed or dead peer is reported as
+    /// such).
+    fn policy(spin: u32, timeout: Option<Duration>, nonblocking: bool) -> Wait {
+        if nonblocking {
+            return Wait {
+                spin: 0,
+                slice: Some(SLICE),
+                liveness: Some(liveness),
+                timeout: Some(Duration::ZERO),
+                deadline: Some(std::time::Instant::now()),
+            };
+        }
         Wait {
             spin,
             slice: Some(SLICE),
@@ -162,11 +175,20 @@ mod imp {
         }
     }
 
+    /// In nonblocking mode, an operation that would have waited: WouldBlock.
+    fn nonblocking_error(e: Error, nonblocking: bool, op: &str) -> Error {
+        match e {
+            Error::Timeout { .. } if nonblocking => Error::WouldBlock { op: op.into() },
+            e => e,
+        }
+    }
+
     /// The local, receiving end.
     struct ShmReceiver {
         ring: Consumer,
         spin: u32,
         timeout: Option<Duration>,
+        nonblocking: bool,
     }
 
     impl Endpoint for ShmReceiver {
@@ -175,11 +197,19 @@ mod imp {
         }
 
         fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-            self.ring.pop(buf, &policy(self.spin, self.timeout))
+            let nb = self.nonblocking;
+            self.ring
+                .pop(buf, &policy(self.spin, self.timeout, nb))
+                .map_err(|e| nonblocking_error(e, nb, "shm: recv"))
         }
 
         fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
             self.timeout = timeout;
+            Ok(())
+        }
+
+        fn set_nonblocking(&mut self, nonblocking: bool) -> Result<()> {
+            self.nonblocking = nonblocking;
             Ok(())
         }
     }
@@ -189,11 +219,15 @@ mod imp {
         ring: Producer,
         spin: u32,
         timeout: Option<Duration>,
+        nonblocking: bool,
     }
 
     impl Endpoint for ShmSender {
         fn send(&mut self, msg: &[u8]) -> Result<()> {
-            self.ring.push(msg, &policy(self.spin, self.timeout))
+            let nb = self.nonblocking;
+            self.ring
+                .push(msg, &policy(self.spin, self.timeout, nb))
+                .map_err(|e| nonblocking_error(e, nb, "shm: send"))
         }
 
         fn recv(&mut self, _buf: &mut Vec<u8>) -> Result<usize> {
@@ -202,6 +236,11 @@ mod imp {
 
         fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
             self.timeout = timeout;
+            Ok(())
+        }
+
+        fn set_nonblocking(&mut self, nonblocking: bool) -> Result<()> {
+            self.nonblocking = nonblocking;
             Ok(())
         }
     }
@@ -229,6 +268,7 @@ mod imp {
                 ring: ring.into_consumer(),
                 spin,
                 timeout: None,
+                nonblocking: false,
             }),
             peer: PeerEnd {
                 fds: vec![fd],
@@ -256,6 +296,7 @@ mod imp {
             ring: ring.into_producer(),
             spin,
             timeout: None,
+            nonblocking: false,
         }))
     }
 
@@ -282,6 +323,7 @@ mod imp {
                 ring,
                 spin: 0,
                 timeout: Some(timeout),
+                nonblocking: false,
             }
         }
 
@@ -363,6 +405,42 @@ mod tests {
         tx.send(&[7; 100]).unwrap();
         let mut buf = Vec::new();
         assert_eq!(rx.recv(&mut buf).unwrap(), 100);
+    }
+
+    /// Nonblocking mode: an empty ring and a full one give WouldBlock at once (no wait
+    /// for the 5 s timeout), what was accepted arrives in order, and a closed producer
+    /// is reported as closed, not as WouldBlock.
+    #[test]
+    #[cfg_attr(miri, ignore = "memfd, mmap and futex are not available under Miri")]
+    fn nonblocking_mode_would_block_when_empty_and_full() {
+        let (mut rx, mut tx) = pair(Some(64));
+        for end in [&mut rx, &mut tx] {
+            end.set_timeout(Some(Duration::from_secs(5))).unwrap();
+            end.set_nonblocking(true).unwrap();
+        }
+        let mut buf = Vec::new();
+        let t = std::time::Instant::now();
+        assert!(matches!(rx.recv(&mut buf), Err(Error::WouldBlock { .. })));
+        let mut sent = 0u32;
+        let full = loop {
+            match tx.send(&sent.to_le_bytes()) {
+                Ok(()) => sent += 1,
+                Err(e) => break e,
+            }
+            assert!(sent < 1 << 20, "the ring never filled");
+        };
+        assert!(matches!(full, Error::WouldBlock { .. }), "{full:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "a nonblocking call waited"
+        );
+        for i in 0..sent {
+            assert_eq!(rx.recv(&mut buf).unwrap(), 4);
+            assert_eq!(buf, i.to_le_bytes());
+        }
+        assert!(matches!(rx.recv(&mut buf), Err(Error::WouldBlock { .. })));
+        drop(tx);
+        assert!(matches!(rx.recv(&mut buf), Err(Error::Closed { .. })));
     }
 
     #[test]
