@@ -306,8 +306,9 @@ pub(crate) struct FramedStream {
     // nonblocking mode, when the stream was full): written before the next frame, so a
     // frame is never torn. Empty almost always; its capacity is kept.
     pending: Vec<u8>,
-    /// Pipes and FIFOs: the last read found nothing, so the next receive waits in `poll`
-    /// before reading (one syscall less per message in a ping-pong).
+    /// Pipes and FIFOs: the last read found nothing, so the next receive waits (a yield
+    /// of the cpu, or `poll`) before reading: one syscall less per message in a
+    /// ping-pong than a read that finds nothing first.
     poll_first: bool,
     /// Pipes and FIFOs: receives left before the next one tries yielding the cpu again
     /// (a yield that ran nobody sets it to [`YIELD_BACKOFF`]).
@@ -324,7 +325,8 @@ pub(crate) const YIELD_BACKOFF: u8 = 32;
 
 impl FramedStream {
     /// A stream that reads from `rd` and writes to `wr`; `name` is used in errors. Both
-    /// descriptors are set nonblocking so that every wait goes through `poll`.
+    /// descriptors are set nonblocking, so that no wait happens in the kernel unbounded:
+    /// each goes through `poll` with the deadline (or, for a pipe receive, a yield).
     pub(crate) fn new(
         name: impl Into<String>,
         rd: Option<OwnedFd>,
