@@ -318,6 +318,14 @@ impl Chunks {
 // ---------------------------------------------------------------------------------------
 // Targets
 
+/// A `frame_decode` input: its maximum (two bytes, 0..=8191), chunking seed and stream.
+fn frame_decode_input(data: &[u8]) -> (usize, u8, &[u8]) {
+    match data {
+        [a, b, s, rest @ ..] => (usize::from(u16::from_le_bytes([*a, *b]) & 0x1fff), *s, rest),
+        _ => (64, 0, data),
+    }
+}
+
 /// `frame_decode`: arbitrary bytes into the incremental decoder.
 ///
 /// Input: two bytes of maximum (0..=8191), one seed byte for the chunking (0: the whole
@@ -331,10 +339,7 @@ impl Chunks {
 /// the reference decoder, on structured and raw streams alike, is
 /// [`frame_differential`]'s job.
 pub fn frame_decode(data: &[u8]) {
-    let (max, seed, stream) = match data {
-        [a, b, s, rest @ ..] => (usize::from(u16::from_le_bytes([*a, *b]) & 0x1fff), *s, rest),
-        _ => (64, 0, data),
-    };
+    let (max, seed, stream) = frame_decode_input(data);
     let check = |e: &FrameError| check_error_fields(e, max);
 
     alloc_reset();
@@ -401,10 +406,7 @@ pub fn frame_decode(data: &[u8]) {
 /// corpus replay (`tests/fuzz_corpus.rs`) runs it on every committed `frame_decode`
 /// input, so what the campaigns keep is checked both ways.
 pub fn frame_decode_against_reference(data: &[u8]) {
-    let (max, seed, stream) = match data {
-        [a, b, s, rest @ ..] => (usize::from(u16::from_le_bytes([*a, *b]) & 0x1fff), *s, rest),
-        _ => (64, 0, data),
-    };
+    let (max, seed, stream) = frame_decode_input(data);
     let mut chunks = Chunks(u32::from(seed) * 0x0101_0101);
     let mut cuts = Vec::new();
     let mut rest = stream;
