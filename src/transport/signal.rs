@@ -359,6 +359,7 @@ pub struct SignalReceiver {
     stop: Option<OwnedFd>,
     thread: Option<JoinHandle<()>>,
     timeout: Option<Duration>,
+    nonblocking: bool,
     tid: i32,
 }
 
@@ -523,6 +524,7 @@ impl SignalReceiver {
             stop: Some(stop_w),
             thread: Some(thread),
             timeout: None,
+            nonblocking: false,
             tid,
         })
     }
@@ -540,6 +542,10 @@ impl Endpoint for SignalReceiver {
         let op = || format!("{NAME}: recv");
         let rx = self.rx.as_ref().ok_or_else(|| Error::Closed { op: op() })?;
         let got = match self.timeout {
+            _ if self.nonblocking => rx.try_recv().map_err(|e| match e {
+                mpsc::TryRecvError::Empty => Error::WouldBlock { op: op() },
+                mpsc::TryRecvError::Disconnected => Error::Closed { op: op() },
+            }),
             None => rx.recv().map_err(|_| Error::Closed { op: op() }),
             Some(t) => rx.recv_timeout(t).map_err(|e| match e {
                 mpsc::RecvTimeoutError::Timeout => Error::Timeout { op: op(), after: t },
@@ -559,6 +565,12 @@ impl Endpoint for SignalReceiver {
 
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
         self.timeout = timeout;
+        Ok(())
+    }
+
+    /// Nonblocking: a receive with no whole message waiting gives WouldBlock at once.
+    fn set_nonblocking(&mut self, nonblocking: bool) -> Result<()> {
+        self.nonblocking = nonblocking;
         Ok(())
     }
 }
@@ -595,12 +607,30 @@ pub struct SignalSender {
     max: usize,
     seq: u8,
     timeout: Option<Duration>,
+    nonblocking: bool,
     // Chunks of an accepted message that the full queue did not take before the
     // deadline: queued before the next message (see `Endpoint::flush`).
     pending: std::collections::VecDeque<i32>,
 }
 
 impl SignalSender {
+    /// The deadline of an operation starting now: now itself in nonblocking mode.
+    fn deadline(&self) -> Option<Instant> {
+        if self.nonblocking {
+            Some(Instant::now())
+        } else {
+            deadline(self.timeout)
+        }
+    }
+
+    /// In nonblocking mode, a queue that stayed full: WouldBlock.
+    fn would_block(&self, e: Error, op: &dyn Fn() -> String) -> Error {
+        match e {
+            Error::Timeout { .. } if self.nonblocking => Error::WouldBlock { op: op() },
+            e => e,
+        }
+    }
+
     /// Queues the pending chunks, by `dl`; on EAGAIN waits with a growing sleep.
     fn queue_pending(&mut self, dl: Option<Instant>, op: &dyn Fn() -> String) -> Result<()> {
         let started = Instant::now();
@@ -730,9 +760,10 @@ impl Endpoint for SignalSender {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         let (pid, tid) = (self.pid, self.tid);
         let op = move || format!("{NAME}: queue a signal for pid {pid} thread {tid}");
-        let dl = deadline(self.timeout);
+        let dl = self.deadline();
         // The rest of an earlier message first; this one is refused whole meanwhile.
-        self.queue_pending(dl, &op)?;
+        self.queue_pending(dl, &op)
+            .map_err(|e| self.would_block(e, &op))?;
         let chunks = message_chunks(msg, self.max, self.seq)?;
         let total = chunk_count(msg.len());
         self.pending.extend(chunks);
@@ -741,7 +772,7 @@ impl Endpoint for SignalSender {
             // Not one chunk out: refused, nothing to undo.
             Err(e) if self.pending.len() == total => {
                 self.pending.clear();
-                return Err(e);
+                return Err(self.would_block(e, &op));
             }
             // Accepted: the rest stays pending.
             Err(Error::Timeout { .. }) => {}
@@ -761,7 +792,9 @@ impl Endpoint for SignalSender {
     fn flush(&mut self) -> Result<()> {
         let (pid, tid) = (self.pid, self.tid);
         let op = move || format!("{NAME}: queue a signal for pid {pid} thread {tid}");
-        self.queue_pending(deadline(self.timeout), &op)
+        let dl = self.deadline();
+        self.queue_pending(dl, &op)
+            .map_err(|e| self.would_block(e, &op))
     }
 
     fn recv(&mut self, _buf: &mut Vec<u8>) -> Result<usize> {
@@ -770,6 +803,14 @@ impl Endpoint for SignalSender {
 
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
         self.timeout = timeout;
+        Ok(())
+    }
+
+    /// Nonblocking: a send that finds the receiver's signal queue full gives WouldBlock
+    /// at once if not one chunk went out (the message is refused whole), and is accepted
+    /// otherwise, its other chunks queued before the next message or by `flush`.
+    fn set_nonblocking(&mut self, nonblocking: bool) -> Result<()> {
+        self.nonblocking = nonblocking;
         Ok(())
     }
 }
@@ -849,6 +890,7 @@ impl Signal {
             max,
             seq: 0,
             timeout: None,
+            nonblocking: false,
             pending: std::collections::VecDeque::new(),
         })
     }
@@ -957,6 +999,35 @@ mod tests {
             assert_eq!(rx.recv(&mut buf).unwrap(), m.len());
             assert_eq!(&buf, m);
         }
+    }
+
+    /// Nonblocking receive: WouldBlock at once while no whole message is waiting (not
+    /// after the 5 s timeout), then the message once the receiving thread has it.
+    #[test]
+    fn nonblocking_receive_would_block_then_gets_the_message() {
+        let (mut rx, mut tx) = pair();
+        rx.set_timeout(Some(Duration::from_secs(5))).unwrap();
+        rx.set_nonblocking(true).unwrap();
+        tx.set_nonblocking(true).unwrap();
+        let mut buf = Vec::new();
+        let t = Instant::now();
+        assert!(matches!(rx.recv(&mut buf), Err(Error::WouldBlock { .. })));
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "a nonblocking receive waited"
+        );
+        tx.send(b"hello").unwrap();
+        let got = loop {
+            match rx.recv(&mut buf) {
+                Err(Error::WouldBlock { .. }) if t.elapsed() < Duration::from_secs(5) => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                r => break r,
+            }
+        };
+        assert_eq!(got.unwrap(), 5);
+        assert_eq!(buf, b"hello");
+        assert!(matches!(rx.recv(&mut buf), Err(Error::WouldBlock { .. })));
     }
 
     #[test]
