@@ -13,18 +13,7 @@ set -euo pipefail
 dir=${1:?usage: scripts/anchors.sh ANCHORS_DIR [N] [OUT_DIR]}
 n=${2:-20000}
 cd "$(dirname "$0")/.."
-if [ -n "${3:-}" ]; then
-  out=$3; mkdir -p "$out"
-else
-  out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
-fi
-for f in limits.c ring.c; do
-  [ -f "$dir/$f" ] || { echo "anchors.sh: no $dir/$f" >&2; exit 2; }
-done
-gcc -O2 -o "$out/limits" "$dir/limits.c"
-gcc -O2 -o "$out/ring" "$dir/ring.c"
-cargo build --release --quiet
-bin=target/release/ipc-audit
+. scripts/floors-setup.sh "${3:-}"
 
 echo "== limits.c, same cpu"; "$out/limits" "$n" 64 same | tee "$out/limits-same.txt"
 echo "== limits.c, cpu0<->cpu1"; "$out/limits" "$n" 64 | tee "$out/limits-cross.txt"

@@ -19,18 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-../shared/anchors}
 n=${2:-20000}
-if [ -n "${3:-}" ]; then
-  out=$3; mkdir -p "$out"
-else
-  out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
-fi
-for f in limits.c ring.c; do
-  [ -f "$dir/$f" ] || { echo "shm-ratios.sh: no $dir/$f" >&2; exit 2; }
-done
-gcc -O2 -o "$out/limits" "$dir/limits.c"
-gcc -O2 -o "$out/ring" "$dir/ring.c"
-cargo build --release --quiet
-bin=target/release/ipc-audit
+. scripts/floors-setup.sh "${3:-}"
 
 echo "== 1. spin, cross cpu"
 "$out/limits" "$n" 64 | tee "$out/limits-cross.txt"
