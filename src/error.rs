@@ -95,6 +95,17 @@ impl Error {
         }
     }
 
+    /// In nonblocking mode, a wait cut short by its deadline of now (an
+    /// [`Error::Timeout`]) means the operation would have blocked: [`Error::WouldBlock`],
+    /// naming the same operation. Any other error, or any error in blocking mode, is
+    /// returned as it is.
+    pub(crate) fn would_block_if(self, nonblocking: bool) -> Self {
+        match self {
+            Error::Timeout { op, .. } if nonblocking => Error::WouldBlock { op },
+            e => e,
+        }
+    }
+
     /// An [`Error::Invalid`].
     pub fn invalid(what: impl Into<String>, value: impl fmt::Display) -> Self {
         Error::Invalid {

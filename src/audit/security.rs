@@ -8,7 +8,7 @@ use nix::unistd::{getegid, geteuid};
 
 use super::exchange::{analyse, ready, receive, spawn, start};
 use super::peer::{Cmd, Event, Identity, NO_TRANSPORT, PeerOptions, PeerProcess, child_fds};
-use super::{Ctx, Property, PropertyResult, Verdict, result};
+use super::{Ctx, Property, PropertyResult, Verdict, could_not_run, result};
 use crate::error::{Error, Result};
 use crate::transport::{Access, Config, Credentials, Rendezvous};
 
@@ -270,13 +270,7 @@ fn cloexec(ctx: &Ctx<'_>) -> PropertyResult {
             Verdict::Fail,
             "a fork+exec child listed these in /proc/self/fd".into(),
         ),
-        Err(e) => result(
-            name,
-            declared,
-            e.to_string(),
-            Verdict::Fail,
-            "the check could not run".into(),
-        ),
+        Err(e) => could_not_run(name, declared, e),
     }
 }
 
@@ -336,15 +330,7 @@ fn sigpipe(ctx: &Ctx<'_>) -> PropertyResult {
             }
         }
     };
-    run().unwrap_or_else(|e| {
-        result(
-            name,
-            declared,
-            e.to_string(),
-            Verdict::Fail,
-            "the check could not run".into(),
-        )
-    })
+    run().unwrap_or_else(|e| could_not_run(name, declared, e))
 }
 
 fn peercred(ctx: &Ctx<'_>) -> PropertyResult {
@@ -446,15 +432,7 @@ fn peercred(ctx: &Ctx<'_>) -> PropertyResult {
             ),
         })
     };
-    run().unwrap_or_else(|e| {
-        result(
-            name,
-            declared,
-            e.to_string(),
-            Verdict::Fail,
-            "the check could not run".into(),
-        )
-    })
+    run().unwrap_or_else(|e| could_not_run(name, declared, e))
 }
 
 /// The declared access, as the access properties word it.
@@ -623,15 +601,7 @@ fn access_race(ctx: &Ctx<'_>) -> PropertyResult {
             "made in a 0700 staging folder with its final mode, then renamed in".into(),
         ))
     };
-    run().unwrap_or_else(|e| {
-        result(
-            name,
-            declared,
-            e.to_string(),
-            Verdict::Fail,
-            "the check could not run".into(),
-        )
-    })
+    run().unwrap_or_else(|e| could_not_run(name, declared, e))
 }
 
 /// Serialises the umask changes of [`access_umask`]: the umask is process-wide.
@@ -654,13 +624,7 @@ fn access_umask(ctx: &Ctx<'_>) -> PropertyResult {
         let link = match link {
             Ok(l) => l,
             Err(e) => {
-                return result(
-                    name,
-                    declared,
-                    e.to_string(),
-                    Verdict::Fail,
-                    "the check could not run".into(),
-                );
+                return could_not_run(name, declared, e);
             }
         };
         let Some(path) = link.path.clone() else {

@@ -153,33 +153,26 @@ mod imp {
     /// The wait policy of one operation. The deadline is left for the ring to fix when
     /// the operation first has to wait: one that need not wait reads no clock. In
     /// nonblocking mode: no spin and a deadline of now, so that an operation that would
-    /// wait ends at once with a timeout ([`nonblocking_error`] makes it WouldBlock),
+    /// wait ends at once with a timeout (which the caller makes WouldBlock),
     /// after the same checks as a blocking one (a closed or dead peer is reported as
     /// such).
     fn policy(spin: u32, timeout: Option<Duration>, nonblocking: bool) -> Wait {
-        if nonblocking {
-            return Wait {
-                spin: 0,
-                slice: Some(SLICE),
-                liveness: Some(liveness),
-                timeout: Some(Duration::ZERO),
-                deadline: Some(std::time::Instant::now()),
-            };
-        }
-        Wait {
+        let wait = Wait {
             spin,
             slice: Some(SLICE),
             liveness: Some(liveness),
             timeout,
             deadline: None,
-        }
-    }
-
-    /// In nonblocking mode, an operation that would have waited: WouldBlock.
-    fn nonblocking_error(e: Error, nonblocking: bool, op: &str) -> Error {
-        match e {
-            Error::Timeout { .. } if nonblocking => Error::WouldBlock { op: op.into() },
-            e => e,
+        };
+        if nonblocking {
+            Wait {
+                spin: 0,
+                timeout: Some(Duration::ZERO),
+                deadline: Some(std::time::Instant::now()),
+                ..wait
+            }
+        } else {
+            wait
         }
     }
 
@@ -200,7 +193,7 @@ mod imp {
             let nb = self.nonblocking;
             self.ring
                 .pop(buf, &policy(self.spin, self.timeout, nb))
-                .map_err(|e| nonblocking_error(e, nb, "shm: recv"))
+                .map_err(|e| e.would_block_if(nb))
         }
 
         fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
@@ -227,7 +220,7 @@ mod imp {
             let nb = self.nonblocking;
             self.ring
                 .push(msg, &policy(self.spin, self.timeout, nb))
-                .map_err(|e| nonblocking_error(e, nb, "shm: send"))
+                .map_err(|e| e.would_block_if(nb))
         }
 
         fn recv(&mut self, _buf: &mut Vec<u8>) -> Result<usize> {

@@ -623,14 +623,6 @@ impl SignalSender {
         }
     }
 
-    /// In nonblocking mode, a queue that stayed full: WouldBlock.
-    fn would_block(&self, e: Error, op: &dyn Fn() -> String) -> Error {
-        match e {
-            Error::Timeout { .. } if self.nonblocking => Error::WouldBlock { op: op() },
-            e => e,
-        }
-    }
-
     /// Queues the pending chunks, by `dl`; on EAGAIN waits with a growing sleep.
     fn queue_pending(&mut self, dl: Option<Instant>, op: &dyn Fn() -> String) -> Result<()> {
         let started = Instant::now();
@@ -762,8 +754,9 @@ impl Endpoint for SignalSender {
         let op = move || format!("{NAME}: queue a signal for pid {pid} thread {tid}");
         let dl = self.deadline();
         // The rest of an earlier message first; this one is refused whole meanwhile.
+        let nb = self.nonblocking;
         self.queue_pending(dl, &op)
-            .map_err(|e| self.would_block(e, &op))?;
+            .map_err(|e| e.would_block_if(nb))?;
         let chunks = message_chunks(msg, self.max, self.seq)?;
         let total = chunk_count(msg.len());
         self.pending.extend(chunks);
@@ -772,7 +765,7 @@ impl Endpoint for SignalSender {
             // Not one chunk out: refused, nothing to undo.
             Err(e) if self.pending.len() == total => {
                 self.pending.clear();
-                return Err(self.would_block(e, &op));
+                return Err(e.would_block_if(self.nonblocking));
             }
             // Accepted: the rest stays pending.
             Err(Error::Timeout { .. }) => {}
@@ -793,8 +786,9 @@ impl Endpoint for SignalSender {
         let (pid, tid) = (self.pid, self.tid);
         let op = move || format!("{NAME}: queue a signal for pid {pid} thread {tid}");
         let dl = self.deadline();
+        let nb = self.nonblocking;
         self.queue_pending(dl, &op)
-            .map_err(|e| self.would_block(e, &op))
+            .map_err(|e| e.would_block_if(nb))
     }
 
     fn recv(&mut self, _buf: &mut Vec<u8>) -> Result<usize> {

@@ -545,24 +545,20 @@ impl Endpoint for FramedStream {
         } else {
             deadline(self.timeout)
         };
-        let refused = |e: Error, nonblocking: bool, op: &str| match e {
-            Error::Timeout { .. } if nonblocking => Error::WouldBlock { op: op.into() },
-            e => e,
-        };
         // First the rest of an earlier frame; while it cannot go out, this message is
         // refused whole.
         if !self.pending.is_empty() {
             let (w, err) = write_some(wr.as_fd(), &[&self.pending], self.sink, dl, &self.ops[0]);
             self.pending.drain(..w);
             if let Some(e) = err {
-                return Err(refused(e, self.nonblocking, &self.ops[0]));
+                return Err(e.would_block_if(self.nonblocking));
             }
         }
         let (w, err) = write_some(wr.as_fd(), &[&header, msg], self.sink, dl, &self.ops[0]);
         match err {
             None => Ok(()),
             // Nothing went out: the message is refused, the stream intact.
-            Some(e) if w == 0 => Err(refused(e, self.nonblocking, &self.ops[0])),
+            Some(e) if w == 0 => Err(e.would_block_if(self.nonblocking)),
             // Part of the frame is out: the message is accepted; the rest goes out
             // before the next frame (or when the end is dropped).
             Some(Error::Timeout { .. }) => {
