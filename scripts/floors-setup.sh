@@ -1,4 +1,4 @@
-# Sourced by scripts/anchors.sh and scripts/shm-ratios.sh, in the repository's root, with
+# Sourced by scripts/anchors.sh and scripts/ratios.sh, in the repository's root, with
 # `dir` (the folder of limits.c and ring.c) set and OUT_DIR as the first argument (may be
 # empty). Sets `out` (OUT_DIR, made if needed, or a temp dir removed on exit), builds the
 # C floors `$out/limits` and `$out/ring` and the crate's release binary, and sets `bin`.
