@@ -596,8 +596,12 @@ where
             let ev = Event::Failed {
                 message: e.to_string(),
             };
-            let _ = report(&mut ctl, &ev);
-            eprintln!("ipc-audit peer: {e}");
+            // The harness gets the error over the control channel and decides whether
+            // it was expected (an access check refused, a limit reached); stderr is
+            // only for an error that channel could not carry.
+            if let Err(r) = report(&mut ctl, &ev) {
+                eprintln!("ipc-audit peer: {e} (and the control channel failed: {r})");
+            }
             1
         }
     };
