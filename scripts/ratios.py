@@ -23,6 +23,9 @@ import statistics
 import subprocess
 import sys
 
+if len(sys.argv) != 5 or not all(a.isdigit() and int(a) > 0 for a in sys.argv[3:]):
+    raise SystemExit(f"usage: ratios.py OUT_DIR BIN ROUNDS COUNT (ROUNDS, COUNT: positive "
+                     f"integers), got {sys.argv[1:]}")
 out, binary, rounds, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
 

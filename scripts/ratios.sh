@@ -15,5 +15,8 @@ cd "$(dirname "$0")/.."
 dir=${1:-../shared/anchors}
 rounds=${2:-7}
 n=${3:-5000}
+for v in "$rounds" "$n"; do
+  [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "ratios.sh: ROUNDS and N must be positive integers, got '$v'" >&2; exit 2; }
+done
 . scripts/floors-setup.sh "${4:-}"
 python3 scripts/ratios.py "$out" "$bin" "$rounds" "$n"
