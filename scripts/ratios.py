@@ -13,7 +13,9 @@ and each crate run X_i is compared with the geometric mean of the two C runs aro
 of those ratios, how many rounds met the target, and the ratios' range; every raw figure
 is written to OUT/ratios.json.
 
-usage: ratios.py OUT_DIR BIN ROUNDS COUNT
+usage: ratios.py OUT_DIR BIN ROUNDS COUNT [ONLY]
+
+ONLY, if given, keeps the targets whose label contains it (for example "spin").
 """
 
 import json
@@ -23,10 +25,11 @@ import statistics
 import subprocess
 import sys
 
-if len(sys.argv) != 5 or not all(a.isdigit() and int(a) > 0 for a in sys.argv[3:]):
-    raise SystemExit(f"usage: ratios.py OUT_DIR BIN ROUNDS COUNT (ROUNDS, COUNT: positive "
-                     f"integers), got {sys.argv[1:]}")
+if len(sys.argv) not in (5, 6) or not all(a.isdigit() and int(a) > 0 for a in sys.argv[3:5]):
+    raise SystemExit(f"usage: ratios.py OUT_DIR BIN ROUNDS COUNT [ONLY] (ROUNDS, COUNT: "
+                     f"positive integers), got {sys.argv[1:]}")
 out, binary, rounds, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+only = sys.argv[5] if len(sys.argv) == 6 else ""
 
 
 def run(args):
@@ -99,6 +102,9 @@ def fmt(x, lower):
     return f"{x / 1000:.2f} µs" if x >= 1000 else f"{x} ns"
 
 
+TARGETS = [t for t in TARGETS if only in t[0]]
+if not TARGETS:
+    raise SystemExit(f"no target's label contains {only!r}")
 results = []
 for i, (label, c, crate, target, lower) in enumerate(TARGETS, 1):
     print(f"[{i}/{len(TARGETS)}] {label}: {rounds} rounds", file=sys.stderr, flush=True)

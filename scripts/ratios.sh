@@ -5,11 +5,12 @@
 # from ROUNDS rounds of C and crate runs in turn, every crate run compared with the
 # geometric mean of the two C runs around it. See scripts/ratios.py for why and how.
 #
-#   scripts/ratios.sh [ANCHORS_DIR] [ROUNDS] [N] [OUT_DIR]
+#   scripts/ratios.sh [ANCHORS_DIR] [ROUNDS] [N] [OUT_DIR] [ONLY]
 #
 # ANCHORS_DIR holds limits.c and ring.c (default ../shared/anchors); ROUNDS (default 7);
 # N round trips per run (default 5000). Raw figures go to OUT_DIR/ratios.json (OUT_DIR
-# default: a temp dir, removed at the end). About 3 minutes with the defaults.
+# default: a temp dir, removed at the end). ONLY keeps the targets whose label contains
+# it (e.g. spin). About 1-2 minutes with the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-../shared/anchors}
@@ -19,4 +20,4 @@ for v in "$rounds" "$n"; do
   [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "ratios.sh: ROUNDS and N must be positive integers, got '$v'" >&2; exit 2; }
 done
 . scripts/floors-setup.sh "${4:-}"
-python3 scripts/ratios.py "$out" "$bin" "$rounds" "$n"
+python3 scripts/ratios.py "$out" "$bin" "$rounds" "$n" ${5:+"$5"}
