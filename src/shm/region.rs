@@ -36,6 +36,14 @@ impl Mapping {
     /// [`required_seals`] and `F_SEAL_SEAL`) and maps it. Returns the mapping and the
     /// memfd to hand to the peer.
     ///
+    /// Both this mapping and the peer's ([`Mapping::attach`]) are made with
+    /// `MAP_POPULATE`: every page is allocated and mapped before the first message, so
+    /// that the first lap of a ring does not take a page fault every 4 KiB (about 20 µs
+    /// each in the development VM). With lazy faults the 64-byte spin round trip of
+    /// `examples/shm_rtt` had a p99 of 18.8-19.7 µs; populated, 0.44-0.50 µs (p50
+    /// 261-270 ns before, 250-251 ns after; 2026-11-27). The cost moves to set-up: the
+    /// whole ring is committed at once.
+    ///
     /// # Errors
     /// The failing system call, naming the memfd.
     pub fn create(name: &str, len: usize) -> Result<(Mapping, OwnedFd)> {
@@ -89,7 +97,7 @@ impl Mapping {
                 None,
                 nz,
                 ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
+                MapFlags::MAP_SHARED | MapFlags::MAP_POPULATE,
                 fd.as_fd(),
                 0,
             )
