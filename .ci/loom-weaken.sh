@@ -4,13 +4,15 @@
 # the loom models, and reports which model caught it. The file is restored after each
 # step (and on exit). Slow (one rebuild per ordering); not part of .ci/run.
 #
-# Result on 2026-11-26 for ring v2 (records polled in the data; loom 0.7,
+# Result on 2026-11-27 for ring v3 (header words in a lane; loom 0.7,
 # LOOM_MAX_PREEMPTIONS=3), ordering -> models failing:
-#   record header store Release (publish)      -> spsc_wrap_around, blocking_hand_off,
+#   lane slot store Release (publish)          -> spsc_wrap_around, blocking_hand_off,
 #                                                 close_after_messages (causality violation)
-#   record header load Acquire (consumer poll) -> same three (causality violation)
-#   tail store Release (consumer release)      -> spsc_wrap_around (causality violation)
-#   tail load Acquire (producer refresh)       -> spsc_wrap_around (causality violation)
+#   lane slot load Acquire (consumer poll)     -> same three (causality violation)
+#   tail store Release (consumer release)      -> spsc_wrap_around, blocking_hand_off
+#                                                 (causality violation)
+#   tail load Acquire (producer refresh)       -> spsc_wrap_around, blocking_hand_off
+#                                                 (causality violation)
 #   fence SeqCst in wake (removed)             -> blocking_hand_off, close_after_messages,
 #                                                 consumer_close_wakes_producer (deadlock)
 #   fence SeqCst in prepare_sleep (removed)    -> blocking_hand_off, close_after_messages,
@@ -26,12 +28,12 @@
 #   prepare_sleep in push (full hand-off)      -> blocking_hand_off,
 #                                                 consumer_close_wakes_producer (deadlock)
 # Those are all the orderings above Relaxed in src/shm/ring.rs. Relaxed by design, with
-# the reason beside each: the terminator store (published by the header's Release after
-# it), the closed flag's fetch_or (the release fence of `wake` ends every push before
-# it), the waiting flags (ordered by the Dekker fences), the header fields written at
-# create (handed over by fork/exec or thread spawn). The terminator itself is checked by
-# the unit test `stale_payload_is_never_a_record`, not by loom: under loom the header
-# words are atomics beside the payload cells, not the same bytes.
+# the reason beside each: the closed flag's fetch_or (the release fence of `wake` ends
+# every push before it), the waiting flags (ordered by the Dekker fences), the header
+# fields and lane slots written at create (handed over by fork/exec or thread spawn).
+# A stale lane slot (a lap old) is checked by the unit test `stale_slot_is_never_a_record`,
+# not by loom. Ring v2 (2026-11-26) had the same table with the record header word in
+# the data, and a Relaxed terminator store published by the header's Release.
 # History: in ring v1 the spsc model let a Relaxed tail store pass (the fence of the pop
 # before the last one ordered the reads); the model now makes every push reuse the bytes
 # of the pop just before it. The consumer-close wake was not covered until
@@ -46,9 +48,9 @@ export RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/loom}"
 # name | exact text | replacement
 sites=(
-  "record header store Release (publish)|self.shared.word(at).store(word, Ordering::Release)|self.shared.word(at).store(word, Ordering::Relaxed)"
-  "record header load Acquire (consumer poll)|self.shared.word(self.tail).load(Ordering::Acquire)|self.shared.word(self.tail).load(Ordering::Relaxed)"
-  "tail store Release (consumer release)|tail.0.store(self.tail, Ordering::Release)|tail.0.store(self.tail, Ordering::Relaxed)"
+  "lane slot store Release (publish)|self.shared.slot(self.seq).store(word, Ordering::Release)|self.shared.slot(self.seq).store(word, Ordering::Relaxed)"
+  "lane slot load Acquire (consumer poll)|self.shared.slot(self.seq).load(Ordering::Acquire)|self.shared.slot(self.seq).load(Ordering::Relaxed)"
+  "tail store Release (consumer release)|tail.0.store(tail_word(self.tail, self.seq), Ordering::Release)|tail.0.store(tail_word(self.tail, self.seq), Ordering::Relaxed)"
   "tail load Acquire (producer refresh)|tail.0.load(Ordering::Acquire)|tail.0.load(Ordering::Relaxed)"
   "fence SeqCst in wake (publisher side of Dekker)|fence(Ordering::SeqCst);\n        if waiting|if waiting"
   "fence SeqCst in prepare_sleep (sleeper side of Dekker)|waiting.store(1, Ordering::Relaxed);\n        fence(Ordering::SeqCst);|waiting.store(1, Ordering::Relaxed);"
@@ -59,7 +61,7 @@ sites=(
   "  wake fence at producer close|self.shared.wake(&h.data_waiting.0);|{ let w = &h.data_waiting.0; if w.swap(0, Ordering::Relaxed) != 0 { self.shared.futex.wake(w) } }"
   "  wake fence at consumer close|self.shared.wake(&h.space_waiting.0);|{ let w = &h.space_waiting.0; if w.swap(0, Ordering::Relaxed) != 0 { self.shared.futex.wake(w) } }"
   "  prepare_sleep fence in pop (empty hand-off, consumer)|self.shared.prepare_sleep(waiting); if self.next_record()|waiting.store(1, Ordering::Relaxed); if self.next_record()"
-  "  prepare_sleep fence in push (full hand-off, producer)|self.shared.prepare_sleep(waiting); self.tail_cache|waiting.store(1, Ordering::Relaxed); self.tail_cache"
+  "  prepare_sleep fence in push (full hand-off, producer)|self.shared.prepare_sleep(waiting); (self.tail_cache|waiting.store(1, Ordering::Relaxed); (self.tail_cache"
 )
 for s in "${sites[@]:${SKIP:-0}}"; do
   IFS='|' read -r name from to <<<"$s"

@@ -31,21 +31,21 @@ fn futex() -> Arc<dyn Futex> {
     Arc::new(CondvarFutex::new())
 }
 
-/// Polling producer and consumer over a 32-byte ring; 3 records of 16 bytes (24 bytes
-/// each, and 8 for the terminator after it): each must wait for the one before to be
-/// released, and its payload wraps over the bytes of that one's payload (the second
-/// takes 32..48, that is 0..16, over the first's 8..24). So every reuse of space
-/// depends on the tail published by the pop just before it.
+/// Polling producer and consumer over a 32-byte ring; 3 messages of 24 bytes: each must
+/// wait for the one before to be released, and its payload wraps over the bytes of that
+/// one's payload (the second takes 24..48, that is 24..32 and 0..16, over the first's
+/// 0..24); the third reuses the first's lane slot (a lane of 2 under loom). So every
+/// reuse of space and of a slot depends on the tail published by the pop just before it.
 ///
-/// Guards: record header Release/Acquire (payload published), tail Release/Acquire
-/// (space reused).
+/// Guards: lane slot Release/Acquire (payload published), tail Release/Acquire (space
+/// and slot reused).
 #[test]
 fn spsc_wrap_around() {
     loom::model(|| {
-        let (mut p, mut c) = Ring::heap(32, 16, futex()).unwrap().split();
+        let (mut p, mut c) = Ring::heap(32, 24, futex()).unwrap().split();
         let t = thread::spawn(move || {
             for i in 0..3u8 {
-                while !p.try_push(&msg(i, 16)).unwrap() {
+                while !p.try_push(&msg(i, 24)).unwrap() {
                     spin_hint();
                 }
             }
@@ -58,26 +58,26 @@ fn spsc_wrap_around() {
                 }
                 spin_hint();
             };
-            assert_eq!(n, 16);
-            assert_eq!(out, msg(i, 16), "message {i} torn or out of order");
+            assert_eq!(n, 24);
+            assert_eq!(out, msg(i, 24), "message {i} torn or out of order");
         }
         t.join().unwrap();
     });
 }
 
-/// Blocking producer and consumer over a 32-byte ring that holds one record: the
-/// producer sleeps on full and the consumer on empty, through the Mutex/Condvar model of
-/// the futex. 3 records of 2 bytes (16 bytes each) wrap.
+/// Blocking producer and consumer over a 32-byte ring that holds two records of 12 bytes
+/// (16 each): the producer sleeps on full and the consumer on empty, through the
+/// Mutex/Condvar model of the futex. The third record wraps and reuses the first's slot.
 ///
-/// Guards: the four SeqCst fences (a lost wake-up is a deadlock), and the record
-/// header and tail Release/Acquire pairs again.
+/// Guards: the four SeqCst fences (a lost wake-up is a deadlock), and the lane slot and
+/// tail Release/Acquire pairs again.
 #[test]
 fn blocking_hand_off() {
     loom::model(|| {
-        let (mut p, mut c) = Ring::heap(32, 4, futex()).unwrap().split();
+        let (mut p, mut c) = Ring::heap(32, 16, futex()).unwrap().split();
         let t = thread::spawn(move || {
             for i in 0..3u8 {
-                p.push(&msg(i, 2), &Wait::blocking()).unwrap();
+                p.push(&msg(i, 12), &Wait::blocking()).unwrap();
             }
             // Keep the producer alive until the consumer has everything, so that the
             // close path (its own fence) does not wake a lost sleeper.
@@ -86,8 +86,8 @@ fn blocking_hand_off() {
         let mut out = Vec::new();
         for i in 0..3u8 {
             let n = c.pop(&mut out, &Wait::blocking()).unwrap();
-            assert_eq!(n, 2);
-            assert_eq!(out, msg(i, 2), "message {i} torn or out of order");
+            assert_eq!(n, 12);
+            assert_eq!(out, msg(i, 12), "message {i} torn or out of order");
         }
         drop(t.join().unwrap());
     });
@@ -128,17 +128,17 @@ fn close_after_messages() {
 }
 
 /// The consumer goes away while the producer sleeps on a full ring (a 32-byte ring
-/// holds one 16-byte message): the producer must wake and get `Closed`, not sleep
+/// holds one 24-byte message): the producer must wake and get `Closed`, not sleep
 /// forever.
 ///
 /// Guards: the fence of the consumer's close wake, and the full hand-off's fences.
 #[test]
 fn consumer_close_wakes_producer() {
     loom::model(|| {
-        let (mut p, c) = Ring::heap(32, 16, futex()).unwrap().split();
+        let (mut p, c) = Ring::heap(32, 24, futex()).unwrap().split();
         let t = thread::spawn(move || drop(c));
-        let r = match p.try_push(&msg(0, 16)) {
-            Ok(true) => p.push(&msg(1, 16), &Wait::blocking()),
+        let r = match p.try_push(&msg(0, 24)) {
+            Ok(true) => p.push(&msg(1, 24), &Wait::blocking()),
             Ok(false) => panic!("an empty ring refused a message"),
             Err(e) => Err(e),
         };

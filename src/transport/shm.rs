@@ -4,10 +4,10 @@
 //! ([`crate::shm::sem`]).
 //!
 //! One way: the peer produces, the local end consumes. Boundaries are native (each
-//! message is one length-prefixed record), order is FIFO, nothing is lost while both
-//! ends live. A side waiting on a dead peer gets [`Error::Closed`](crate::Error::Closed) within one sleep
-//! slice ([`SLICE`]), found by a liveness check of the peer's pid; a message is either
-//! whole or absent, never partial.
+//! message is one record: a header word with its length, and its bytes), order is FIFO,
+//! nothing is lost while both ends live. A side waiting on a dead peer gets
+//! [`Error::Closed`](crate::Error::Closed) within one sleep slice ([`SLICE`]), found by a
+//! liveness check of the peer's pid; a message is either whole or absent, never partial.
 //!
 //! # Examples
 //!
@@ -190,6 +190,10 @@ mod imp {
         }
 
         fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+            // A message already there needs no wait policy (it is built only to wait).
+            if let Some(n) = self.ring.try_pop(buf)? {
+                return Ok(n);
+            }
             let nb = self.nonblocking;
             self.ring
                 .pop(buf, &policy(self.spin, self.timeout, nb))
@@ -217,6 +221,10 @@ mod imp {
 
     impl Endpoint for ShmSender {
         fn send(&mut self, msg: &[u8]) -> Result<()> {
+            // Room now: no wait policy to build.
+            if self.ring.try_push(msg)? {
+                return Ok(());
+            }
             let nb = self.nonblocking;
             self.ring
                 .push(msg, &policy(self.spin, self.timeout, nb))
