@@ -323,9 +323,16 @@ impl Shared {
     ///
     /// # Safety
     /// The bytes `at..at + src.len()` (mod capacity) belong to the caller by the protocol.
+    #[inline(always)]
     unsafe fn write_at(&self, at: u64, src: &[u8]) {
         let data = self.data();
         let off = (at as usize) & (self.cap - 1);
+        if let Some(dst) = data.get(off..off + src.len()) {
+            // The common case, in one piece (one copy, no split).
+            // SAFETY: the caller owns these bytes.
+            unsafe { crate::sync::write_cells(dst, src) };
+            return;
+        }
         let first = src.len().min(self.cap - off);
         // SAFETY: the caller owns these bytes; `off + first <= cap`.
         unsafe { crate::sync::write_cells(&data[off..off + first], &src[..first]) };
@@ -339,9 +346,16 @@ impl Shared {
     ///
     /// # Safety
     /// The bytes `at..at + dst.len()` (mod capacity) belong to the caller by the protocol.
+    #[inline(always)]
     unsafe fn read_at(&self, at: u64, dst: &mut [u8]) {
         let data = self.data();
         let off = (at as usize) & (self.cap - 1);
+        if let Some(src) = data.get(off..off + dst.len()) {
+            // The common case, in one piece.
+            // SAFETY: the caller owns these bytes.
+            unsafe { crate::sync::read_cells(dst, src) };
+            return;
+        }
         let first = dst.len().min(self.cap - off);
         let (a, b) = dst.split_at_mut(first);
         // SAFETY: the caller owns these bytes; `off + first <= cap`.
@@ -835,6 +849,7 @@ impl Producer {
         self.shared.cap - used >= rec && self.seq.wrapping_sub(self.seq_cache) < LANE as u64
     }
 
+    #[inline(always)]
     fn consumer_closed(&self) -> Result<()> {
         if self.shared.header().meta.0.closed.load(Ordering::Relaxed) & CONSUMER_CLOSED != 0 {
             return Err(Error::Closed {
