@@ -6,8 +6,8 @@
 //! is empty.
 //!
 //! The ring's payload bytes are loom cells, so a missing Release/Acquire shows up as a
-//! causality violation; a missing SeqCst fence of the hand-off as a deadlock (a lost
-//! wake-up); a missing Release/Acquire on close as a lost message. Each model names the
+//! causality violation; a missing Release/Acquire on the `waiting` swaps of the hand-off
+//! as a deadlock (a lost wake-up); a missing Release/Acquire on close as a lost message. Each model names the
 //! orderings it guards; the list of which weakening each one catches is in
 //! `.ci/loom-weaken.sh`.
 
@@ -32,8 +32,9 @@ fn futex() -> Arc<dyn Futex> {
 }
 
 /// Polling producer and consumer over a 32-byte ring; 3 messages of 24 bytes: each must
-/// wait for the one before to be released, and its payload wraps over the bytes of that
-/// one's payload (the second takes 24..48, that is 24..32 and 0..16, over the first's
+/// wait for the one before to be released (which the consumer publishes when it finds
+/// the ring empty: under loom it releases in batches of the whole lane), and its payload
+/// wraps over the bytes of that one's payload (the second takes 24..48, that is 24..32 and 0..16, over the first's
 /// 0..24); the third reuses the first's lane slot (a lane of 2 under loom). So every
 /// reuse of space and of a slot depends on the tail published by the pop just before it.
 ///
@@ -69,8 +70,10 @@ fn spsc_wrap_around() {
 /// (16 each): the producer sleeps on full and the consumer on empty, through the
 /// Mutex/Condvar model of the futex. The third record wraps and reuses the first's slot.
 ///
-/// Guards: the four SeqCst fences (a lost wake-up is a deadlock), and the lane slot and
-/// tail Release/Acquire pairs again.
+/// Guards: the `waiting` swaps, Release in `wake` and Acquire in `prepare_sleep`, and a
+/// side lowering its own flag with a swap rather than a store (a lost wake-up is a
+/// deadlock); the consumer's release when it finds the ring empty; and the lane slot
+/// and tail Release/Acquire pairs again.
 #[test]
 fn blocking_hand_off() {
     loom::model(|| {
@@ -80,7 +83,7 @@ fn blocking_hand_off() {
                 p.push(&msg(i, 12), &Wait::blocking()).unwrap();
             }
             // Keep the producer alive until the consumer has everything, so that the
-            // close path (its own fence) does not wake a lost sleeper.
+            // close path (its own wake-up) does not wake a lost sleeper.
             p
         });
         let mut out = Vec::new();
@@ -131,7 +134,7 @@ fn close_after_messages() {
 /// holds one 24-byte message): the producer must wake and get `Closed`, not sleep
 /// forever.
 ///
-/// Guards: the fence of the consumer's close wake, and the full hand-off's fences.
+/// Guards: the consumer's close wake-up, and the full hand-off's swaps.
 #[test]
 fn consumer_close_wakes_producer() {
     loom::model(|| {

@@ -30,6 +30,13 @@
 //! a slot is reused only after its previous message was read). The producer's own
 //! position is private and never published.
 //!
+//! The consumer publishes `tail` in batches: after a quarter of the lane or of the
+//! capacity read unpublished, and whenever it finds the ring empty (before it spins or
+//! sleeps, so a producer waiting for room is never left waiting on a consumer that
+//! waits too). A receive that finds a message therefore stores nothing to the header
+//! and issues no fence: in a round trip, the release and its wake-up check are done
+//! while that side waits for the next message, off the critical path.
+//!
 //! # Untrusted header
 //!
 //! The peer can write anything anywhere in the region. Each side keeps its own
@@ -43,11 +50,15 @@
 //! # Blocking
 //!
 //! A side that finds the ring empty (full) spins for a while, then raises its `waiting`
-//! flag, issues a SeqCst fence, re-checks, and sleeps on the flag with a [`Futex`]. The
-//! other side, after publishing, issues a SeqCst fence and, if the flag is raised, clears
-//! it and wakes the sleeper: the two fences guarantee that either the sleeper sees the
-//! new record (or space) or the publisher sees the flag (Dekker). Sleeps are bounded by
-//! the caller's deadline and, between slices, a liveness check of the peer's pid.
+//! flag with a swap (Acquire), re-checks, and sleeps on the flag with a [`Futex`]. The
+//! other side, after publishing, clears the flag with a swap (Release) and, if it was
+//! raised, wakes the sleeper. Both swaps are read-modify-writes of the same word, so one
+//! reads the other: either the publisher sees the flag, or the sleeper synchronizes with
+//! the publisher and sees the new record (or space). (Dekker's pattern with two SeqCst
+//! fences would do too, but loom 0.7 does not model such fences exactly and reported
+//! lost wake-ups that C++20 rules out; read-modify-writes it models exactly.) Sleeps are
+//! bounded by the caller's deadline and, between slices, a liveness check of the peer's
+//! pid.
 //!
 //! # Orderings
 //!
@@ -56,10 +67,10 @@
 //! - lane slot store Release (publish) / load Acquire (consumer poll): the payload;
 //! - `tail` store Release (release) / load Acquire (producer refresh): reuse of the data
 //!   bytes and of the lane slot;
-//! - the four `fence(SeqCst)`: the two Dekker pairs of the empty and full hand-offs;
-//! - `closed` load Acquire (consumer): no message lost on close. It synchronizes with
-//!   the release fence (the SeqCst fence of `wake`) that ends every push, sequenced
-//!   before the producer's Relaxed `fetch_or` of the flag.
+//! - the `waiting` swaps, Release in `wake` / Acquire in `prepare_sleep`: the empty and
+//!   full hand-offs (no lost wake-up);
+//! - `closed` fetch_or Release (producer close) / load Acquire (consumer): no message
+//!   lost on close.
 
 use std::any::Any;
 use std::ptr::NonNull;
@@ -68,7 +79,7 @@ use std::time::{Duration, Instant};
 
 use super::sem::Futex;
 use crate::error::{Error, Result};
-use crate::sync::{AtomicU32, AtomicU64, Ordering, UnsafeCell, fence, spin_wait};
+use crate::sync::{AtomicU32, AtomicU64, Ordering, UnsafeCell, spin_wait};
 
 /// Bytes of the header fields at the start of a region, before the lane.
 pub const META_SIZE: usize = 4096;
@@ -93,6 +104,15 @@ pub const MAX_CAPACITY: usize = 1 << 30;
 pub const MAGIC: u64 = u64::from_le_bytes(*b"IAshmRB1");
 /// The layout version (3: header words in a lane, payload alone in the data).
 pub const VERSION: u32 = 3;
+
+/// The consumer publishes its progress after this many messages read unpublished, or
+/// [`Consumer`]'s byte threshold (a quarter of the capacity), or when it finds the ring
+/// empty, whichever comes first. Under loom: the whole lane and capacity, so that the
+/// models take the path where only finding the ring empty publishes.
+#[cfg(not(loom))]
+const RELEASE_MSGS: u64 = (LANE / 4) as u64;
+#[cfg(loom)]
+const RELEASE_MSGS: u64 = LANE as u64;
 
 /// `closed` bit: the producer has gone.
 const PRODUCER_CLOSED: u32 = 1;
@@ -275,6 +295,17 @@ struct Shared {
 // atomics and through cells under the ring protocol, which works across threads.
 unsafe impl Send for Shared {}
 
+/// Lowers this side's own `waiting` flag (after a sleep, or when the re-check found what
+/// it waited for). A swap, not a store: a read-modify-write continues the release
+/// sequence of the publisher's swap in [`Shared::wake`], so that the next
+/// [`Shared::prepare_sleep`] still synchronizes with it; a plain store would end that
+/// sequence, and the re-check after it could miss what was published (loom's
+/// `blocking_hand_off` finds that lost wake-up).
+#[inline]
+fn lower(waiting: &AtomicU32) {
+    waiting.swap(0, Ordering::Relaxed);
+}
+
 impl Shared {
     fn header(&self) -> &Header {
         // SAFETY: `header` points to a live, aligned `Header` (all atomics, so any bytes
@@ -366,21 +397,22 @@ impl Shared {
         }
     }
 
-    /// Wakes the side sleeping on `waiting`, if it sleeps. The fence pairs with the one
-    /// in [`Shared::prepare_sleep`] (Dekker): after it, either the sleeper sees what was
-    /// published before the call, or this sees its flag.
+    /// Wakes the side sleeping on `waiting`, if it sleeps. The swap (Release) and the
+    /// sleeper's in [`Shared::prepare_sleep`] (Acquire) are read-modify-writes of one
+    /// word, so one of them reads the other: either this one reads the raised flag and
+    /// wakes the sleeper, or the sleeper's reads this one and, synchronized with it,
+    /// sees what was published before the call.
     #[inline]
     fn wake(&self, waiting: &AtomicU32) {
-        fence(Ordering::SeqCst);
-        if waiting.load(Ordering::Relaxed) != 0 && waiting.swap(0, Ordering::Relaxed) != 0 {
+        if waiting.swap(0, Ordering::Release) != 0 {
             self.futex.wake(waiting);
         }
     }
 
-    /// Raises `waiting` before the caller re-checks its condition and sleeps.
+    /// Raises `waiting` before the caller re-checks its condition and sleeps (see
+    /// [`Shared::wake`]).
     fn prepare_sleep(&self, waiting: &AtomicU32) {
-        waiting.store(1, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        waiting.swap(1, Ordering::Acquire);
     }
 
     /// Sleeps on `waiting` (raised by `prepare_sleep`) for at most one slice of `policy`,
@@ -390,7 +422,7 @@ impl Shared {
     fn sleep(
         &self,
         waiting: &AtomicU32,
-        policy: &Wait,
+        policy: &mut Wait,
         peer_pid: u32,
         op: &'static str,
         again: bool,
@@ -400,38 +432,44 @@ impl Shared {
             && let Some(check) = policy.liveness
             && let Err(e) = check(peer_pid, op)
         {
-            waiting.store(0, Ordering::Relaxed);
+            lower(waiting);
             return Err(e);
         }
         let mut timeout = policy.slice;
-        if let Some(d) = policy.deadline {
+        if policy.deadline.is_some() || policy.timeout.is_some() {
             let now = Instant::now();
+            // Fixed here if no spin check fixed it yet.
+            let d = *policy
+                .deadline
+                .get_or_insert_with(|| now + policy.timeout.unwrap_or_default());
             if now >= d {
-                waiting.store(0, Ordering::Relaxed);
+                lower(waiting);
                 return Err(timed_out(op, policy));
             }
             let left = d - now;
             timeout = Some(timeout.map_or(left, |s| s.min(left)));
         }
         let r = self.futex.wait(waiting, 1, timeout);
-        waiting.store(0, Ordering::Relaxed);
+        lower(waiting);
         r
     }
 
     /// While spinning: every 1024 polls checks the deadline, every 65536 the peer's
-    /// liveness, so that a spinning side also ends its wait in time.
+    /// liveness, so that a spinning side also ends its wait in time. A deadline not
+    /// fixed yet is fixed at the first check (see [`Wait::deadline`]).
     fn spin_check(
         &self,
         spins: u32,
-        policy: &Wait,
+        policy: &mut Wait,
         pid_word: &AtomicU32,
         op: &'static str,
     ) -> Result<()> {
-        if spins & 0x3ff == 0
-            && let Some(d) = policy.deadline
-            && Instant::now() >= d
-        {
-            return Err(timed_out(op, policy));
+        if spins & 0x3ff == 0 {
+            match policy.deadline {
+                Some(d) if Instant::now() >= d => return Err(timed_out(op, policy)),
+                Some(_) => {}
+                None => *policy = policy.started(),
+            }
         }
         if spins & 0xffff == 0
             && let Some(check) = policy.liveness
@@ -470,8 +508,10 @@ pub struct Wait {
     /// Busy polls before sleeping (0: sleep at once).
     pub spin: u32,
     /// Give up with [`Error::Timeout`] at this instant. `None` with a `timeout`: the
-    /// deadline is `timeout` after the operation first finds it has to wait (so that an
-    /// operation that need not wait does not read the clock). `None` without: never.
+    /// deadline is `timeout` after the wait's first deadline check (after 1024 polls, or
+    /// before its first sleep), so that an operation that need not wait, or waits only
+    /// briefly, reads no clock; a spinning wait may thus last up to 1024 polls (a few
+    /// microseconds) longer than `timeout`. `None` without: never.
     pub deadline: Option<Instant>,
     /// The timeout the deadline comes from, reported in [`Error::Timeout`].
     pub timeout: Option<Duration>,
@@ -741,20 +781,12 @@ impl Ring {
 
     /// The consumer end (for the process that created the ring).
     pub fn into_consumer(self) -> Consumer {
-        Consumer {
-            shared: self.shared,
-            tail: 0,
-            seq: 0,
-        }
+        Consumer::new(self.shared)
     }
 
     /// Both ends, for a ring used between threads of this process.
     pub fn split(self) -> (Producer, Consumer) {
-        let consumer = Consumer {
-            shared: self.shared.twin(),
-            tail: 0,
-            seq: 0,
-        };
+        let consumer = Consumer::new(self.shared.twin());
         (self.into_producer(), consumer)
     }
 }
@@ -913,7 +945,9 @@ impl Producer {
     /// the critical path of a round trip).
     #[inline(never)]
     fn push_wait(&mut self, msg: &[u8], policy: &Wait) -> Result<()> {
-        let policy = policy.started();
+        // The deadline is fixed at the first spin check or before the first sleep, so
+        // that a wait that ends within 1024 polls reads no clock.
+        let mut policy = *policy;
         let rec = self.shared.record_size(msg.len());
         let mut spins = 0;
         let mut slept = false;
@@ -921,7 +955,8 @@ impl Producer {
             if spins < policy.spin {
                 spins += 1;
                 let pid = &self.shared.header().meta.0.consumer_pid;
-                self.shared.spin_check(spins, &policy, pid, "shm: send")?;
+                self.shared
+                    .spin_check(spins, &mut policy, pid, "shm: send")?;
                 spin_wait(spins);
             } else {
                 let h = self.shared.header();
@@ -930,15 +965,15 @@ impl Producer {
                 (self.tail_cache, self.seq_cache) = load_tail(&self.shared, self.head, self.seq)?;
                 if !self.fits(rec) {
                     if let Err(e) = self.consumer_closed() {
-                        waiting.store(0, Ordering::Relaxed);
+                        lower(waiting);
                         return Err(e);
                     }
                     let pid = self.shared.pid(&h.meta.0.consumer_pid, "consumer")?;
                     self.shared
-                        .sleep(waiting, &policy, pid, "shm: send", slept)?;
+                        .sleep(waiting, &mut policy, pid, "shm: send", slept)?;
                     slept = true;
                 } else {
-                    waiting.store(0, Ordering::Relaxed);
+                    lower(waiting);
                 }
             }
             if self.try_push(msg)? {
@@ -951,11 +986,9 @@ impl Producer {
 impl Drop for Producer {
     fn drop(&mut self) {
         let h = self.shared.header();
-        // Relaxed is enough: every successful push ended with the SeqCst fence of `wake`,
-        // a release fence sequenced before this store, so the consumer's Acquire load of
-        // the flag synchronizes with it and sees every message published (C++20
-        // [atomics.fences]/2). Loom agrees: a Release here is never needed by a model.
-        h.meta.0.closed.fetch_or(PRODUCER_CLOSED, Ordering::Relaxed);
+        // Release: the consumer's Acquire load of the flag then sees every message
+        // published before it.
+        h.meta.0.closed.fetch_or(PRODUCER_CLOSED, Ordering::Release);
         self.shared.wake(&h.data_waiting.0);
     }
 }
@@ -967,6 +1000,11 @@ pub struct Consumer {
     tail: u64,
     /// Private count of messages read: the next message's number.
     seq: u64,
+    /// `tail` and `seq` as last published in the header's `tail` word.
+    released: (u64, u64),
+    /// Publish after this many bytes read unpublished (a quarter of the capacity; the
+    /// whole of it under loom, see [`RELEASE_MSGS`]).
+    release_bytes: u64,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -979,6 +1017,17 @@ impl std::fmt::Debug for Consumer {
 }
 
 impl Consumer {
+    fn new(shared: Shared) -> Consumer {
+        let cap = shared.cap as u64;
+        Consumer {
+            shared,
+            tail: 0,
+            seq: 0,
+            released: (0, 0),
+            release_bytes: if cfg!(loom) { cap } else { cap / 4 },
+        }
+    }
+
     /// Largest message in bytes.
     pub fn max_message(&self) -> usize {
         self.shared.max
@@ -1024,6 +1073,8 @@ impl Consumer {
     #[inline(always)]
     pub fn try_pop(&mut self, out: &mut Vec<u8>) -> Result<Option<usize>> {
         let Some(len) = self.next_record()? else {
+            // Empty: publish what was read before the caller waits or gives up.
+            self.release_pending();
             return Ok(None);
         };
         if out.len() != len {
@@ -1035,13 +1086,34 @@ impl Consumer {
         unsafe { self.shared.read_at(self.tail, out) };
         self.tail = self.tail.wrapping_add(self.shared.record_size(len) as u64);
         self.seq = self.seq.wrapping_add(1);
+        if self.seq.wrapping_sub(self.released.1) >= RELEASE_MSGS
+            || self.tail.wrapping_sub(self.released.0) >= self.release_bytes
+        {
+            self.release();
+        }
+        Ok(Some(len))
+    }
+
+    /// Publishes this end's progress (`tail`, Release: every read before it is done)
+    /// and wakes a producer waiting for room. Called in batches and whenever the ring is
+    /// found empty (see the module documentation).
+    #[inline(never)]
+    fn release(&mut self) {
+        self.released = (self.tail, self.seq);
         self.shared
             .header()
             .tail
             .0
             .store(tail_word(self.tail, self.seq), Ordering::Release);
         self.shared.wake(&self.shared.header().space_waiting.0);
-        Ok(Some(len))
+    }
+
+    /// [`Consumer::release`] if anything read is unpublished: the ring was found empty.
+    #[inline]
+    fn release_pending(&mut self) {
+        if self.released != (self.tail, self.seq) {
+            self.release();
+        }
     }
 
     /// Receives one message into `out`, waiting as `policy` says.
@@ -1061,7 +1133,8 @@ impl Consumer {
     /// The rest of [`Consumer::pop`] once the ring was found empty, out of line.
     #[inline(never)]
     fn pop_wait(&mut self, out: &mut Vec<u8>, policy: &Wait) -> Result<usize> {
-        let policy = policy.started();
+        // As in `Producer::push_wait`: the deadline is fixed late.
+        let mut policy = *policy;
         let mut spins = 0;
         let mut slept = false;
         loop {
@@ -1072,18 +1145,19 @@ impl Consumer {
                 let at = (self.tail as usize) & (self.shared.cap - 1);
                 crate::sync::prefetch(&self.shared.data()[at]);
                 let pid = &self.shared.header().meta.0.producer_pid;
-                self.shared.spin_check(spins, &policy, pid, "shm: recv")?;
+                self.shared
+                    .spin_check(spins, &mut policy, pid, "shm: recv")?;
                 spin_wait(spins);
             } else {
                 let h = self.shared.header();
                 let waiting = &h.data_waiting.0;
                 self.shared.prepare_sleep(waiting);
                 if self.next_record()?.is_some() {
-                    waiting.store(0, Ordering::Relaxed);
+                    lower(waiting);
                 } else if h.meta.0.closed.load(Ordering::Acquire) & PRODUCER_CLOSED != 0 {
-                    // Acquire: pairs with the fence that ends every push, so that every
-                    // message published before the close is visible to `try_pop`.
-                    waiting.store(0, Ordering::Relaxed);
+                    // Acquire: pairs with the Release of the producer's close, so that
+                    // every message published before it is visible to `try_pop`.
+                    lower(waiting);
                     return match self.try_pop(out)? {
                         Some(n) => Ok(n),
                         None => Err(Error::Closed {
@@ -1093,7 +1167,7 @@ impl Consumer {
                 } else {
                     let pid = self.shared.pid(&h.meta.0.producer_pid, "producer")?;
                     self.shared
-                        .sleep(waiting, &policy, pid, "shm: recv", slept)?;
+                        .sleep(waiting, &mut policy, pid, "shm: recv", slept)?;
                     slept = true;
                 }
             }
@@ -1121,8 +1195,8 @@ fn bad_record(word: u64, n: u64, max: usize) -> Error {
 impl Drop for Consumer {
     fn drop(&mut self) {
         let h = self.shared.header();
-        // Relaxed: no data travels with this flag; the fence in `wake` orders it before
-        // the producer's re-check (Dekker).
+        // Relaxed: no data travels with this flag; the Release swap of `wake` carries it
+        // to a producer whose Acquire swap in `prepare_sleep` reads that swap.
         h.meta.0.closed.fetch_or(CONSUMER_CLOSED, Ordering::Relaxed);
         self.shared.wake(&h.space_waiting.0);
     }
@@ -1195,9 +1269,14 @@ mod tests {
         }
         assert!(!p.try_push(&[]).unwrap());
         let mut out = Vec::new();
+        // The consumer publishes its progress in batches of RELEASE_MSGS messages.
+        for _ in 1..RELEASE_MSGS {
+            assert_eq!(c.try_pop(&mut out).unwrap(), Some(0));
+        }
+        assert!(!p.try_push(b"x").unwrap(), "room before the release");
         assert_eq!(c.try_pop(&mut out).unwrap(), Some(0));
         assert!(p.try_push(b"x").unwrap());
-        for _ in 1..LANE {
+        for _ in RELEASE_MSGS as usize..LANE {
             assert_eq!(c.try_pop(&mut out).unwrap(), Some(0));
         }
         assert_eq!(c.try_pop(&mut out).unwrap(), Some(1));
@@ -1220,13 +1299,42 @@ mod tests {
             assert_eq!(c.try_pop(&mut out).unwrap(), Some(len), "pop {i}");
             assert_eq!(out, msg, "message {i}");
         }
+        // Empty: what was read is released.
+        assert_eq!(c.try_pop(&mut out).unwrap(), None);
         // 64 one-line records fill the ring; the 65th waits for a pop.
         for i in 0..64 {
             assert!(p.try_push(&[9; 64]).unwrap(), "record {i}");
         }
         assert!(!p.try_push(&[1]).unwrap());
+        // Released in batches of a quarter of the capacity (16 records here).
+        for i in 0..15 {
+            assert_eq!(c.try_pop(&mut out).unwrap(), Some(64), "record {i}");
+        }
+        assert!(!p.try_push(&[1]).unwrap(), "room before the release");
         assert_eq!(c.try_pop(&mut out).unwrap(), Some(64));
         assert!(p.try_push(&[1]).unwrap());
+    }
+
+    /// A consumer that finds the ring empty publishes what it read, however little, so
+    /// that a producer waiting for room is not left waiting on a consumer that waits too.
+    #[test]
+    fn finding_the_ring_empty_releases() {
+        // 4 KiB: 64-byte records, a release every 1 KiB or 128 messages.
+        let (mut p, mut c) = ring(4096, 64);
+        let mut out = Vec::new();
+        let tail = |c: &Consumer| c.shared.header().tail.0.load(Ordering::Relaxed);
+        assert!(p.try_push(&[1; 24]).unwrap());
+        assert!(p.try_push(&[2; 64]).unwrap());
+        assert_eq!(c.try_pop(&mut out).unwrap(), Some(24));
+        assert_eq!(tail(&c), 0, "released at once, not in a batch");
+        assert_eq!(c.try_pop(&mut out).unwrap(), Some(64));
+        assert_eq!(tail(&c), 0, "released at once, not in a batch");
+        assert_eq!(c.try_pop(&mut out).unwrap(), None);
+        assert_eq!(tail(&c), tail_word(128, 2));
+        // Nothing new read: nothing stored again.
+        c.shared.header().tail.0.store(7, Ordering::Relaxed);
+        assert_eq!(c.try_pop(&mut out).unwrap(), None);
+        assert_eq!(tail(&c), 7);
     }
 
     #[test]
