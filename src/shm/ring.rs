@@ -106,13 +106,18 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"IAshmRB1");
 pub const VERSION: u32 = 3;
 
 /// The consumer publishes its progress after this many messages read unpublished, or
-/// [`Consumer`]'s byte threshold (a quarter of the capacity), or when it finds the ring
-/// empty, whichever comes first. Under loom: the whole lane and capacity, so that the
-/// models take the path where only finding the ring empty publishes.
+/// `capacity >> RELEASE_SHIFT` bytes (a quarter of the capacity), or when it finds the
+/// ring empty, whichever comes first. Under loom: the whole lane and capacity, so that
+/// the models take the path where only finding the ring empty publishes.
 #[cfg(not(loom))]
 const RELEASE_MSGS: u64 = (LANE / 4) as u64;
 #[cfg(loom)]
 const RELEASE_MSGS: u64 = LANE as u64;
+/// See [`RELEASE_MSGS`].
+#[cfg(not(loom))]
+const RELEASE_SHIFT: u32 = 2;
+#[cfg(loom)]
+const RELEASE_SHIFT: u32 = 0;
 
 /// `closed` bit: the producer has gone.
 const PRODUCER_CLOSED: u32 = 1;
@@ -1002,9 +1007,6 @@ pub struct Consumer {
     seq: u64,
     /// `tail` and `seq` as last published in the header's `tail` word.
     released: (u64, u64),
-    /// Publish after this many bytes read unpublished (a quarter of the capacity; the
-    /// whole of it under loom, see [`RELEASE_MSGS`]).
-    release_bytes: u64,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -1018,13 +1020,11 @@ impl std::fmt::Debug for Consumer {
 
 impl Consumer {
     fn new(shared: Shared) -> Consumer {
-        let cap = shared.cap as u64;
         Consumer {
             shared,
             tail: 0,
             seq: 0,
             released: (0, 0),
-            release_bytes: if cfg!(loom) { cap } else { cap / 4 },
         }
     }
 
@@ -1087,7 +1087,7 @@ impl Consumer {
         self.tail = self.tail.wrapping_add(self.shared.record_size(len) as u64);
         self.seq = self.seq.wrapping_add(1);
         if self.seq.wrapping_sub(self.released.1) >= RELEASE_MSGS
-            || self.tail.wrapping_sub(self.released.0) >= self.release_bytes
+            || self.tail.wrapping_sub(self.released.0) >= (self.shared.cap >> RELEASE_SHIFT) as u64
         {
             self.release();
         }
