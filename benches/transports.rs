@@ -8,8 +8,9 @@
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ipc_audit::audit::{PeerLauncher, run_if_peer};
+use ipc_audit::audit::PeerLauncher;
 use ipc_audit::measure::{Pin, PingPong, Stream};
+use ipc_audit::run_if_peer;
 use ipc_audit::transport;
 
 #[global_allocator]

@@ -330,5 +330,5 @@ impl Transport for LocalSocket {
 }
 
 fn main() -> ExitCode {
-    ipc_audit::audit::audit_main(&[&LocalSocket])
+    ipc_audit::cli::audit_main(&[&LocalSocket])
 }

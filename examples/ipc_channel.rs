@@ -244,5 +244,5 @@ impl Transport for IpcChannel {
 }
 
 fn main() -> ExitCode {
-    ipc_audit::audit::audit_main(&[&IpcChannel])
+    ipc_audit::cli::audit_main(&[&IpcChannel])
 }

@@ -7,6 +7,8 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::frame::FrameError;
 
 /// Result with the crate's [`Error`].
@@ -67,8 +69,112 @@ pub enum Error {
     Protocol(String),
     /// The operation is not available for this transport or on this platform.
     Unsupported(String),
-    /// The peer process failed: it could not start, exited early or reported an error.
+    /// The peer process failed: it could not start, exited early or broke the protocol.
     Peer(String),
+    /// The peer process reported an error of its own, as data: `what` it was doing, as
+    /// the harness saw it, and the error with its kind and errno.
+    Remote {
+        /// What the peer was asked to do, e.g. `"pipe / death: peer could not attach"`.
+        what: String,
+        /// The peer's error.
+        report: ErrorReport,
+    },
+}
+
+/// What kind of error an [`Error`] is: its variant, without the data. Verdicts decide on
+/// this and on the errno, never on an error's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// [`Error::Io`].
+    Io,
+    /// [`Error::Frame`].
+    Frame,
+    /// [`Error::TooLarge`].
+    TooLarge,
+    /// [`Error::Truncated`].
+    Truncated,
+    /// [`Error::Timeout`].
+    Timeout,
+    /// [`Error::Closed`].
+    Closed,
+    /// [`Error::WouldBlock`].
+    WouldBlock,
+    /// [`Error::Invalid`].
+    Invalid,
+    /// [`Error::Protocol`].
+    Protocol,
+    /// [`Error::Unsupported`].
+    Unsupported,
+    /// [`Error::Peer`] (or an [`Error::Remote`] passed on: its report's kind is kept).
+    Peer,
+}
+
+/// An error as data, for the control channel between the peer and the harness: its
+/// kind, the errno when a system call gave one, the size limit of a
+/// [`TooLarge`](Error::TooLarge), and the message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReport {
+    /// The error's variant.
+    pub kind: ErrorKind,
+    /// The OS error number, if a system call failed.
+    #[serde(default)]
+    pub errno: Option<i32>,
+    /// For [`ErrorKind::TooLarge`]: the maximum the message exceeded.
+    #[serde(default)]
+    pub max: Option<usize>,
+    /// The error's text ([`Display`](fmt::Display)), for people only.
+    pub message: String,
+}
+
+impl ErrorReport {
+    /// The report of a failed system call: the kind [`Error::sys`] gives `errno`, with
+    /// the errno kept even where that kind has none (EAGAIN, EPIPE).
+    pub fn from_errno(op: impl Into<String>, errno: nix::errno::Errno) -> Self {
+        ErrorReport {
+            errno: Some(errno as i32),
+            ..Error::sys(op, errno).report()
+        }
+    }
+
+    /// Whether the kernel refused for lack of permission (EACCES or EPERM).
+    pub fn is_permission_denied(&self) -> bool {
+        use nix::errno::Errno;
+        self.errno == Some(Errno::EACCES as i32) || self.errno == Some(Errno::EPERM as i32)
+    }
+}
+
+impl fmt::Display for ErrorReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<&Error> for ErrorReport {
+    fn from(e: &Error) -> Self {
+        if let Error::Remote { report, .. } = e {
+            return ErrorReport {
+                message: e.to_string(),
+                ..report.clone()
+            };
+        }
+        ErrorReport {
+            kind: e.kind(),
+            errno: e.raw_os_error(),
+            max: match e {
+                Error::TooLarge { max, .. } => Some(*max),
+                _ => None,
+            },
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<Error> for ErrorReport {
+    fn from(e: Error) -> Self {
+        ErrorReport::from(&e)
+    }
 }
 
 impl Error {
@@ -114,12 +220,37 @@ impl Error {
         }
     }
 
-    /// The raw OS error number, if this error came from a system call.
+    /// The raw OS error number, if this error came from a system call (here or, for
+    /// an [`Error::Remote`], in the peer).
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
             Error::Io { source, .. } => source.raw_os_error(),
+            Error::Remote { report, .. } => report.errno,
             _ => None,
         }
+    }
+
+    /// The error's kind; an [`Error::Remote`] has its report's.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Frame(_) => ErrorKind::Frame,
+            Error::TooLarge { .. } => ErrorKind::TooLarge,
+            Error::Truncated { .. } => ErrorKind::Truncated,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Closed { .. } => ErrorKind::Closed,
+            Error::WouldBlock { .. } => ErrorKind::WouldBlock,
+            Error::Invalid { .. } => ErrorKind::Invalid,
+            Error::Protocol(_) => ErrorKind::Protocol,
+            Error::Unsupported(_) => ErrorKind::Unsupported,
+            Error::Peer(_) => ErrorKind::Peer,
+            Error::Remote { report, .. } => report.kind,
+        }
+    }
+
+    /// This error as data ([`ErrorReport`]).
+    pub fn report(&self) -> ErrorReport {
+        ErrorReport::from(self)
     }
 }
 
@@ -149,6 +280,7 @@ impl fmt::Display for Error {
             Error::Protocol(m) => write!(f, "protocol violation: {m}"),
             Error::Unsupported(m) => write!(f, "unsupported: {m}"),
             Error::Peer(m) => write!(f, "peer process: {m}"),
+            Error::Remote { what, report } => write!(f, "{what}: {report}"),
         }
     }
 }

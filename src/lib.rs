@@ -19,13 +19,44 @@
 #![allow(clippy::needless_doctest_main)]
 
 pub mod audit;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod error;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod measure;
+pub mod peer;
+pub mod report;
 pub mod shm;
 pub mod sync;
 pub mod transport;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, ErrorReport, Result};
+
+/// If this process was started as a peer (the [`peer::PEER_ENV`] variable is set), runs
+/// the role its harness asked for (the audit's or the measurements') and exits;
+/// otherwise returns at once. Call it first thing in `main`, or at the top of the test
+/// that [`peer::PeerLauncher::test_binary`] names. `resolve` finds a transport by name,
+/// e.g. [`transport::by_name`].
+///
+/// # Examples
+///
+/// ```no_run
+/// fn main() {
+///     ipc_audit::run_if_peer(ipc_audit::transport::by_name);
+///     // ... the program's real work ...
+/// }
+/// ```
+pub fn run_if_peer<'t, F>(resolve: F)
+where
+    F: Fn(&str) -> Option<Box<dyn transport::Transport + 't>>,
+{
+    peer::run_if_peer_with(
+        resolve,
+        &[
+            peer::RoleEntry::of::<audit::role::AuditRole>(),
+            peer::RoleEntry::of::<measure::role::MeasureRole>(),
+        ],
+    );
+}

@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ipc_audit::audit::{self, PeerLauncher};
-use ipc_audit::measure::{self, FloorKind, LatencyOptions, Pin, table};
+use ipc_audit::audit::PeerLauncher;
+use ipc_audit::measure::{self, FloorKind, LatencyOptions, Pin};
+use ipc_audit::report as table;
 use ipc_audit::transport::{self, Transport};
 
 /// `print!` to standard output that does not panic when the reader is gone: a closed
@@ -64,7 +65,7 @@ enum Command {
     ///
     /// `ipc-audit audit [NAME]... [--cases N] [--property WORD]... [--format table|json]
     /// [--latency [--reference NAME]... [--round-trips N]] [--latency-only]`; see
-    /// `ipc-audit audit --help`. The same command line as `ipc_audit::audit::audit_main`.
+    /// `ipc-audit audit --help`. The same command line as `ipc_audit::cli::audit_main`.
     #[command(disable_help_flag = true)]
     Audit {
         /// The arguments of the audit (`--help` lists them).
@@ -124,7 +125,7 @@ enum Format {
 }
 
 fn main() -> ExitCode {
-    audit::run_if_peer(transport::by_name);
+    ipc_audit::run_if_peer(transport::by_name);
     let cli = Cli::parse();
     match cli.command {
         Command::List { format } => {
@@ -463,5 +464,5 @@ fn run_audit(args: Vec<std::ffi::OsString>) -> ExitCode {
     let all = transport::all();
     let refs: Vec<&dyn Transport> = all.iter().map(|t| t.as_ref()).collect();
     let argv = std::iter::once(std::ffi::OsString::from("ipc-audit audit")).chain(args);
-    audit::audit_cli(&refs, launcher, argv, &mut std::io::stdout().lock())
+    ipc_audit::cli::audit_cli(&refs, launcher, argv, &mut std::io::stdout().lock())
 }

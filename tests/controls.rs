@@ -12,7 +12,8 @@
 use std::time::Duration;
 
 use ipc_audit::Result;
-use ipc_audit::audit::{Auditor, PeerLauncher, Verdict, run_if_peer};
+use ipc_audit::audit::{Auditor, PeerLauncher, Verdict};
+use ipc_audit::run_if_peer;
 use ipc_audit::transport::{self, Config, Endpoint, Guarantees, Link, PeerEnd, Transport};
 
 /// How a [`Faulty`] transport breaks the messages its peer end sends.
@@ -415,7 +416,7 @@ fn audit_cli_reports_a_fault_as_json_and_fails() {
         "json",
     ];
     let mut out = Vec::new();
-    let code = ipc_audit::audit::audit_cli(&transports, launcher.clone(), args, &mut out);
+    let code = ipc_audit::cli::audit_cli(&transports, launcher.clone(), args, &mut out);
     assert_eq!(code, ExitCode::FAILURE);
     let report: ipc_audit::audit::Report =
         serde_json::from_slice(&out).expect("the output is the JSON report");
@@ -428,14 +429,14 @@ fn audit_cli_reports_a_fault_as_json_and_fails() {
     // Only the sound one, as a table: success.
     let mut out = Vec::new();
     let args = ["prog", "pipe", "--cases", "8", "--property", "ordering"];
-    let code = ipc_audit::audit::audit_cli(&transports, launcher.clone(), args, &mut out);
+    let code = ipc_audit::cli::audit_cli(&transports, launcher.clone(), args, &mut out);
     let text = String::from_utf8(out).expect("utf-8");
     assert_eq!(code, ExitCode::SUCCESS, "{text}");
     assert!(text.contains("1 passed, 0 failed, 0 skipped"), "{text}");
 
     // An unknown name is refused, naming it.
     let mut out = Vec::new();
-    let code = ipc_audit::audit::audit_cli(&transports, launcher, ["prog", "nope"], &mut out);
+    let code = ipc_audit::cli::audit_cli(&transports, launcher, ["prog", "nope"], &mut out);
     assert_eq!(code, ExitCode::from(2));
     assert!(out.is_empty());
 }
@@ -459,7 +460,7 @@ fn audit_cli_measures_latency_beside_a_reference() {
         "json",
     ];
     let mut out = Vec::new();
-    let code = ipc_audit::audit::audit_cli(&transports, launcher.clone(), args, &mut out);
+    let code = ipc_audit::cli::audit_cli(&transports, launcher.clone(), args, &mut out);
     let text = String::from_utf8(out).expect("utf-8");
     assert_eq!(code, ExitCode::SUCCESS, "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
@@ -493,6 +494,6 @@ fn audit_cli_measures_latency_beside_a_reference() {
     // A reference that is not built in is refused, naming it.
     let mut out = Vec::new();
     let args = ["prog", "--latency", "--reference", "nope"];
-    let code = ipc_audit::audit::audit_cli(&transports, launcher, args, &mut out);
+    let code = ipc_audit::cli::audit_cli(&transports, launcher, args, &mut out);
     assert_eq!(code, ExitCode::from(2));
 }

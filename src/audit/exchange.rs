@@ -6,8 +6,9 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::Ctx;
-use super::peer::{Cmd, Event, PeerOptions, PeerProcess};
-use crate::error::{Error, Result};
+use super::role::{Cmd, Event, PeerProcess};
+use crate::error::{Error, ErrorReport, Result};
+use crate::peer::PeerOptions;
 use crate::transport::{Boundaries, Config, Guarantees, Link, Ordering};
 
 /// Fills `out` with the content of message `index` of a case: `len` bytes from a
@@ -76,7 +77,7 @@ pub(crate) struct Observation {
     /// Each receive, in order: a message, or the error the receiver reported.
     pub(crate) received: Vec<std::result::Result<Vec<u8>, String>>,
     /// Send errors the peer reported, by message index.
-    pub(crate) send_errors: Vec<(usize, String)>,
+    pub(crate) send_errors: Vec<(usize, ErrorReport)>,
 }
 
 /// Opens a link, starts the peer, checks it is another process, and returns both.
@@ -108,31 +109,8 @@ pub(crate) fn spawn(
 }
 
 /// Waits for a started peer to be attached; checks it is a separate process.
-pub(crate) fn ready(mut peer: PeerProcess) -> Result<PeerProcess> {
-    let label = peer.label().to_string();
-    match peer.event(Instant::now() + Duration::from_secs(10))? {
-        Event::Ready { pid } => {
-            if pid != peer.pid() || pid == std::process::id() {
-                return Err(Error::Peer(format!(
-                    "{label}: the peer reports pid {pid}, the harness started {} and is {}: \
-                     not a separate process",
-                    peer.pid(),
-                    std::process::id()
-                )));
-            }
-        }
-        Event::Failed { message } => {
-            return Err(Error::Peer(format!(
-                "{label}: peer could not attach: {message}"
-            )));
-        }
-        other => {
-            return Err(Error::Peer(format!(
-                "{label}: expected ready, got {other:?}"
-            )));
-        }
-    }
-    Ok(peer)
+pub(crate) fn ready(peer: PeerProcess) -> Result<PeerProcess> {
+    peer.ready(Duration::from_secs(10))
 }
 
 /// The peer sends messages of `sizes` (content from [`content`] with `seed`); this
@@ -188,7 +166,7 @@ pub(crate) fn receive(
             Ok(n) => obs.received.push(Ok(buf[..n].to_vec())),
             Err(Error::Timeout { .. }) if done => break,
             Err(Error::Timeout { .. }) => {
-                if let Some(ev) = peer.try_event()? {
+                if let Some(ev) = peer.try_expect("reply")? {
                     done = true;
                     if let Event::Sent { errors, .. } = ev {
                         obs.send_errors = errors;
@@ -200,7 +178,7 @@ pub(crate) fn receive(
         }
     }
     if !done {
-        match peer.event(deadline)? {
+        match peer.expect(deadline, "reply")? {
             Event::Sent { errors, .. } => obs.send_errors = errors,
             other => {
                 return Err(Error::Peer(format!("expected sent, got {other:?}")));

@@ -16,10 +16,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestCaseError, TestError, TestRunner};
 
 use super::exchange::{Kind, Observation, analyse, content, ready, receive, spawn, start};
-use super::peer::{Cmd, Event, PeerOptions, PeerProcess};
-use super::storm::{self, Storm};
+use super::role::{Cmd, Event, PeerProcess, Stop};
 use super::{Ctx, Property, PropertyResult, Verdict, could_not_run, result, skipped};
 use crate::error::{Error, Result};
+use crate::peer::PeerOptions;
+use crate::peer::storm::{self, Storm};
 use crate::transport::{Config, Link, Ordering, PeerEnd, Rendezvous};
 
 /// The fault properties, in report order.
@@ -143,7 +144,7 @@ fn collect(
         match link.local.recv(&mut buf) {
             Ok(len) => obs.received.push(Ok(buf[..len].to_vec())),
             Err(Error::Timeout { .. }) if event.is_some() || quiet => break,
-            Err(Error::Timeout { .. }) => event = peer.try_event()?,
+            Err(Error::Timeout { .. }) => event = peer.try_expect("reply")?,
             Err(Error::Closed { .. }) => break,
             Err(e) => {
                 obs.received.push(Err(e.to_string()));
@@ -328,7 +329,10 @@ fn eintr(ctx: &Ctx<'_>) -> PropertyResult {
         let here = storm::delivered() - before;
         let obs = obs.map_err(fail)?;
         peer.command(&Cmd::Signals).map_err(fail)?;
-        let there = match peer.event(Instant::now() + ctx.timeout).map_err(fail)? {
+        let there = match peer
+            .expect(Instant::now() + ctx.timeout, "reply")
+            .map_err(fail)?
+        {
             Event::Signals { count } => count,
             other => {
                 return Err(TestCaseError::fail(format!(
@@ -432,17 +436,13 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
         nonblocking: true,
         timeout_ms: 0,
     })?;
-    let (k, kind, error) = match peer.event(wait())? {
-        Event::Filled {
-            accepted,
-            kind,
-            error,
-        } => (accepted, kind, error),
+    let (k, kind, error) = match peer.expect(wait(), "reply")? {
+        Event::Filled { accepted, error } => (accepted, Stop::of(&error), error),
         other => return Err(Error::Peer(format!("expected filled, got {other:?}"))),
     };
     // 1b. No nonblocking mode: fill in blocking mode with a short send timeout instead;
     // a full buffer then shows as the first send that times out.
-    let nonblocking = kind != "unsupported";
+    let nonblocking = kind != Stop::Unsupported;
     let (k, kind, error) = if nonblocking {
         (k, kind, error)
     } else {
@@ -454,7 +454,7 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
             timeout_ms: 200,
         })?;
         // Blocking sends until one times out: longer than a nonblocking fill.
-        let ev = match peer.event(Instant::now() + 2 * ctx.timeout) {
+        let ev = match peer.expect(Instant::now() + 2 * ctx.timeout, "reply") {
             Err(Error::Timeout { .. }) => {
                 return Ok(failed(
                     format!(
@@ -468,17 +468,13 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
             ev => ev?,
         };
         match ev {
-            Event::Filled {
-                accepted,
-                kind,
-                error,
-            } => (accepted, kind, error),
+            Event::Filled { accepted, error } => (accepted, Stop::of(&error), error),
             other => return Err(Error::Peer(format!("expected filled, got {other:?}"))),
         }
     };
-    let bounded = match (nonblocking, kind.as_str()) {
-        (true, "would-block") | (false, "timeout") => true,
-        (_, "none") => false,
+    let bounded = match (nonblocking, kind) {
+        (true, Stop::WouldBlock) | (false, Stop::Timeout) => true,
+        (_, Stop::None) => false,
         (true, _) => {
             return Ok(failed(
                 format!("nonblocking send {k} failed with {kind}: {error:?}"),
@@ -502,16 +498,12 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
             nonblocking: false,
             timeout_ms: 200,
         })?;
-        match peer.event(wait())? {
-            Event::Filled { kind, .. } if kind == "timeout" => {
+        match peer.expect(wait(), "reply")? {
+            Event::Filled { error, .. } if Stop::of(&error) == Stop::Timeout => {
                 blocked = "; a blocking send on it timed out".into();
             }
-            Event::Filled {
-                accepted,
-                kind,
-                error,
-                ..
-            } => {
+            Event::Filled { accepted, error } => {
+                let kind = Stop::of(&error);
                 return Ok(failed(
                     format!(
                         "a blocking send on the full buffer did not time out: {kind}, \
@@ -530,7 +522,7 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
     let (obs, ev) = collect(ctx, &mut link, &mut peer, k + 1, false)?;
     let flushed = match ev {
         Some(ev) => ev,
-        None => peer.event(wait())?,
+        None => peer.expect(wait(), "reply")?,
     };
     match flushed {
         Event::Flushed { error: None } => {}
@@ -560,7 +552,7 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
         sizes: vec![size; n],
     })?;
     thread::sleep(Duration::from_millis(300));
-    let early = peer.try_event()?;
+    let early = peer.try_expect("reply")?;
     let finished_early = early.is_some();
     let (mut obs, ev) = match early {
         Some(ev) => (collect(ctx, &mut link, &mut peer, n, false)?.0, Some(ev)),
@@ -570,7 +562,7 @@ fn full_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
         obs.send_errors = errors.clone();
     }
     if ev.is_none() {
-        match peer.event(Instant::now() + ctx.timeout)? {
+        match peer.expect(Instant::now() + ctx.timeout, "reply")? {
             Event::Sent { errors, .. } => obs.send_errors = errors,
             other => return Err(Error::Peer(format!("expected sent, got {other:?}"))),
         }
@@ -672,8 +664,8 @@ fn stale_run(ctx: &Ctx<'_>, name: &str, exchange: bool) -> Result<Outcome> {
             dir: dir.path().to_path_buf(),
             name: object.clone(),
         })?;
-        match peer.event(Instant::now() + ctx.timeout)? {
-            Event::Held { path, error } => Ok((path, error)),
+        match peer.expect(Instant::now() + ctx.timeout, "reply")? {
+            Event::Held { path, error } => Ok((path, error.map(|e| e.message))),
             other => Err(Error::Peer(format!("expected held, got {other:?}"))),
         }
     };
@@ -830,7 +822,7 @@ fn fd_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
     let (mut link, mut peer) = start(ctx, name)?;
     let peer_fds = |peer: &mut PeerProcess| -> Result<usize> {
         peer.command(&Cmd::CountFds)?;
-        match peer.event(Instant::now() + ctx.timeout)? {
+        match peer.expect(Instant::now() + ctx.timeout, "reply")? {
             Event::FdCount { n } => Ok(n),
             other => Err(Error::Peer(format!("expected fd count, got {other:?}"))),
         }
@@ -877,10 +869,15 @@ fn fd_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
         };
         let (mut link, peer) = spawn(ctx, name, &Config::default(), &opts)?;
         let what = match ready(peer) {
-            Err(Error::Peer(m)) if m.contains("could not attach") => {
+            // The peer reported its own error before attaching: a clean refusal.
+            Err(Error::Remote { report, .. }) => {
                 format!(
                     "{limit}: attach refused ({})",
-                    m.rsplit(": ").next().unwrap_or(&m)
+                    report
+                        .message
+                        .rsplit(": ")
+                        .next()
+                        .unwrap_or(&report.message)
                 )
             }
             Err(e) => {
@@ -1034,8 +1031,8 @@ fn sigpending_stage(
     };
     let mut peer = match ready(peer) {
         Ok(p) => p,
-        Err(Error::Peer(m)) if m.contains("could not attach") => {
-            return Ok(Ok((0, "attach".into(), Some(m), 0)));
+        Err(e @ Error::Remote { .. }) => {
+            return Ok(Ok((0, "attach".into(), Some(e.to_string()), 0)));
         }
         Err(e) => return Err(e),
     };
@@ -1050,14 +1047,10 @@ fn sigpending_stage(
     let (obs, ev) = collect(ctx, &mut link, &mut peer, n, false)?;
     let ev = match ev {
         Some(ev) => ev,
-        None => peer.event(Instant::now() + ctx.timeout)?,
+        None => peer.expect(Instant::now() + ctx.timeout, "reply")?,
     };
     let (accepted, kind, error) = match ev {
-        Event::Filled {
-            accepted,
-            kind,
-            error,
-        } => (accepted, kind, error),
+        Event::Filled { accepted, error } => (accepted, Stop::of(&error), error),
         other => return Err(Error::Peer(format!("expected filled, got {other:?}"))),
     };
     // Whatever is still on its way after the peer's report.
@@ -1071,10 +1064,7 @@ fn sigpending_stage(
             "running out of queued signals must give an error, not a crash".into(),
         )));
     }
-    if !matches!(
-        kind.as_str(),
-        "none" | "timeout" | "would-block" | "closed" | "other"
-    ) {
+    if kind == Stop::Unsupported {
         return Ok(Err((
             Verdict::Fail,
             format!("unexpected stop {kind}: {error:?}"),
@@ -1099,7 +1089,12 @@ fn sigpending_stage(
             "every accepted message must arrive whole; nothing refused or partial may".into(),
         )));
     }
-    Ok(Ok((accepted, kind, error, received)))
+    Ok(Ok((
+        accepted,
+        kind.to_string(),
+        error.map(|e| e.message),
+        received,
+    )))
 }
 
 #[cfg(target_os = "linux")]
@@ -1257,7 +1252,7 @@ fn crowd_run(ctx: &Ctx<'_>, name: &str, seed: u64, n: usize, sizes: &[usize]) ->
             }
             Err(Error::Timeout { .. }) => {
                 for p in peers.iter_mut() {
-                    if let Some(Event::Sent { errors, .. }) = p.try_event()? {
+                    if let Some(Event::Sent { errors, .. }) = p.try_expect("reply")? {
                         done += 1;
                         c.errors.extend(
                             errors

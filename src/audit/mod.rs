@@ -8,38 +8,36 @@
 //! # Auditing your own transport
 //!
 //! Implement [`Transport`] for it (or for a small adapter
-//! around it) and make [`audit_main`] the first call in `main`:
+//! around it) and make `ipc_audit::cli::audit_main` (cargo feature `cli`, on by
+//! default) the first call in `main`:
 //!
 //! ```no_run
 //! use std::process::ExitCode;
 //! use ipc_audit::transport::pipe::Pipe; // your transport here
 //!
 //! fn main() -> ExitCode {
-//!     ipc_audit::audit::audit_main(&[&Pipe])
+//!     ipc_audit::cli::audit_main(&[&Pipe])
 //! }
 //! ```
 //!
 //! The [guide] walks through a complete adapter. For finer control, call
-//! [`run_if_peer`] first thing and use an [`Auditor`] directly.
+//! [`crate::run_if_peer`] first thing and use an [`Auditor`] directly.
 
 use std::time::Duration;
 
 use crate::transport::Transport;
 
-mod cli;
 pub(crate) mod exchange;
 mod faults;
-pub(crate) mod peer;
 mod props;
 mod report;
+pub(crate) mod role;
 mod security;
 #[cfg(all(target_os = "linux", not(loom)))]
 mod signals;
-mod storm;
 
-pub use cli::{FORMAT_ENV, audit_cli, audit_main};
+pub use crate::peer::{Identity, PEER_ENV, PeerLauncher, PeerOptions};
 pub use exchange::content;
-pub use peer::{Identity, PEER_ENV, PeerLauncher, PeerOptions, run_if_peer};
 pub use report::{PropertyResult, Report, TransportReport, Verdict};
 
 #[doc = include_str!("guide.md")]

@@ -9,7 +9,7 @@ use proptest::sample::select;
 use proptest::test_runner::{Config as PtConfig, TestCaseError, TestError, TestRunner};
 
 use super::exchange::{Kind, analyse, receive, send_case, start};
-use super::peer::{Cmd, Event};
+use super::role::{Cmd, Event};
 use super::{Ctx, Property, PropertyResult, Verdict};
 use crate::transport::{Boundaries, Guarantees, Ordering};
 
@@ -293,19 +293,23 @@ fn oversize(ctx: &Ctx<'_>) -> PropertyResult {
         let (mut link, mut peer) = start(ctx, name).map_err(fail)?;
         let len = max + extra;
         peer.command(&Cmd::Oversize { len }).map_err(fail)?;
-        match peer.event(Instant::now() + ctx.timeout).map_err(fail)? {
+        match peer
+            .expect(Instant::now() + ctx.timeout, "reply")
+            .map_err(fail)?
+        {
             Event::Oversize { error: None } => {
                 return Err(TestCaseError::fail(format!(
                     "a message of {len} bytes, over the declared maximum of {max}, was accepted"
                 )));
             }
             Event::Oversize { error: Some(e) } => {
-                if !e.contains(&max.to_string()) {
+                if e.max != Some(max) {
                     return Err(TestCaseError::fail(format!(
-                        "refused, but the error does not name the limit {max}: {e}"
+                        "refused, but not as too large for the limit {max} ({:?}, limit {:?}): {e}",
+                        e.kind, e.max
                     )));
                 }
-                *last_error.lock().unwrap_or_else(|p| p.into_inner()) = e;
+                *last_error.lock().unwrap_or_else(|p| p.into_inner()) = e.message;
             }
             other => {
                 return Err(TestCaseError::fail(format!(
@@ -380,7 +384,10 @@ fn priority(ctx: &Ctx<'_>) -> PropertyResult {
             priorities: priorities.clone(),
         })
         .map_err(fail)?;
-        match peer.event(Instant::now() + ctx.timeout).map_err(fail)? {
+        match peer
+            .expect(Instant::now() + ctx.timeout, "reply")
+            .map_err(fail)?
+        {
             Event::Sent { errors, .. } if errors.is_empty() => {}
             other => {
                 return Err(TestCaseError::fail(format!(
@@ -474,7 +481,10 @@ fn handoff(ctx: &Ctx<'_>) -> PropertyResult {
             sizes: vec![0; n],
         })
         .map_err(fail)?;
-        match peer.event(Instant::now() + ctx.timeout).map_err(fail)? {
+        match peer
+            .expect(Instant::now() + ctx.timeout, "reply")
+            .map_err(fail)?
+        {
             Event::Sent { errors, .. } if errors.is_empty() => {}
             other => {
                 return Err(TestCaseError::fail(format!(

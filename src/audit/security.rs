@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use nix::unistd::{getegid, geteuid};
 
 use super::exchange::{analyse, ready, receive, spawn, start};
-use super::peer::{Cmd, Event, Identity, NO_TRANSPORT, PeerOptions, PeerProcess, child_fds};
+use super::role::{Cmd, Event, PeerProcess};
 use super::{Ctx, Property, PropertyResult, Verdict, could_not_run, result};
 use crate::error::{Error, Result};
+use crate::peer::{Identity, NO_TRANSPORT, PeerOptions, child_fds};
 use crate::transport::{Access, Config, Credentials, Rendezvous};
 
 /// The security properties, in report order.
@@ -82,10 +83,6 @@ enum Try {
     Other(#[allow(dead_code)] String),
 }
 
-fn is_denial(text: &str) -> bool {
-    text.contains("Permission denied") || text.contains("Operation not permitted")
-}
-
 /// Opens a link with `cfg`, starts a peer as `who` (or as this process's user), and has
 /// it send one message.
 fn try_as(ctx: &Ctx<'_>, name: &str, cfg: &Config, who: Option<&Identity>) -> Try {
@@ -97,7 +94,9 @@ fn try_as(ctx: &Ctx<'_>, name: &str, cfg: &Config, who: Option<&Identity>) -> Tr
         let (mut link, peer) = spawn(ctx, name, cfg, &opts)?;
         let mut peer = match ready(peer) {
             Ok(p) => p,
-            Err(Error::Peer(m)) if is_denial(&m) => return Ok(Try::Refused(m)),
+            Err(e @ Error::Remote { .. }) if e.report().is_permission_denied() => {
+                return Ok(Try::Refused(e.to_string()));
+            }
             Err(e) => return Ok(Try::Other(e.to_string())),
         };
         let seed = 7;
@@ -105,10 +104,10 @@ fn try_as(ctx: &Ctx<'_>, name: &str, cfg: &Config, who: Option<&Identity>) -> Tr
         let sizes = [ctx.transport.guarantees().max_message.min(16)];
         let obs = receive(ctx, &mut link, &mut peer, seed, &sizes)?;
         if let Some((_, e)) = obs.send_errors.first() {
-            return Ok(if is_denial(e) {
-                Try::Refused(e.clone())
+            return Ok(if e.is_permission_denied() {
+                Try::Refused(e.message.clone())
             } else {
-                Try::Other(e.clone())
+                Try::Other(e.message.clone())
             });
         }
         let v = analyse(seed, &sizes, &obs);
@@ -244,7 +243,7 @@ fn cloexec(ctx: &Ctx<'_>) -> PropertyResult {
         let after = child_fds(ctx.launcher)?;
         let local: Vec<String> = after.into_iter().filter(|f| !before.contains(f)).collect();
         peer.command(&Cmd::ListFds)?;
-        let remote = match peer.event(Instant::now() + ctx.timeout)? {
+        let remote = match peer.expect(Instant::now() + ctx.timeout, "reply")? {
             Event::Fds { fds } => fds,
             other => return Err(Error::Peer(format!("expected fds, got {other:?}"))),
         };
@@ -301,10 +300,10 @@ fn sigpipe(ctx: &Ctx<'_>) -> PropertyResult {
             sizes: vec![16; 4],
         })?;
         let deadline = Instant::now() + ctx.timeout;
-        match peer.event(deadline) {
+        match peer.expect(deadline, "reply") {
             Ok(Event::Sent { errors, .. }) => {
                 let observed = match errors.first() {
-                    Some((i, e)) => format!("send {i} returned an error ({}); the sender lives", short(e)),
+                    Some((i, e)) => format!("send {i} returned an error ({}); the sender lives", short(&e.message)),
                     None => "sends succeeded after the receiver closed (the object keeps them); the sender lives"
                         .into(),
                 };
@@ -519,7 +518,7 @@ fn race_once(
         std::thread::sleep(Duration::from_millis(1));
         drop(link);
     }
-    let ev = racer.event(Instant::now() + ctx.timeout)?;
+    let ev = racer.expect(Instant::now() + ctx.timeout, "reply")?;
     racer.finish(Instant::now() + ctx.timeout)?;
     match ev {
         Event::Raced { probes, entered } => Ok((made, probes, entered)),

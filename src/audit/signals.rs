@@ -19,11 +19,10 @@ use nix::errno::Errno;
 use nix::unistd::{Pid, Uid, geteuid, getpid, getuid};
 
 use super::exchange::{analyse, content, ready, receive};
-use super::peer::{
-    Cmd, Event, HostileAct, Identity, NO_TRANSPORT, PeerOptions, PeerProcess, SigHow,
-};
+use super::role::{Cmd, Event, HostileAct, PeerProcess, SigHow};
 use super::{Ctx, Property, PropertyResult, Verdict, could_not_run, result};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorReport, Result};
+use crate::peer::{Identity, NO_TRANSPORT, PeerOptions};
 use crate::transport::signal::{SIGINFO, block_and_signalfd_set, field_u32, queue_info, tgkill};
 use crate::transport::{Config, PeerEnd, Transport};
 
@@ -235,7 +234,7 @@ struct Sent {
     pid: u32,
     uid: u32,
     euid: u32,
-    errors: Vec<(usize, String)>,
+    errors: Vec<(usize, ErrorReport)>,
 }
 
 /// Has `peer` send `signo` to this process (thread `tid`) once per value.
@@ -272,7 +271,7 @@ fn send_claiming(
         real_uid,
         claim_pid,
     })?;
-    match peer.event(Instant::now() + ctx.timeout)? {
+    match peer.expect(Instant::now() + ctx.timeout, "reply")? {
         Event::Signalled {
             pid,
             uid,
@@ -472,7 +471,7 @@ fn std_coalesce(ctx: &Ctx<'_>) -> PropertyResult {
 }
 
 /// What each way of signalling returned: `None` for success.
-type Tries = Vec<(&'static str, Option<String>)>;
+type Tries = Vec<(&'static str, Option<ErrorReport>)>;
 
 /// The four ways of signalling the harness, each once: `kill` and `sigqueue` with
 /// signal 0 (permission check only), `rt_tgsigqueueinfo` and `tgkill` with `sig` to the
@@ -524,7 +523,10 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
             let got = tap.drain(ctx.timeout)?;
             let admitted: Vec<&str> = tries
                 .iter()
-                .filter(|(_, e)| !e.as_deref().is_some_and(|e| e.contains("EPERM")))
+                .filter(|(_, e)| {
+                    e.as_ref()
+                        .is_none_or(|e| e.errno != Some(Errno::EPERM as i32))
+                })
                 .map(|(l, _)| *l)
                 .collect();
             if !admitted.is_empty() || !got.is_empty() {
@@ -702,7 +704,7 @@ fn sender_lock(ctx: &Ctx<'_>) -> Result<std::result::Result<String, String>> {
         seed: 2,
         sizes: vec![7],
     })?;
-    match second.event(Instant::now() + ctx.timeout)? {
+    match second.expect(Instant::now() + ctx.timeout, "reply")? {
         Event::Sent { errors, .. } if errors.is_empty() => {}
         other => {
             return Err(Error::Peer(format!(
@@ -767,18 +769,31 @@ fn shm_seal(ctx: &Ctx<'_>) -> PropertyResult {
         hostile.command(&Cmd::Hostile {
             act: HostileAct::Resize,
         })?;
-        let tries = match hostile.event(Instant::now() + ctx.timeout)? {
+        let tries = match hostile.expect(Instant::now() + ctx.timeout, "resize")? {
             Event::Hostile { results } => results,
             other => return Err(Error::Peer(format!("expected hostile, got {other:?}"))),
         };
         hostile.finish(Instant::now() + ctx.timeout)?;
         let after = size(&own)?;
-        if after != before || tries.iter().any(|t| !t.contains("EPERM")) {
+        let refused = |(_, e): &(String, Option<ErrorReport>)| {
+            e.as_ref()
+                .is_some_and(|e| e.errno == Some(Errno::EPERM as i32))
+        };
+        let tries_text: Vec<String> = tries
+            .iter()
+            .map(|(op, e)| match e {
+                Some(e) => e.message.clone(),
+                None => format!("{op}: succeeded"),
+            })
+            .collect();
+        if after != before || !tries.iter().all(refused) {
             // Not a page is touched: a shrunk mapping would SIGBUS this process.
             return Ok(result(
                 name,
                 declared,
-                format!("the peer resized the memfd from {before} to {after} bytes: {tries:?}"),
+                format!(
+                    "the peer resized the memfd from {before} to {after} bytes: {tries_text:?}"
+                ),
                 Verdict::Fail,
                 "F_SEAL_SHRINK and F_SEAL_GROW must refuse it (EPERM)".into(),
             ));
@@ -819,7 +834,7 @@ fn shm_seal(ctx: &Ctx<'_>) -> PropertyResult {
                     value,
                 },
             })?;
-            match hostile.event(Instant::now() + ctx.timeout)? {
+            match hostile.expect(Instant::now() + ctx.timeout, "scribble")? {
                 Event::Hostile { .. } => {}
                 other => return Err(Error::Peer(format!("expected hostile, got {other:?}"))),
             }
@@ -850,7 +865,7 @@ fn shm_seal(ctx: &Ctx<'_>) -> PropertyResult {
             format!(
                 "resize by the peer refused ({}); the reader then read {} bytes intact; a \
                  garbage record header is an error naming it: {}",
-                tries.join(", "),
+                tries_text.join(", "),
                 sizes.iter().sum::<usize>(),
                 errs.join(" | ")
             ),
@@ -869,14 +884,11 @@ pub(super) fn peer_signal(
     values: &[i32],
     real_uid: Option<u32>,
     claim_pid: Option<i32>,
-) -> Event {
+) -> Result<Event> {
     if let Some(r) = real_uid {
         let keep = Uid::from_raw(u32::MAX);
-        if let Err(e) = nix::unistd::setresuid(Uid::from_raw(r), keep, keep) {
-            return Event::Failed {
-                message: format!("peer: setresuid({r}, -1, -1): {e}"),
-            };
-        }
+        nix::unistd::setresuid(Uid::from_raw(r), keep, keep)
+            .map_err(|e| Error::sys(format!("peer: setresuid({r}, -1, -1)"), e))?;
     }
     let me = getpid().as_raw();
     let uid = getuid().as_raw();
@@ -894,35 +906,37 @@ pub(super) fn peer_signal(
             SigHow::Tgkill => tgkill(pid, tid, signo),
         };
         if let Err(e) = r {
-            errors.push((i, e.to_string()));
+            errors.push((i, ErrorReport::from_errno(format!("signal {signo}"), e)));
         }
     }
-    Event::Signalled {
+    Ok(Event::Signalled {
         pid: me as u32,
         uid,
         euid: geteuid().as_raw(),
         errors,
-    }
+    })
 }
 
 /// The peer's side of [`Cmd::Hostile`], on the first inherited descriptor.
-pub(super) fn peer_hostile(fds: &[OwnedFd], act: &HostileAct) -> Event {
+pub(super) fn peer_hostile(fds: &[OwnedFd], act: &HostileAct) -> Result<Event> {
     let Some(fd) = fds.first() else {
-        return Event::Failed {
-            message: "peer: no inherited descriptor to act on".into(),
-        };
+        return Err(Error::Protocol(
+            "peer: no inherited descriptor to act on".into(),
+        ));
     };
     match act {
         HostileAct::Resize => {
             let size = nix::sys::stat::fstat(fd.as_fd()).map_or(0, |s| s.st_size);
             let results = [0, 4096, size + 4096]
                 .into_iter()
-                .map(|len| match nix::unistd::ftruncate(fd.as_fd(), len) {
-                    Ok(()) => format!("ftruncate to {len}: succeeded"),
-                    Err(e) => format!("ftruncate to {len}: {e}"),
+                .map(|len| {
+                    let op = format!("ftruncate to {len}");
+                    let r = nix::unistd::ftruncate(fd.as_fd(), len);
+                    let error = r.err().map(|e| ErrorReport::from_errno(&op, e));
+                    (op, error)
                 })
                 .collect();
-            Event::Hostile { results }
+            Ok(Event::Hostile { results })
         }
         HostileAct::Scribble { field, value } => {
             use crate::shm::region::Mapping;
@@ -930,20 +944,15 @@ pub(super) fn peer_hostile(fds: &[OwnedFd], act: &HostileAct) -> Event {
             use crate::shm::sem::LinuxFutex;
             let ring = Mapping::attach(fd)
                 .and_then(|m| Ring::attach(Arc::new(m), std::process::id(), Arc::new(LinuxFutex)));
-            match ring {
-                Ok(ring) => {
-                    let producer = ring.into_producer();
-                    producer.poke(field, *value);
-                    // Stay attached (not closed) until this process exits.
-                    std::mem::forget(producer);
-                    Event::Hostile {
-                        results: vec![format!("wrote {field} = {value}")],
-                    }
-                }
-                Err(e) => Event::Failed {
-                    message: format!("peer: attach to the ring: {e}"),
-                },
-            }
+            let producer = ring
+                .map_err(|e| Error::Protocol(format!("peer: attach to the ring: {e}")))?
+                .into_producer();
+            producer.poke(field, *value);
+            // Stay attached (not closed) until this process exits.
+            std::mem::forget(producer);
+            Ok(Event::Hostile {
+                results: vec![(format!("wrote {field} = {value}"), None)],
+            })
         }
     }
 }

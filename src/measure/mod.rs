@@ -24,7 +24,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use ipc_audit::audit::{run_if_peer, PeerLauncher};
+//! use ipc_audit::{audit::PeerLauncher, run_if_peer};
 //! use ipc_audit::measure::{latency, LatencyOptions, Pin};
 //! use ipc_audit::transport::{self, by_name};
 //!
@@ -45,16 +45,16 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::PeerLauncher;
-use crate::audit::peer::{Cmd, Event, PeerProcess};
+use crate::peer::{NO_TRANSPORT, PeerLauncher, PeerOptions};
+use role::{Cmd, Event, PeerProcess};
 
 use crate::error::{Error, Result};
 use crate::transport::{Config, Endpoint, Link, PeerEnd, Transport};
 
 pub mod alloc;
 pub(crate) mod floor;
+pub(crate) mod role;
 pub(crate) mod sys;
-pub mod table;
 
 pub use floor::FloorKind;
 pub use sys::{Usage, allowed_cpus};
@@ -240,12 +240,9 @@ impl LatencyOptions {
 /// single wait has its own, shorter deadline.
 const SESSION_LIMIT: Duration = Duration::from_secs(3600);
 
-/// Waits for the peer's next event, by `timeout`; an `Event::Failed` is an error.
+/// Waits for the peer's next event, by `timeout`; a failure it reports is an error.
 fn expect(peer: &mut PeerProcess, label: &str, timeout: Duration) -> Result<Event> {
-    match peer.event(Instant::now() + timeout)? {
-        Event::Failed { message } => Err(Error::Peer(format!("{label}: {message}"))),
-        ev => Ok(ev),
-    }
+    peer.expect(Instant::now() + timeout, label)
 }
 
 /// Starts a peer, checks it is another process, pins it to `cpu`.
@@ -265,17 +262,9 @@ fn start_peer(
         aux,
         label.to_string(),
         SESSION_LIMIT,
-        &crate::audit::PeerOptions::default(),
-    )?;
-    match expect(&mut peer, label, timeout)? {
-        Event::Ready { pid } if pid == peer.pid() && pid != std::process::id() => {}
-        other => {
-            return Err(Error::Peer(format!(
-                "{label}: expected ready from a separate process {}, got {other:?}",
-                peer.pid()
-            )));
-        }
-    }
+        &PeerOptions::default(),
+    )?
+    .ready(timeout)?;
     peer.command(&Cmd::Pin { cpu })?;
     match expect(&mut peer, label, timeout)? {
         Event::Pinned { .. } => Ok(peer),
@@ -699,7 +688,7 @@ impl Stream {
                             after: limit + self.timeout,
                         });
                     }
-                    if let Some(ev) = self.peer.try_event()? {
+                    if let Some(ev) = self.peer.try_expect(&self.label)? {
                         done = Some(streamed(ev, &self.label)?);
                     }
                 }
@@ -814,7 +803,7 @@ pub fn floor(
     let page = sys::SharedPage::create()?;
     let mut peer = start_peer(
         launcher,
-        crate::audit::peer::NO_TRANSPORT,
+        NO_TRANSPORT,
         PeerEnd::default(),
         vec![page.share()?],
         &label,

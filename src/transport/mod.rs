@@ -342,8 +342,8 @@ pub trait Transport: Send + Sync {
     fn attach(&self, peer: PeerEnd) -> Result<Box<dyn Endpoint>>;
 }
 
-/// A borrowed transport is a transport: lets [`audit_main`](crate::audit::audit_main)
-/// and [`run_if_peer`](crate::audit::run_if_peer) work on `&dyn Transport`.
+/// A borrowed transport is a transport: lets [`audit_main`](crate::cli::audit_main)
+/// and [`run_if_peer`](crate::run_if_peer) work on `&dyn Transport`.
 impl<T: Transport + ?Sized> Transport for &T {
     fn name(&self) -> &'static str {
         (**self).name()

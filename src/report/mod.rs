@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Floor, FloorKind, Latency, LatencyOptions, Pin, Throughput};
 use crate::audit::{Auditor, PeerLauncher, TransportReport, Verdict};
+use crate::measure::{self, Floor, FloorKind, Latency, LatencyOptions, Pin, Throughput};
 use crate::transport::{Access, Boundaries, Config, Guarantees, Ordering, Rendezvous, Transport};
 
 /// How much to measure.
@@ -175,7 +175,7 @@ impl Machine {
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into());
         Machine {
-            cpus: super::allowed_cpus().len(),
+            cpus: measure::allowed_cpus().len(),
             cpu_model,
             kernel,
         }
@@ -246,14 +246,14 @@ pub fn run(
         let mut row = Row::new(t.as_ref(), audit);
         for pin in [Pin::Same, Pin::Cross] {
             step(name, pin_what(pin), &mut done);
-            match super::latency(launcher, t.as_ref(), pin, &plan.latency) {
+            match measure::latency(launcher, t.as_ref(), pin, &plan.latency) {
                 Ok(l) => row.latency.push(l),
                 Err(e) => row.errors.push(format!("latency {}-cpu: {e}", pin.name())),
             }
         }
         step(name, "throughput", &mut done);
         if t.guarantees().carries_data {
-            match super::throughput(
+            match measure::throughput(
                 launcher,
                 t.as_ref(),
                 Pin::Cross,
@@ -295,7 +295,7 @@ pub(crate) fn floors(launcher: &PeerLauncher, plan: &Plan, mut step: impl FnMut(
         (FloorKind::ShmFutex, Pin::Cross),
     ] {
         step(kind.name());
-        match super::floor(launcher, kind, pin, n / 10, n, plan.latency.timeout) {
+        match measure::floor(launcher, kind, pin, n / 10, n, plan.latency.timeout) {
             Ok(fl) => {
                 let p = Some(P50P99 {
                     p50: fl.stats.p50_ns,
@@ -321,9 +321,9 @@ pub(crate) fn floors(launcher: &PeerLauncher, plan: &Plan, mut step: impl FnMut(
 
 /// Descriptors made by `open`, counted in /proc/self/fd.
 fn setup_fds(t: &dyn Transport) -> Option<usize> {
-    let before = super::sys::open_fds()?;
+    let before = measure::sys::open_fds()?;
     let link = t.open(&Config::default()).ok()?;
-    let after = super::sys::open_fds()?;
+    let after = measure::sys::open_fds()?;
     drop(link);
     Some(after.saturating_sub(before))
 }

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
-use super::{Auditor, PeerLauncher, Report, run_if_peer};
-use crate::measure::table::{Floors, LatencyNs, P50P99, Plan, duration_ns, floors};
+use crate::audit::{Auditor, PeerLauncher, Report};
 use crate::measure::{Pin, latency};
+use crate::report::{Floors, LatencyNs, P50P99, Plan, duration_ns, floors};
+use crate::run_if_peer;
 use crate::transport::Transport;
 
 /// The environment variable that sets the report format (`table` or `json`) when
@@ -84,7 +85,7 @@ struct Args {
 /// use ipc_audit::transport::pipe::Pipe;
 ///
 /// fn main() -> ExitCode {
-///     ipc_audit::audit::audit_main(&[&Pipe])
+///     ipc_audit::cli::audit_main(&[&Pipe])
 /// }
 /// ```
 pub fn audit_main(transports: &[&dyn Transport]) -> ExitCode {
