@@ -406,14 +406,12 @@ fn peercred(ctx: &Ctx<'_>) -> PropertyResult {
         })?;
         link.local.set_timeout(Some(Duration::from_secs(2)))?;
         let mut buf = Vec::new();
-        let refused = match link.local.recv(&mut buf) {
-            Ok(_) => None,
-            Err(e) => Some(e.to_string()),
-        };
+        // A refusal at accept is an invalid peer: the offending value is its uid.
+        let got = link.local.recv(&mut buf);
         drop(link);
         drop(peer);
-        Ok(match refused {
-            Some(why) if why.contains("allow-list") => result(
+        Ok(match got {
+            Err(Error::Invalid { value, .. }) if value == "65534" => result(
                 name,
                 declared,
                 format!(
