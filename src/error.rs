@@ -131,9 +131,12 @@ pub struct ErrorReport {
 impl ErrorReport {
     /// The report of a failed system call: the kind [`Error::sys`] gives `errno`, with
     /// the errno kept even where that kind has none (EAGAIN, EPIPE).
+    /// Its message names the errno as nix does (`EPERM: Operation not permitted`).
     pub fn from_errno(op: impl Into<String>, errno: nix::errno::Errno) -> Self {
+        let op = op.into();
         ErrorReport {
             errno: Some(errno as i32),
+            message: format!("{op}: {errno}"),
             ..Error::sys(op, errno).report()
         }
     }

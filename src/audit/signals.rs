@@ -906,7 +906,7 @@ pub(super) fn peer_signal(
             SigHow::Tgkill => tgkill(pid, tid, signo),
         };
         if let Err(e) = r {
-            errors.push((i, ErrorReport::from_errno(format!("signal {signo}"), e)));
+            errors.push((i, ErrorReport::from_errno(format!("{how:?}"), e)));
         }
     }
     Ok(Event::Signalled {

@@ -21,9 +21,15 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{Auditor, PeerLauncher, TransportReport, Verdict};
+use crate::audit::{Auditor, TransportReport, Verdict};
+use crate::peer::PeerLauncher;
+mod latency;
+#[cfg(feature = "cli")]
+mod svg;
+
 use crate::measure::{self, Floor, FloorKind, Latency, LatencyOptions, Pin, Throughput};
 use crate::transport::{Access, Boundaries, Config, Guarantees, Ordering, Rendezvous, Transport};
+pub use latency::{LatencyReport, LatencyRow, measure_latency};
 
 /// How much to measure.
 #[derive(Debug, Clone, PartialEq)]
@@ -648,123 +654,5 @@ impl Table {
             );
         }
         out
-    }
-
-    /// A chart of latency (p50, both pinnings, log scale) and throughput per method, as
-    /// SVG.
-    ///
-    /// # Errors
-    /// A drawing error, as text.
-    pub fn to_svg(&self) -> std::result::Result<String, String> {
-        use plotters::prelude::*;
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (1200, 560)).into_drawing_area();
-            root.fill(&WHITE).map_err(|e| e.to_string())?;
-            let (left, right) = root.split_horizontally(600);
-            let n = self.rows.len().max(1);
-            let names: Vec<String> = self.rows.iter().map(|r| r.method.clone()).collect();
-            // Latency, log scale.
-            let lat: Vec<(usize, f64, f64)> = self
-                .rows
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    let g = |p: Option<P50P99>| p.map_or(0.0, |p| p.p50 as f64 / 1000.0);
-                    (i, g(r.latency_ns.same_cpu), g(r.latency_ns.cross_cpu))
-                })
-                .collect();
-            let top = lat.iter().map(|x| x.1.max(x.2)).fold(1.0_f64, f64::max) * 2.0;
-            let mut c = ChartBuilder::on(&left)
-                .caption("Round trip p50 (µs, log)", ("sans-serif", 18))
-                .margin(10)
-                .x_label_area_size(90)
-                .y_label_area_size(50)
-                .build_cartesian_2d(0f64..n as f64, (0.01f64..top).log_scale())
-                .map_err(|e| e.to_string())?;
-            c.configure_mesh()
-                .x_labels(n)
-                .x_label_formatter(&|x| {
-                    names
-                        .get(x.floor() as usize)
-                        .filter(|_| x.fract() == 0.0)
-                        .cloned()
-                        .unwrap_or_default()
-                })
-                .x_label_style(
-                    ("sans-serif", 11)
-                        .into_text_style(&left)
-                        .transform(plotters::style::FontTransform::Rotate90),
-                )
-                .draw()
-                .map_err(|e| e.to_string())?;
-            let bars = |series: usize, color: RGBColor| {
-                lat.iter()
-                    .filter_map(move |&(i, s, x)| {
-                        let v = if series == 0 { s } else { x };
-                        (v > 0.0).then(|| {
-                            let x0 = i as f64 + 0.1 + 0.4 * series as f64;
-                            Rectangle::new([(x0, 0.01), (x0 + 0.38, v)], color.filled())
-                        })
-                    })
-                    .collect::<Vec<_>>()
-            };
-            c.draw_series(bars(0, BLUE))
-                .map_err(|e| e.to_string())?
-                .label("same cpu")
-                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], BLUE.filled()));
-            c.draw_series(bars(1, RED))
-                .map_err(|e| e.to_string())?
-                .label("cpu0 <-> cpu1")
-                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], RED.filled()));
-            c.configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| e.to_string())?;
-            // Throughput, log scale, MB/s.
-            let thr: Vec<(usize, f64)> = self
-                .rows
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (i, r.throughput_bytes_per_s.unwrap_or(0.0) / 1e6))
-                .collect();
-            let top = thr.iter().map(|x| x.1).fold(1.0_f64, f64::max) * 2.0;
-            let mut c = ChartBuilder::on(&right)
-                .caption(
-                    "Throughput (MB/s, log; 64 KiB or largest)",
-                    ("sans-serif", 18),
-                )
-                .margin(10)
-                .x_label_area_size(90)
-                .y_label_area_size(50)
-                .build_cartesian_2d(0f64..n as f64, (0.001f64..top).log_scale())
-                .map_err(|e| e.to_string())?;
-            c.configure_mesh()
-                .x_labels(n)
-                .x_label_formatter(&|x| {
-                    names
-                        .get(x.floor() as usize)
-                        .filter(|_| x.fract() == 0.0)
-                        .cloned()
-                        .unwrap_or_default()
-                })
-                .x_label_style(
-                    ("sans-serif", 11)
-                        .into_text_style(&right)
-                        .transform(plotters::style::FontTransform::Rotate90),
-                )
-                .draw()
-                .map_err(|e| e.to_string())?;
-            c.draw_series(thr.iter().filter(|x| x.1 > 0.0).map(|&(i, v)| {
-                Rectangle::new(
-                    [(i as f64 + 0.15, 0.001), (i as f64 + 0.85, v)],
-                    GREEN.filled(),
-                )
-            }))
-            .map_err(|e| e.to_string())?;
-            root.present().map_err(|e| e.to_string())?;
-        }
-        Ok(svg)
     }
 }

@@ -1,0 +1,68 @@
+//! `ipc-audit table`: the seed's comparison table, measured, with a progress bar.
+
+use std::process::ExitCode;
+
+use super::{TableFormat, launcher, select};
+use crate::report;
+
+pub(super) fn run_table(
+    names: Vec<String>,
+    quick: bool,
+    format: TableFormat,
+    svg: Option<std::path::PathBuf>,
+) -> ExitCode {
+    let selected = match select(&names) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ipc-audit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let launcher = match launcher() {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
+    let plan = if quick {
+        report::Plan::quick()
+    } else {
+        report::Plan::full()
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "measuring {len} steps  [{bar:30}] {pos}/{len}  {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let t = report::run(&launcher, &selected, &plan, |p| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        bar.set_message(format!("{}  {}", p.subject, p.what));
+    });
+    bar.finish_and_clear();
+    match format {
+        TableFormat::Md => out!("{}", t.to_markdown()),
+        TableFormat::Json => outln!("{}", t.to_json()),
+        TableFormat::Csv => out!("{}", t.to_csv()),
+    }
+    eprintln!(
+        "ipc-audit: table of {} methods measured in {:.1} s",
+        t.rows.len(),
+        t.seconds
+    );
+    if let Some(path) = svg {
+        match t.to_svg() {
+            Ok(s) => {
+                if let Err(e) = std::fs::write(&path, s) {
+                    eprintln!("ipc-audit: write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            Err(e) => {
+                eprintln!("ipc-audit: draw {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
