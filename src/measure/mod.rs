@@ -236,6 +236,10 @@ impl LatencyOptions {
     }
 }
 
+/// What [`Stream::receive_stream`] saw: messages received, when the first and the last
+/// arrived, and the peer's count sent and usage if its report came.
+type Received = (u64, Option<Instant>, Option<Instant>, Option<(u64, Usage)>);
+
 /// The watchdog bound of a measuring peer: long, since a bench session lasts; every
 /// single wait has its own, shorter deadline.
 const SESSION_LIMIT: Duration = Duration::from_secs(3600);
@@ -658,6 +662,51 @@ impl Stream {
             limit_ms: limit.as_millis() as u64,
         })?;
         let before = Usage::now();
+        let (received, first, last, done) = self.receive_stream(count, limit)?;
+        let local = Usage::now().since(&before);
+        let (sent, peer) = match done {
+            Some(d) => d,
+            None => streamed(
+                expect(&mut self.peer, &self.label, limit + self.timeout)?,
+                &self.label,
+            )?,
+        };
+        self.link.local.set_timeout(Some(self.timeout))?;
+        let (Some(first), Some(last)) = (first, last) else {
+            return Err(Error::Protocol(format!(
+                "{}: nothing received of {sent} messages",
+                self.label
+            )));
+        };
+        let secs = last.duration_since(first).as_secs_f64();
+        if received < 2 || secs <= 0.0 {
+            return Err(Error::Protocol(format!(
+                "{}: {received} of {sent} messages received: too few to time",
+                self.label
+            )));
+        }
+        let per = |x: u64| x as f64 / received as f64;
+        Ok(Throughput {
+            transport: self.name.clone(),
+            size,
+            sent,
+            received,
+            bytes_per_s: (received - 1) as f64 * size as f64 / secs,
+            msgs_per_s: (received - 1) as f64 / secs,
+            cpu_ns_per_msg: per(local.cpu_ns() + peer.cpu_ns()),
+            allocs_per_msg: local.allocs.map(per),
+            peer_allocs_per_msg: peer.allocs.map(|a| a as f64 / sent.max(1) as f64),
+        })
+    }
+
+    /// Receives the peer's stream until all `count` arrived, or the peer reported how
+    /// many it sent and those arrived, or nothing more comes: the count received, the
+    /// times of the first and last, and the peer's report if it came.
+    fn receive_stream(
+        &mut self,
+        count: usize,
+        limit: Duration,
+    ) -> Result<Received> {
         let deadline = Instant::now() + limit + self.timeout;
         let (mut first, mut last) = (None, None);
         let mut received = 0u64;
@@ -696,40 +745,7 @@ impl Stream {
                 Err(e) => return Err(e),
             }
         }
-        let local = Usage::now().since(&before);
-        let (sent, peer) = match done {
-            Some(d) => d,
-            None => streamed(
-                expect(&mut self.peer, &self.label, limit + self.timeout)?,
-                &self.label,
-            )?,
-        };
-        self.link.local.set_timeout(Some(self.timeout))?;
-        let (Some(first), Some(last)) = (first, last) else {
-            return Err(Error::Protocol(format!(
-                "{}: nothing received of {sent} messages",
-                self.label
-            )));
-        };
-        let secs = last.duration_since(first).as_secs_f64();
-        if received < 2 || secs <= 0.0 {
-            return Err(Error::Protocol(format!(
-                "{}: {received} of {sent} messages received: too few to time",
-                self.label
-            )));
-        }
-        let per = |x: u64| x as f64 / received as f64;
-        Ok(Throughput {
-            transport: self.name.clone(),
-            size,
-            sent,
-            received,
-            bytes_per_s: (received - 1) as f64 * size as f64 / secs,
-            msgs_per_s: (received - 1) as f64 / secs,
-            cpu_ns_per_msg: per(local.cpu_ns() + peer.cpu_ns()),
-            allocs_per_msg: local.allocs.map(per),
-            peer_allocs_per_msg: peer.allocs.map(|a| a as f64 / sent.max(1) as f64),
-        })
+        Ok((received, first, last, done))
     }
 
     /// Ends the peer cleanly.
