@@ -29,12 +29,18 @@ use crate::transport::Transport;
 mod cli;
 pub(crate) mod exchange;
 mod faults;
+// TODO(layers): raw calls move to sys
+#[allow(unsafe_code)]
 pub(crate) mod peer;
 mod props;
 mod report;
 mod security;
 #[cfg(all(target_os = "linux", not(loom)))]
+// TODO(layers): raw calls move to sys
+#[allow(unsafe_code)]
 mod signals;
+// TODO(layers): raw calls move to sys
+#[allow(unsafe_code)]
 mod storm;
 
 pub use cli::{FORMAT_ENV, audit_cli, audit_main};

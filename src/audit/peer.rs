@@ -723,7 +723,7 @@ struct PeerState<'t> {
     transport: Option<Box<dyn Transport + 't>>,
     back: Option<crate::transport::Link>,
     aux: Vec<OwnedFd>,
-    pinned: Option<crate::measure::sys::Pinned>,
+    pinned: Option<crate::sys::Pinned>,
 }
 
 impl PeerState<'_> {
@@ -741,7 +741,7 @@ impl PeerState<'_> {
         match cmd {
             Cmd::Pin { cpu } => {
                 self.pinned = None;
-                match crate::measure::sys::pin_process(cpu) {
+                match crate::sys::pin_process(cpu) {
                     Ok(p) => {
                         self.pinned = Some(p);
                         Event::Pinned { cpu }

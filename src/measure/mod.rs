@@ -53,7 +53,7 @@ use crate::transport::{Config, Endpoint, Link, PeerEnd, Transport};
 
 pub mod alloc;
 pub(crate) mod floor;
-pub(crate) mod sys;
+pub(crate) use crate::sys;
 pub mod table;
 
 pub use floor::FloorKind;
