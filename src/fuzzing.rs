@@ -66,7 +66,7 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
 // ---------------------------------------------------------------------------------------
 // Allocation counting
 
-// The allocator itself, the crate's one place of `unsafe` for it, is in
+// The allocator itself (a `GlobalAlloc` impl) is in
 // `crate::measure::alloc` beside the process-wide counting allocator.
 pub use crate::measure::alloc::{AllocStats, ThreadCountingAlloc as CountingAlloc};
 
