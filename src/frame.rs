@@ -462,7 +462,7 @@ pub fn decode_stream<'a>(
 /// The checksum is taken over `src`, which is borrowed immutably for the whole call, so
 /// it is the checksum of the bytes appended. (A single pass fusing the copy into the
 /// 3-lane hardware CRC loop was tried: 2 to 5% faster on 64 KiB frames on this machine,
-/// not worth unsafe code in the parser of untrusted bytes.)
+/// not worth raw-pointer code in the parser of untrusted bytes.)
 fn extend_crc(crc: u32, dst: &mut Vec<u8>, src: &[u8]) -> u32 {
     let crc = crc32c::crc32c_append(crc, src);
     dst.extend_from_slice(src);

@@ -14,10 +14,6 @@
 //! Memory is checked with [`CountingAlloc`]: a binary that installs it as its global
 //! allocator lets the checks see every allocation made on the current thread.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use arbitrary::Unstructured;
 
 use crate::frame::{self, Decoder, FrameError, HEADER_LEN, LIMIT_MAX_FRAME, MAGIC, Step, VERSION};
@@ -70,98 +66,23 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
 // ---------------------------------------------------------------------------------------
 // Allocation counting
 
-/// Allocations seen on one thread since the last [`alloc_reset`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AllocStats {
-    /// Number of allocations and reallocations.
-    pub count: usize,
-    /// Sum of the sizes requested.
-    pub bytes: usize,
-    /// The largest single size requested.
-    pub largest: usize,
-    /// Bytes allocated minus bytes freed on this thread since the reset.
-    pub live: isize,
-    /// The highest value `live` reached since the reset.
-    pub peak: isize,
-}
-
-thread_local! {
-    static STATS: Cell<AllocStats> = const {
-        Cell::new(AllocStats { count: 0, bytes: 0, largest: 0, live: 0, peak: 0 })
-    };
-}
-
-static INSTALLED: AtomicBool = AtomicBool::new(false);
-
-/// A global allocator that forwards to [`System`] and counts, per thread, what it
-/// allocates. Install it with
-/// `#[global_allocator] static A: CountingAlloc = CountingAlloc;`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CountingAlloc;
-
-fn record(grow: usize, shrink: usize) {
-    INSTALLED.store(true, Ordering::Relaxed);
-    // `try_with`: the slot is const-initialised and has no destructor, but never panic
-    // inside the allocator.
-    let _ = STATS.try_with(|s| {
-        let mut st = s.get();
-        if grow > 0 {
-            st.count += 1;
-            st.bytes = st.bytes.saturating_add(grow);
-            st.largest = st.largest.max(grow);
-        }
-        st.live = st
-            .live
-            .wrapping_add(grow as isize)
-            .wrapping_sub(shrink as isize);
-        st.peak = st.peak.max(st.live);
-        s.set(st);
-    });
-}
-
-// SAFETY: every method forwards to `System` with the arguments it was given, so the
-// allocator contract is `System`'s; the counting touches only a thread-local `Cell`
-// and does not allocate.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        record(layout.size(), 0);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which is System's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        record(layout.size(), 0);
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        record(0, layout.size());
-        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        record(new_size, layout.size());
-        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`; the caller
-        // upholds the rest of `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+// The allocator itself (a `GlobalAlloc` impl) is in
+// `crate::measure::alloc` beside the process-wide counting allocator.
+pub use crate::measure::alloc::{AllocStats, ThreadCountingAlloc as CountingAlloc};
 
 /// True once [`CountingAlloc`] has served an allocation: it is the global allocator.
 pub fn alloc_counting() -> bool {
-    INSTALLED.load(Ordering::Relaxed)
+    crate::measure::alloc::thread_counting()
 }
 
 /// Starts a new counting window on this thread.
 pub fn alloc_reset() {
-    let _ = STATS.try_with(|s| s.set(AllocStats::default()));
+    crate::measure::alloc::thread_reset()
 }
 
 /// What this thread allocated since [`alloc_reset`].
 pub fn alloc_stats() -> AllocStats {
-    STATS.try_with(Cell::get).unwrap_or_default()
+    crate::measure::alloc::thread_stats()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -702,10 +623,7 @@ pub fn file_log_recovery(data: &[u8]) {
             _ => log.extend_from_slice(msg),
         }
     }
-    let Ok(fd) = nix::sys::memfd::memfd_create(
-        c"ipc-audit-fuzz-log",
-        nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
-    ) else {
+    let Ok(fd) = crate::sys::mem::memfd("ipc-audit-fuzz-log", false) else {
         return;
     };
     let mut file = std::fs::File::from(fd);

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::sys::{SharedPage, futex_wait, futex_wake};
 use crate::error::{Error, Result};
+use crate::sys::{SharedPage, futex_wait, futex_wake};
 
 /// Which floor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

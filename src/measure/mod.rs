@@ -37,8 +37,7 @@
 //! }
 //! ```
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -51,10 +50,11 @@ use role::{Cmd, Event, PeerProcess};
 use crate::error::{Error, Result};
 use crate::transport::{Config, Endpoint, Link, PeerEnd, Transport};
 
+#[allow(unsafe_code)]
 pub mod alloc;
 pub(crate) mod floor;
 pub(crate) mod role;
-pub(crate) mod sys;
+pub(crate) use crate::sys;
 
 pub use floor::FloorKind;
 pub use sys::{Usage, allowed_cpus};
@@ -702,11 +702,7 @@ impl Stream {
     /// Receives the peer's stream until all `count` arrived, or the peer reported how
     /// many it sent and those arrived, or nothing more comes: the count received, the
     /// times of the first and last, and the peer's report if it came.
-    fn receive_stream(
-        &mut self,
-        count: usize,
-        limit: Duration,
-    ) -> Result<Received> {
+    fn receive_stream(&mut self, count: usize, limit: Duration) -> Result<Received> {
         let deadline = Instant::now() + limit + self.timeout;
         let (mut first, mut last) = (None, None);
         let mut received = 0u64;
@@ -905,59 +901,20 @@ pub(crate) fn peer_stream(
 
 /// Sends `fds` (possibly none) with one byte over a Unix socket.
 pub(crate) fn send_fds(sock: BorrowedFd<'_>, fds: &[OwnedFd]) -> Result<()> {
-    use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
-    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-    let iov = [IoSlice::new(&[1u8])];
-    let cmsg = [ControlMessage::ScmRights(&raw)];
-    let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &cmsg };
-    loop {
-        match sendmsg::<UnixAddr>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None) {
-            Ok(_) => return Ok(()),
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("send descriptors (SCM_RIGHTS)", e)),
-        }
-    }
+    let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+    sys::fd::send_fds(sock, &[1u8], &borrowed)
+        .map(drop)
+        .map_err(|e| Error::sys("send descriptors (SCM_RIGHTS)", e))
 }
 
 /// Receives the one byte and `n` descriptors sent by [`send_fds`], close-on-exec.
 pub(crate) fn recv_fds(sock: BorrowedFd<'_>, n: usize) -> Result<Vec<OwnedFd>> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recvmsg};
     if n > 16 {
         return Err(Error::invalid("at most 16 descriptors per link", n));
     }
     let mut byte = [0u8; 1];
-    let mut iov = [IoSliceMut::new(&mut byte)];
-    let mut space = nix::cmsg_space!([RawFd; 16]);
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-    let flags = MsgFlags::MSG_CMSG_CLOEXEC;
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    let flags = MsgFlags::empty();
-    let msg = loop {
-        match recvmsg::<UnixAddr>(sock.as_raw_fd(), &mut iov, Some(&mut space), flags) {
-            Ok(m) => break m,
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("receive descriptors (SCM_RIGHTS)", e)),
-        }
-    };
-    let mut fds = Vec::new();
-    for c in msg
-        .cmsgs()
-        .map_err(|e| Error::sys("receive descriptors: control data", e))?
-    {
-        if let ControlMessageOwned::ScmRights(raw) = c {
-            for fd in raw {
-                // SAFETY: the kernel just installed `fd` in this process for this
-                // message; nothing else owns it.
-                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    for fd in &fds {
-        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
-            .map_err(|e| Error::sys("receive descriptors: F_SETFD", e))?;
-    }
+    let (_, fds) = sys::fd::recv_fds(sock, &mut byte)
+        .map_err(|e| Error::sys("receive descriptors (SCM_RIGHTS)", e))?;
     if fds.len() != n {
         return Err(Error::Protocol(format!(
             "expected {n} descriptors from the peer, got {}",

@@ -47,24 +47,8 @@ pub struct PeerOptions {
 /// setgroups, setgid, setuid, in that order.
 pub(super) fn drop_privileges(id: &Identity) -> Result<()> {
     use nix::unistd::{Gid, Uid, setgid, setuid};
-    #[cfg(not(target_vendor = "apple"))]
-    {
-        let groups: Vec<Gid> = id.groups.iter().map(|&g| Gid::from_raw(g)).collect();
-        nix::unistd::setgroups(&groups)
-            .map_err(|e| Error::sys(format!("peer: setgroups {:?}", id.groups), e))?;
-    }
-    #[cfg(target_vendor = "apple")]
-    {
-        let groups: Vec<libc::gid_t> = id.groups.clone();
-        // SAFETY: `groups` is a valid array of `groups.len()` gids for the call's duration.
-        let r = unsafe { libc::setgroups(groups.len() as libc::c_int, groups.as_ptr()) };
-        if r != 0 {
-            return Err(Error::io(
-                format!("peer: setgroups {:?}", id.groups),
-                std::io::Error::last_os_error(),
-            ));
-        }
-    }
+    crate::sys::process::set_groups(&id.groups)
+        .map_err(|e| Error::sys(format!("peer: setgroups {:?}", id.groups), e))?;
     setgid(Gid::from_raw(id.gid)).map_err(|e| Error::sys(format!("peer: setgid {}", id.gid), e))?;
     setuid(Uid::from_raw(id.uid)).map_err(|e| Error::sys(format!("peer: setuid {}", id.uid), e))?;
     Ok(())

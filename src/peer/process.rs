@@ -4,7 +4,6 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -19,7 +18,7 @@ use crate::transport::PeerEnd;
 use crate::transport::stream::{pipe_cloexec, set_nonblocking, wait_fd};
 
 /// The most descriptors one peer can be handed, the control channel included.
-const MAX_FDS: usize = 64;
+const MAX_FDS: usize = crate::sys::process::MAX_PLACED;
 
 /// A running peer process serving role `R`; killed and reaped on drop.
 pub struct PeerProcess<R: Role> {
@@ -90,7 +89,7 @@ impl<R: Role> PeerProcess<R> {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        place_fds(&mut cmd, sources);
+        crate::sys::process::place_fds(&mut cmd, sources, CONTROL_FD);
         let mut child = cmd.spawn().map_err(|e| {
             Error::io(
                 format!("{label}: start peer {}", launcher.program.display()),
@@ -322,32 +321,4 @@ fn watchdog(pid: i32, limit: Duration) -> (mpsc::Sender<()>, thread::JoinHandle<
         }
     });
     (tx, dog)
-}
-
-/// Makes the child find `sources` at descriptors 3, 4, ... after exec.
-fn place_fds(cmd: &mut Command, sources: Vec<RawFd>) {
-    // SAFETY: the closure runs in the child between fork and exec and calls only fcntl
-    // and dup2, which are async-signal-safe; it touches no lock and allocates nothing
-    // (`sources` was built before the fork).
-    unsafe {
-        cmd.pre_exec(move || {
-            // Move every source above the target range first (close-on-exec, so the
-            // copies vanish at exec), then put each in its slot; dup2 clears
-            // close-on-exec on the target.
-            let mut high = [0 as RawFd; MAX_FDS];
-            for (i, &fd) in sources.iter().enumerate().take(high.len()) {
-                let h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
-                if h < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                high[i] = h;
-            }
-            for (i, &h) in high.iter().enumerate().take(sources.len().min(MAX_FDS)) {
-                if libc::dup2(h, CONTROL_FD + i as RawFd) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
 }

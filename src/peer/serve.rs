@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -15,8 +15,6 @@ use crate::transport::{Endpoint, Link, PeerEnd, Transport};
 
 /// The control descriptor in the peer.
 pub(super) const CONTROL_FD: RawFd = 3;
-/// The first transport descriptor in the peer.
-const FIRST_FD: RawFd = 4;
 /// The bound on one wait of the peer's transport end.
 pub(crate) const PEER_WAIT: Duration = Duration::from_secs(30);
 
@@ -103,10 +101,15 @@ where
     let Some(spec) = std::env::var_os(PEER_ENV) else {
         return;
     };
-    // SAFETY: the harness put the control channel at descriptor 3 (see
-    // PeerProcess::spawn); nothing else in this fresh process owns it.
-    let mut ctl = unsafe { File::from_raw_fd(CONTROL_FD) };
-    let code = match peer_main(&spec, &resolve, roles, &mut ctl) {
+    // The harness put the control channel at descriptor 3, then the transport's and
+    // the role's descriptors (see PeerProcess::spawn).
+    let Some(mut placed) = crate::sys::process::claim_placed(CONTROL_FD, 1 + peer_fds(&spec))
+    else {
+        eprintln!("ipc-audit peer: the descriptors from the harness are not open");
+        std::process::exit(1);
+    };
+    let mut ctl = File::from(placed.remove(0));
+    let code = match peer_main(&spec, &resolve, roles, placed, &mut ctl) {
         Ok(()) => 0,
         Err(e) => {
             // The harness gets the error over the control channel and decides whether
@@ -133,6 +136,7 @@ fn peer_main<'t, F>(
     spec: &std::ffi::OsStr,
     resolve: &F,
     roles: &[RoleEntry],
+    placed: Vec<OwnedFd>,
     ctl: &mut File,
 ) -> Result<()>
 where
@@ -147,7 +151,7 @@ where
             &spec.role,
         )
     })?;
-    let (fds, aux) = inherited(&spec, ctl)?;
+    let (fds, aux) = inherited(&spec, placed, ctl)?;
     set_up(&spec.opts)?;
     let _storm = match spec.opts.storm_us {
         Some(us) => Some(storm::Storm::at_this_thread(Duration::from_micros(us))?),
@@ -164,16 +168,27 @@ where
     (role.serve)(&mut peer, ctl)
 }
 
-/// Takes ownership of the inherited descriptors (the transport's, then the aux ones)
-/// and puts close-on-exec back on them and on the control channel.
-fn inherited(spec: &PeerSpec, ctl: &File) -> Result<(Vec<OwnedFd>, Vec<OwnedFd>)> {
-    let mut fds: Vec<OwnedFd> = (0..spec.nfds + spec.aux)
-        .map(|i| {
-            // SAFETY: the harness dup2'd the transport's descriptors, then the aux ones,
-            // to 4, 5, ... in this process before exec; each is owned here once.
-            unsafe { OwnedFd::from_raw_fd(FIRST_FD + i as RawFd) }
-        })
-        .collect();
+/// How many descriptors after the control channel `spec` (the raw [`PEER_ENV`] value)
+/// says the harness placed; 0 when it cannot be read (then `peer_main` reports why).
+fn peer_fds(spec: &std::ffi::OsStr) -> usize {
+    serde_json::from_str::<PeerSpec>(&spec.to_string_lossy()).map_or(0, |s| s.nfds + s.aux)
+}
+
+/// Splits the placed descriptors into the transport's and the aux ones, and puts
+/// close-on-exec back on them and on the control channel.
+fn inherited(
+    spec: &PeerSpec,
+    mut fds: Vec<OwnedFd>,
+    ctl: &File,
+) -> Result<(Vec<OwnedFd>, Vec<OwnedFd>)> {
+    if fds.len() != spec.nfds + spec.aux {
+        return Err(Error::Protocol(format!(
+            "peer: {} descriptors placed, the spec names {} + {}",
+            fds.len(),
+            spec.nfds,
+            spec.aux
+        )));
+    }
     let aux = fds.split_off(spec.nfds);
     // dup2 cleared close-on-exec on the inherited descriptors; put it back so that
     // they do not leak into the peer's own children.
@@ -193,14 +208,7 @@ fn inherited(spec: &PeerSpec, ctl: &File) -> Result<(Vec<OwnedFd>, Vec<OwnedFd>)
 /// SIGPIPE, identity and descriptor limit, as `opts` asks.
 fn set_up(opts: &PeerOptions) -> Result<()> {
     if opts.sigpipe_default {
-        // SAFETY: SIG_DFL installs no handler; the peer is single-threaded here.
-        unsafe {
-            nix::sys::signal::signal(
-                nix::sys::signal::Signal::SIGPIPE,
-                nix::sys::signal::SigHandler::SigDfl,
-            )
-        }
-        .map_err(|e| Error::sys("peer: reset SIGPIPE", e))?;
+        crate::sys::process::default_sigpipe().map_err(|e| Error::sys("peer: reset SIGPIPE", e))?;
     }
     if let Some(id) = &opts.drop_to {
         drop_privileges(id)?;

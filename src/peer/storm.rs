@@ -8,38 +8,26 @@
 
 use std::sync::Arc;
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
 use nix::sys::pthread::{Pthread, pthread_kill, pthread_self};
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::sys::signal::Signal;
 
 use crate::error::{Error, Result};
 
 /// The storm's signal.
 pub(crate) const STORM_SIGNAL: Signal = Signal::SIGURG;
 
-static DELIVERED: AtomicU64 = AtomicU64::new(0);
 static INSTALL: Once = Once::new();
 static INSTALLED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    // Async-signal-safe: one atomic add.
-    DELIVERED.fetch_add(1, Ordering::Relaxed);
-}
 
 /// Installs the no-op handler (without SA_RESTART), once per process.
 pub(crate) fn install() -> Result<()> {
     INSTALL.call_once(|| {
-        let act = SigAction::new(
-            SigHandler::Handler(on_signal),
-            SaFlags::empty(),
-            SigSet::empty(),
-        );
-        // SAFETY: the handler only adds to an atomic, which is async-signal-safe; it
-        // replaces SIGURG's default (ignore), which nothing else in the crate uses.
-        if unsafe { sigaction(STORM_SIGNAL, &act) }.is_ok() {
+        // It replaces SIGURG's default (ignore), which nothing else in the crate uses.
+        if crate::sys::signal::count_without_restart(STORM_SIGNAL).is_ok() {
             INSTALLED.store(true, Ordering::Release);
         }
     });
@@ -54,7 +42,7 @@ pub(crate) fn install() -> Result<()> {
 
 /// How many storm signals this process has handled so far.
 pub(crate) fn delivered() -> u64 {
-    DELIVERED.load(Ordering::Relaxed)
+    crate::sys::signal::counted()
 }
 
 /// A storm aimed at the thread that made it; stopped and joined on drop, before that

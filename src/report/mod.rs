@@ -327,9 +327,9 @@ pub(crate) fn floors(launcher: &PeerLauncher, plan: &Plan, mut step: impl FnMut(
 
 /// Descriptors made by `open`, counted in /proc/self/fd.
 fn setup_fds(t: &dyn Transport) -> Option<usize> {
-    let before = measure::sys::open_fds()?;
+    let before = crate::sys::open_fds()?;
     let link = t.open(&Config::default()).ok()?;
-    let after = measure::sys::open_fds()?;
+    let after = crate::sys::open_fds()?;
     drop(link);
     Some(after.saturating_sub(before))
 }

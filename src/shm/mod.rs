@@ -5,6 +5,8 @@
 //! the code that runs; its unit tests run under Miri over a heap buffer.
 
 #[cfg(all(not(loom), target_os = "linux"))]
+#[allow(unsafe_code)]
 pub mod region;
+#[allow(unsafe_code)]
 pub mod ring;
 pub mod sem;

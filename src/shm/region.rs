@@ -1,16 +1,14 @@
 //! The shared memory of the `shm` transport: a memfd, sized, sealed against shrinking
 //! and growing, mapped `MAP_SHARED` by both processes. The peer inherits the memfd.
 
-use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
-use nix::sys::memfd::{MFdFlags, memfd_create};
-use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 
 use super::ring::Region;
 use crate::error::{Error, Result};
+use crate::sys::mem::{SharedMap, memfd};
 
 /// Seals every ring memfd carries: the size is fixed, so a peer cannot shrink the file
 /// under the other side's mapping (which would turn its next access into SIGBUS).
@@ -18,18 +16,11 @@ pub fn required_seals() -> SealFlag {
     SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW
 }
 
-/// A `MAP_SHARED` mapping of a whole memfd, unmapped on drop.
+/// A `MAP_SHARED` mapping of a whole memfd ([`SharedMap`]), unmapped on drop.
 #[derive(Debug)]
 pub struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
+    map: SharedMap,
 }
-
-// SAFETY: the mapping is plain memory owned by this value; concurrent access goes through
-// atomics and the ring protocol.
-unsafe impl Send for Mapping {}
-// SAFETY: as above.
-unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// Creates a memfd of `len` bytes named `name` (CLOEXEC, sealed with
@@ -47,9 +38,11 @@ impl Mapping {
     /// # Errors
     /// The failing system call, naming the memfd.
     pub fn create(name: &str, len: usize) -> Result<(Mapping, OwnedFd)> {
-        let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
-            .map_err(|e| Error::sys(format!("memfd_create {name}"), e))?;
-        let off = libc::off_t::try_from(len).map_err(|_| Error::invalid("shm size", len))?;
+        let fd = memfd(name, true).map_err(|e| Error::sys(format!("memfd_create {name}"), e))?;
+        // `off_t`, inferred from `ftruncate`.
+        let off = len
+            .try_into()
+            .map_err(|_| Error::invalid("shm size", len))?;
         nix::unistd::ftruncate(fd.as_fd(), off)
             .map_err(|e| Error::sys(format!("ftruncate memfd {name} to {len}"), e))?;
         fcntl(
@@ -89,42 +82,23 @@ impl Mapping {
     }
 
     fn map(fd: &OwnedFd, len: usize, name: &str) -> Result<Mapping> {
-        let nz = NonZeroUsize::new(len).ok_or_else(|| Error::invalid("shm size", len))?;
-        // SAFETY: a fresh shared mapping of a file we hold, at an address the kernel
-        // picks: it aliases no Rust object.
-        let ptr = unsafe {
-            mmap(
-                None,
-                nz,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED | MapFlags::MAP_POPULATE,
-                fd.as_fd(),
-                0,
-            )
+        if len == 0 {
+            return Err(Error::invalid("shm size", len));
         }
-        .map_err(|e| Error::sys(format!("mmap {name} ({len} bytes)"), e))?;
-        Ok(Mapping {
-            ptr: ptr.cast(),
-            len,
-        })
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: mapped in `map` with this length, unmapped once; no reference into it
-        // outlives `self` (rings hold the mapping in an `Arc`).
-        let _ = unsafe { munmap(self.ptr.cast(), self.len) };
+        let map = SharedMap::new(fd.as_fd(), len, true)
+            .map_err(|e| Error::sys(format!("mmap {name} ({len} bytes)"), e))?;
+        Ok(Mapping { map })
     }
 }
 
 // SAFETY: the mapping is page-aligned (so 128-aligned), `len` bytes long, readable and
-// writable, and lives until `self` is dropped; its size cannot change (sealed).
+// writable, and lives until `self` is dropped (rings hold the mapping in an `Arc`, so no
+// pointer into it outlives it); its size cannot change (sealed).
 unsafe impl Region for Mapping {
     fn base(&self) -> NonNull<u8> {
-        self.ptr
+        self.map.ptr()
     }
     fn len(&self) -> usize {
-        self.len
+        self.map.len()
     }
 }

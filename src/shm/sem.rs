@@ -3,7 +3,8 @@
 //!
 //! Two implementations:
 //! - [`LinuxFutex`] (not under loom): the `futex(2)` system call without
-//!   `FUTEX_PRIVATE_FLAG`, so that it works across processes on a `MAP_SHARED` mapping;
+//!   `FUTEX_PRIVATE_FLAG` ([`crate::sys::futex`]), so that it works across processes on
+//!   a `MAP_SHARED` mapping;
 //! - [`CondvarFutex`]: the same contract over a mutex and a condition variable from
 //!   [`crate::sync`], which are loom's under `cfg(loom)`: this is the semaphore model loom
 //!   checks. It only works between threads of one process.
@@ -12,6 +13,9 @@
 
 use std::sync::PoisonError;
 use std::time::Duration;
+
+#[cfg(all(not(loom), target_os = "linux"))]
+use nix::errno::Errno;
 
 use crate::error::Result;
 use crate::sync::{AtomicU32, Condvar, Mutex, Ordering};
@@ -39,52 +43,15 @@ pub struct LinuxFutex;
 #[cfg(all(not(loom), target_os = "linux"))]
 impl Futex for LinuxFutex {
     fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Result<()> {
-        let ts = timeout.map(|t| libc::timespec {
-            tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_nsec: t.subsec_nanos() as libc::c_long,
-        });
-        let tsp = ts
-            .as_ref()
-            .map_or(core::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: `word` is a live, aligned 32-bit atomic for the whole call; the kernel
-        // only reads it. `tsp` is null or points to `ts`, alive during the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                libc::FUTEX_WAIT,
-                expected,
-                tsp,
-                core::ptr::null::<u32>(),
-                0u32,
-            )
-        };
-        if r == 0 {
-            return Ok(());
-        }
-        match nix::errno::Errno::last() {
+        match crate::sys::futex::wait(word, expected, timeout) {
             // Value changed, timed out, interrupted: the caller re-checks.
-            nix::errno::Errno::EAGAIN | nix::errno::Errno::ETIMEDOUT | nix::errno::Errno::EINTR => {
-                Ok(())
-            }
-            e => Err(crate::Error::sys("shm: futex wait", e)),
+            Ok(()) | Err(Errno::EAGAIN | Errno::ETIMEDOUT | Errno::EINTR) => Ok(()),
+            Err(e) => Err(crate::Error::sys("shm: futex wait", e)),
         }
     }
 
     fn wake(&self, word: &AtomicU32) {
-        // SAFETY: `word` is a live, aligned 32-bit atomic; FUTEX_WAKE only uses its
-        // address as a key.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                libc::FUTEX_WAKE,
-                i32::MAX,
-                core::ptr::null::<libc::timespec>(),
-                core::ptr::null::<u32>(),
-                0u32,
-            );
-        }
+        crate::sys::futex::wake(word, i32::MAX);
     }
 }
 

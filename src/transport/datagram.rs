@@ -86,7 +86,7 @@ impl DatagramEndpoint {
         setsockopt(&self.fd, PassCred, &true)
             .map_err(|e| Error::sys(format!("{}: SO_PASSCRED", self.name), e))?;
         self.creds_mark_messages = true;
-        self.cmsg = nix::cmsg_space!(libc::ucred);
+        self.cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
         Ok(self)
     }
 

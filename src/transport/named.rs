@@ -127,7 +127,7 @@ impl OwnerLock {
                 .write(true)
                 .create(true)
                 .mode(0o600)
-                .custom_flags(libc::O_CLOEXEC)
+                .custom_flags(crate::sys::fd::O_CLOEXEC)
                 .open(&path)
                 .map_err(|e| Error::io(format!("open the owner lock {}", path.display()), e))?;
             let lock = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {

@@ -3,9 +3,9 @@
 //! Waits: the queue is opened O_NONBLOCK and every wait is a `poll` on the queue
 //! descriptor (on Linux an `mqd_t` is a descriptor), with the endpoint's deadline. This
 //! is what `mq_timedsend` / `mq_timedreceive` do, with EINTR retried and the same
-//! deadline handling as every other transport, and without unsafe code. An endpoint set
-//! nonblocking ([`MqEndpoint::set_nonblocking`]) does not wait at all: a full queue
-//! gives [`Error::WouldBlock`] and the message stays with the caller.
+//! deadline handling as every other transport, all through nix (no raw call). An
+//! endpoint set nonblocking ([`MqEndpoint::set_nonblocking`]) does not wait at all: a
+//! full queue gives [`Error::WouldBlock`] and the message stays with the caller.
 
 use std::os::fd::AsFd;
 use std::time::Duration;

@@ -1,9 +1,8 @@
 //! `semaphore`: a named POSIX semaphore. It carries no data: it is here to be audited
 //! (access control, peer death) and measured (hand-off latency).
 //!
-//! nix has no POSIX semaphores, so `sem_open`, `sem_post`, `sem_wait`,
-//! `sem_timedwait`, `sem_close` and `sem_unlink` are called through libc here, each in
-//! one `unsafe` block.
+//! nix has no POSIX semaphores: the calls (`sem_open`, `sem_post`, `sem_wait`,
+//! `sem_timedwait`, `sem_close`, `sem_unlink`) are [`crate::sys::sem`]'s.
 
 use std::ffi::CString;
 use std::time::{Duration, Instant};
@@ -15,6 +14,7 @@ use super::stream::deadline;
 use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
 use super::{Rendezvous, Transport};
 use crate::error::{Error, Result};
+use crate::sys::sem::{self as raw, NamedSem};
 
 const NAME: &str = "semaphore";
 
@@ -74,53 +74,25 @@ impl SemGuard {
 
 impl Drop for SemGuard {
     fn drop(&mut self) {
-        // SAFETY: `name` is a valid NUL-terminated string for the call.
-        let _ = unsafe { libc::sem_unlink(self.name.as_ptr()) };
+        let _ = raw::unlink(&self.name);
     }
 }
 
 /// One end of the semaphore.
 #[derive(Debug)]
 pub struct SemEndpoint {
-    sem: *mut libc::sem_t,
+    sem: NamedSem,
     name: String,
     posts: bool,
     timeout: Option<Duration>,
 }
 
-// SAFETY: a sem_t from sem_open may be used from any thread (POSIX semaphore calls are
-// thread-safe); the pointer is only given to sem_* calls and closed once, on drop.
-unsafe impl Send for SemEndpoint {}
-
-impl Drop for SemEndpoint {
-    fn drop(&mut self) {
-        // SAFETY: `sem` came from a successful sem_open and is closed only here.
-        let _ = unsafe { libc::sem_close(self.sem) };
+fn sem_open(name: &CString, create: Option<u32>) -> Result<NamedSem> {
+    match create {
+        Some(mode) => NamedSem::create(name, mode),
+        None => NamedSem::open(name),
     }
-}
-
-fn sem_open(name: &CString, create: Option<u32>) -> Result<*mut libc::sem_t> {
-    let sem = match create {
-        // SAFETY: a valid C string; sem_open with O_CREAT reads a mode_t and an unsigned
-        // initial value, passed as the variadic arguments.
-        Some(mode) => unsafe {
-            libc::sem_open(
-                name.as_ptr(),
-                libc::O_CREAT | libc::O_EXCL,
-                mode as libc::mode_t as libc::c_uint,
-                0 as libc::c_uint,
-            )
-        },
-        // SAFETY: a valid C string; without O_CREAT no further argument is read.
-        None => unsafe { libc::sem_open(name.as_ptr(), 0) },
-    };
-    if sem == libc::SEM_FAILED {
-        return Err(Error::sys(
-            format!("{NAME}: sem_open {}", name.to_string_lossy()),
-            Errno::last(),
-        ));
-    }
-    Ok(sem)
+    .map_err(|e| Error::sys(format!("{NAME}: sem_open {}", name.to_string_lossy()), e))
 }
 
 /// Creates the semaphore `name` (which must not exist) with value 0 and exactly `mode`,
@@ -176,15 +148,9 @@ impl SemEndpoint {
     /// # Errors
     /// The system error.
     pub fn value(&self) -> Result<i32> {
-        let mut v = 0;
-        // SAFETY: `sem` is open; `v` is a valid int to write to.
-        if unsafe { libc::sem_getvalue(self.sem, &mut v) } != 0 {
-            return Err(Error::sys(
-                format!("{NAME}: sem_getvalue {}", self.name),
-                Errno::last(),
-            ));
-        }
-        Ok(v)
+        self.sem
+            .value()
+            .map_err(|e| Error::sys(format!("{NAME}: sem_getvalue {}", self.name), e))
     }
 
     /// Waits for one post until `dl`.
@@ -193,8 +159,7 @@ impl SemEndpoint {
         let op = || format!("{NAME}: wait on {}", self.name);
         loop {
             let r = match dl {
-                // SAFETY: `sem` is open.
-                None => unsafe { libc::sem_wait(self.sem) },
+                None => self.sem.wait(),
                 Some(d) => {
                     // sem_timedwait takes an absolute CLOCK_REALTIME time: convert the
                     // time left, again on every retry.
@@ -202,14 +167,13 @@ impl SemEndpoint {
                     let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
                         .map_err(|e| Error::sys("clock_gettime", e))?;
                     let abs = now + nix::sys::time::TimeSpec::from_duration(left);
-                    // SAFETY: `sem` is open; `abs` is a valid timespec for the call.
-                    unsafe { libc::sem_timedwait(self.sem, abs.as_ref()) }
+                    self.sem.timed_wait(&abs)
                 }
             };
-            if r == 0 {
+            let Err(e) = r else {
                 return Ok(());
-            }
-            match Errno::last() {
+            };
+            match e {
                 Errno::EINTR => {}
                 Errno::ETIMEDOUT => {
                     // The realtime clock may have jumped: trust the monotonic deadline.
@@ -237,14 +201,9 @@ impl Endpoint for SemEndpoint {
                 max: 0,
             });
         }
-        // SAFETY: `sem` is open.
-        if unsafe { libc::sem_post(self.sem) } != 0 {
-            return Err(Error::sys(
-                format!("{NAME}: sem_post {}", self.name),
-                Errno::last(),
-            ));
-        }
-        Ok(())
+        self.sem
+            .post()
+            .map_err(|e| Error::sys(format!("{NAME}: sem_post {}", self.name), e))
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
@@ -286,15 +245,13 @@ impl Semaphore {
                 let name = format!("/{n}");
                 let c = CString::new(name.clone())
                     .map_err(|_| Error::invalid(format!("{NAME}: a name without NUL"), n))?;
-                // SAFETY: `c` is a valid NUL-terminated string for the call.
-                if unsafe { libc::sem_unlink(c.as_ptr()) } != 0 {
-                    let e = Errno::last();
-                    if e != Errno::ENOENT {
-                        return Err(Error::sys(
-                            format!("{NAME}: remove the stale semaphore {name}"),
-                            e,
-                        ));
-                    }
+                if let Err(e) = raw::unlink(&c)
+                    && e != Errno::ENOENT
+                {
+                    return Err(Error::sys(
+                        format!("{NAME}: remove the stale semaphore {name}"),
+                        e,
+                    ));
                 }
                 (name, Some(lock))
             }

@@ -46,7 +46,7 @@
 //! until its timeout; a message whose first chunk is queued is accepted, and the rest
 //! goes out before the next message (or by `flush`, or on drop). A receiver cannot tell that the sender died: it times out.
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -59,6 +59,7 @@ use super::stream::deadline;
 use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
 use super::{Rendezvous, Transport};
 use crate::error::{Error, Result};
+use crate::sys::signal as sys;
 
 const NAME: &str = "signal";
 
@@ -77,7 +78,7 @@ const BACKLOG: usize = 256;
 
 /// The realtime signal used: SIGRTMIN + 8 (glibc keeps the first two for itself).
 pub fn signal_number() -> i32 {
-    libc::SIGRTMIN() + 8
+    sys::sigrtmin() + 8
 }
 
 /// One chunk of a message.
@@ -245,7 +246,7 @@ impl Reassembler {
     /// (the message in progress is dropped; a start begins the next one), and
     /// [`Error::TooLarge`] for a start announcing more than the maximum.
     pub fn push(&mut self, code: i32, value: i32, pid: u32, uid: u32) -> Result<Option<Vec<u8>>> {
-        if code != libc::SI_QUEUE {
+        if code != sys::SI_QUEUE {
             return Err(Error::Protocol(format!(
                 "{NAME}: signal from pid {pid} uid {uid} with si_code {code}, not SI_QUEUE: \
                  dropped"
@@ -391,32 +392,13 @@ fn block_and_signalfd(sig: i32) -> Result<OwnedFd> {
 /// Blocks the signals `sigs` in the calling thread only (its mask; no other thread's,
 /// no disposition) and returns a nonblocking, close-on-exec signalfd for them.
 pub(crate) fn block_and_signalfd_set(sigs: &[i32]) -> Result<OwnedFd> {
-    // SAFETY: sigset_t is plain data; sigemptyset below initialises it fully.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid sigset_t owned by this frame.
-    unsafe { libc::sigemptyset(&mut set) };
+    let mut set = sys::SignalSet::empty();
     for &sig in sigs {
-        // SAFETY: as above; sigaddset checks `sig` and fails on a bad number.
-        if unsafe { libc::sigaddset(&mut set, sig) } != 0 {
-            return Err(Error::invalid("not a signal number", sig));
-        }
+        set.add(sig)
+            .map_err(|_| Error::invalid("not a signal number", sig))?;
     }
-    // SAFETY: `set` is initialised; the old mask is not wanted (null is allowed). This
-    // changes the mask of the calling thread only.
-    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if r != 0 {
-        return Err(Error::sys(
-            format!("{NAME}: pthread_sigmask"),
-            Errno::from_raw(r),
-        ));
-    }
-    // SAFETY: -1 asks for a new descriptor; `set` is initialised.
-    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
-    if fd < 0 {
-        return Err(Error::sys(format!("{NAME}: signalfd"), Errno::last()));
-    }
-    // SAFETY: signalfd just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    sys::block_in_thread(&set).map_err(|e| Error::sys(format!("{NAME}: pthread_sigmask"), e))?;
+    sys::signalfd(&set).map_err(|e| Error::sys(format!("{NAME}: signalfd"), e))
 }
 
 /// Size of one `struct signalfd_siginfo`.
@@ -575,29 +557,6 @@ impl Endpoint for SignalReceiver {
     }
 }
 
-/// `siginfo_t` as `rt_tgsigqueueinfo` reads it for SI_QUEUE (the `_rt` member of the
-/// union), padded to the kernel's 128 bytes.
-#[repr(C)]
-struct QueueInfo {
-    signo: i32,
-    errno: i32,
-    code: i32,
-    #[cfg(target_pointer_width = "64")]
-    _align: i32,
-    pid: i32,
-    uid: u32,
-    /// `sival_int`: the first member of `union sigval`.
-    value: i32,
-    #[cfg(target_pointer_width = "64")]
-    _value_high: i32,
-    #[cfg(target_pointer_width = "64")]
-    _rest: [u8; 96],
-    #[cfg(target_pointer_width = "32")]
-    _rest: [u8; 104],
-}
-
-const _: () = assert!(std::mem::size_of::<QueueInfo>() == 128);
-
 /// The sending end.
 #[derive(Debug)]
 pub struct SignalSender {
@@ -670,68 +629,10 @@ impl SignalSender {
     }
 }
 
-/// Queues `sig` with `value` (code SI_QUEUE) for thread `tid` of process `pid`
-/// (`rt_tgsigqueueinfo`), or for the process when `tid` is `None` (`rt_sigqueueinfo`,
-/// what `sigqueue` calls). `si_pid` and `si_uid` are `as_pid` and `as_uid`: for
-/// SI_QUEUE the kernel takes them from the caller. Signal 0 checks the permission and
-/// sends nothing.
-pub(crate) fn queue_info(
-    pid: i32,
-    tid: Option<i32>,
-    sig: i32,
-    value: i32,
-    as_pid: i32,
-    as_uid: u32,
-) -> std::result::Result<(), Errno> {
-    let info = QueueInfo {
-        signo: sig,
-        errno: 0,
-        code: libc::SI_QUEUE,
-        #[cfg(target_pointer_width = "64")]
-        _align: 0,
-        pid: as_pid,
-        uid: as_uid,
-        value,
-        #[cfg(target_pointer_width = "64")]
-        _value_high: 0,
-        #[cfg(target_pointer_width = "64")]
-        _rest: [0; 96],
-        #[cfg(target_pointer_width = "32")]
-        _rest: [0; 104],
-    };
-    let r = match tid {
-        // SAFETY: rt_tgsigqueueinfo reads a 128-byte siginfo_t from the pointer, which
-        // `info` is (size checked at compile time) for the duration of the call.
-        Some(tid) => unsafe {
-            libc::syscall(
-                libc::SYS_rt_tgsigqueueinfo,
-                pid,
-                tid,
-                sig,
-                &info as *const QueueInfo,
-            )
-        },
-        // SAFETY: rt_sigqueueinfo reads a 128-byte siginfo_t, as above.
-        None => unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigqueueinfo,
-                pid,
-                sig,
-                &info as *const QueueInfo,
-            )
-        },
-    };
-    if r == 0 { Ok(()) } else { Err(Errno::last()) }
-}
-
-/// Sends `sig` to thread `tid` of process `pid` with `tgkill` (code SI_TKILL: the
-/// kernel fills `si_pid` and `si_uid` itself). Signal 0 checks the permission only.
-#[cfg_attr(loom, allow(dead_code))] // its caller, the audit, is not built under loom
-pub(crate) fn tgkill(pid: i32, tid: i32, sig: i32) -> std::result::Result<(), Errno> {
-    // SAFETY: tgkill takes three integers and touches no memory of this process.
-    let r = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) };
-    if r == 0 { Ok(()) } else { Err(Errno::last()) }
-}
+/// The raw calls of the audit's signal checks (`rt_sigqueueinfo`, `rt_tgsigqueueinfo`,
+/// `tgkill`), re-exported from [`crate::sys::signal`].
+#[cfg_attr(loom, allow(unused_imports))] // its user, the audit, is not built under loom
+pub(crate) use crate::sys::signal::{queue_info, tgkill};
 
 impl Drop for SignalSender {
     fn drop(&mut self) {
@@ -864,12 +765,12 @@ impl Signal {
         let sig: i32 = sig.parse().map_err(|_| bad())?;
         let pid: i32 = pid.parse().map_err(|_| bad())?;
         let tid: i32 = tid.parse().map_err(|_| bad())?;
-        if !(libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig) {
+        if !(sys::sigrtmin()..=sys::sigrtmax()).contains(&sig) {
             return Err(Error::invalid(
                 format!(
                     "{NAME}: signal must be a realtime signal ({}..={})",
-                    libc::SIGRTMIN(),
-                    libc::SIGRTMAX()
+                    sys::sigrtmin(),
+                    sys::sigrtmax()
                 ),
                 sig,
             ));
@@ -958,7 +859,7 @@ mod tests {
         let mut feed = |re: &mut Reassembler, msg: &[u8]| {
             let mut out = None;
             for c in encode_message(msg, 100, &mut seq).unwrap() {
-                out = re.push(libc::SI_QUEUE, c, 1, 2).unwrap();
+                out = re.push(sys::SI_QUEUE, c, 1, 2).unwrap();
             }
             out.unwrap()
         };
@@ -1083,33 +984,25 @@ mod tests {
         let mut re = Reassembler::new(100);
         // Not SI_QUEUE: refused.
         assert!(re.push(0, chunks[0], 1, 0).is_err());
-        assert!(
-            re.push(libc::SI_QUEUE, chunks[0], 10, 20)
-                .unwrap()
-                .is_none()
-        );
+        assert!(re.push(sys::SI_QUEUE, chunks[0], 10, 20).unwrap().is_none());
         // Another sender mid-message: refused, the message goes on.
-        let e = re.push(libc::SI_QUEUE, chunks[1], 11, 20).unwrap_err();
+        let e = re.push(sys::SI_QUEUE, chunks[1], 11, 20).unwrap_err();
         assert!(e.to_string().contains("pid 11"), "{e}");
-        assert!(
-            re.push(libc::SI_QUEUE, chunks[1], 10, 20)
-                .unwrap()
-                .is_none()
-        );
+        assert!(re.push(sys::SI_QUEUE, chunks[1], 10, 20).unwrap().is_none());
         assert_eq!(
-            re.push(libc::SI_QUEUE, chunks[2], 10, 20).unwrap().unwrap(),
+            re.push(sys::SI_QUEUE, chunks[2], 10, 20).unwrap().unwrap(),
             b"hello"
         );
         assert_eq!(re.sender(), Some((10, 20)));
         // A lost chunk is a gap in the sequence.
         let more = encode_message(b"abcdefg", 100, &mut seq).unwrap();
-        re.push(libc::SI_QUEUE, more[0], 10, 20).unwrap();
-        assert!(re.push(libc::SI_QUEUE, more[2], 10, 20).is_err());
+        re.push(sys::SI_QUEUE, more[0], 10, 20).unwrap();
+        assert!(re.push(sys::SI_QUEUE, more[2], 10, 20).is_err());
         // Over the maximum.
         let mut s = 0;
         let big = encode_message(&[0u8; 200], 1000, &mut s).unwrap();
         assert!(matches!(
-            Reassembler::new(100).push(libc::SI_QUEUE, big[0], 1, 1),
+            Reassembler::new(100).push(sys::SI_QUEUE, big[0], 1, 1),
             Err(Error::TooLarge { len: 200, max: 100 })
         ));
     }
@@ -1144,7 +1037,7 @@ mod tests {
             let mut out = Vec::new();
             for m in &msgs {
                 for c in encode_message(m, 100, &mut seq).unwrap() {
-                    if let Some(done) = re.push(libc::SI_QUEUE, c, 1, 2).unwrap() {
+                    if let Some(done) = re.push(sys::SI_QUEUE, c, 1, 2).unwrap() {
                         out.push(done);
                     }
                 }
@@ -1156,7 +1049,7 @@ mod tests {
         fn any_chunk_stream_never_panics(values in proptest::collection::vec(any::<i32>(), 0..64)) {
             let mut re = Reassembler::new(16);
             for v in values {
-                if let Ok(Some(m)) = re.push(libc::SI_QUEUE, v, 1, 1) {
+                if let Ok(Some(m)) = re.push(sys::SI_QUEUE, v, 1, 1) {
                     prop_assert!(m.len() <= 16);
                 }
             }

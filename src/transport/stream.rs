@@ -37,6 +37,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use crate::error::{Error, Result};
 use crate::frame::{self, Decoder, Step};
+use crate::sys::signal::{sigpipe_ignored, take_pending_sigpipe};
 use crate::transport::{Credentials, Endpoint};
 
 /// Size of the read buffer of a framed stream.
@@ -45,7 +46,7 @@ const READ_BUF: usize = 64 * 1024;
 /// The largest payload whose frame (header and payload, one `writev`) fits in PIPE_BUF
 /// bytes, which the kernel writes to a pipe or FIFO atomically: frames of concurrent
 /// senders up to this size never interleave. Larger ones may.
-pub(crate) const ATOMIC_FRAME_MAX: usize = libc::PIPE_BUF - frame::HEADER_LEN;
+pub(crate) const ATOMIC_FRAME_MAX: usize = crate::sys::fd::PIPE_BUF - frame::HEADER_LEN;
 
 /// Waits until `fd` is ready for `events` or the deadline passes. EINTR is retried with
 /// the time left. `op` names the wait in errors.
@@ -183,26 +184,8 @@ pub(crate) fn write_some(
     (total, None)
 }
 
-/// A pipe whose two ends are close-on-exec. Atomic with `pipe2` where it exists; macOS
-/// has no `pipe2`, so there the flag is set just after `pipe`, and a concurrent fork+exec
-/// elsewhere in the process could inherit the ends in between.
-pub(crate) fn pipe_cloexec(what: &str) -> Result<(OwnedFd, OwnedFd)> {
-    #[cfg(not(target_vendor = "apple"))]
-    {
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| Error::sys(format!("pipe2 ({what})"), e))
-    }
-    #[cfg(target_vendor = "apple")]
-    {
-        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-        let (r, w) = nix::unistd::pipe().map_err(|e| Error::sys(format!("pipe ({what})"), e))?;
-        for fd in [&r, &w] {
-            fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
-                .map_err(|e| Error::sys(format!("F_SETFD ({what})"), e))?;
-        }
-        Ok((r, w))
-    }
-}
+/// A pipe whose two ends are close-on-exec: [`crate::sys::fd::pipe_cloexec`].
+pub(crate) use crate::sys::fd::pipe_cloexec;
 
 /// Flags for `sendmsg` on a stream socket: never wait in the kernel (the socket is in
 /// blocking mode for its receives; a send that would wait waits in `poll`, bounded), and
@@ -235,51 +218,6 @@ fn writev_sigpipe_blocked(fd: BorrowedFd<'_>, iov: &[IoSlice<'_>]) -> nix::Resul
     }
     pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
     r
-}
-
-/// True when SIGPIPE's disposition is SIG_IGN.
-fn sigpipe_ignored() -> bool {
-    let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
-    // SAFETY: a null `act` only reads the disposition into `old`, which is valid,
-    // zeroed memory of the right type.
-    let r = unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), old.as_mut_ptr()) };
-    // SAFETY: sigaction filled `old` when it returned 0; zeroed memory is a valid
-    // sigaction otherwise.
-    r == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
-}
-
-/// Consumes a pending SIGPIPE of this thread, if there is one, without waiting.
-fn take_pending_sigpipe() {
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-    {
-        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
-        let zero = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `set` is valid memory for a sigset_t, initialised by sigemptyset
-        // before sigaddset and sigtimedwait read it; `zero` outlives the call, and a null
-        // siginfo pointer is allowed.
-        unsafe {
-            libc::sigemptyset(set.as_mut_ptr());
-            libc::sigaddset(set.as_mut_ptr(), libc::SIGPIPE);
-            libc::sigtimedwait(set.as_ptr(), std::ptr::null_mut(), &zero);
-        }
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    {
-        // macOS has no sigtimedwait: wait only if one is pending, so sigwait returns at once.
-        use nix::sys::signal::{SigSet, Signal};
-        let mut pending = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
-        // SAFETY: `pending` is valid memory for a sigset_t that sigpending fills.
-        let ok = unsafe { libc::sigpending(pending.as_mut_ptr()) } == 0;
-        // SAFETY: sigpending filled `pending` when it returned 0.
-        if ok && unsafe { libc::sigismember(pending.as_ptr(), libc::SIGPIPE) } == 1 {
-            let mut set = SigSet::empty();
-            set.add(Signal::SIGPIPE);
-            let _ = set.wait();
-        }
-    }
 }
 
 /// A framed stream over one descriptor for reading and/or one for writing.

@@ -1,13 +1,14 @@
 //! `sysv-mq`: a System V message queue (`msgget`), with message types.
 //!
-//! nix has no System V IPC, so the four calls (`msgget`, `msgsnd`, `msgrcv`, `msgctl`)
-//! are made through libc here, each in one `unsafe` block.
+//! nix has no System V IPC: the four calls (`msgget`, `msgsnd`, `msgrcv`, `msgctl`) are
+//! [`crate::sys::sysv`]'s.
 //!
 //! Waits: a System V queue has no descriptor to `poll`, so a send to a full queue or a
 //! receive from an empty one is retried with IPC_NOWAIT and a sleep that grows from
 //! 20 µs to 1 ms, until the endpoint's deadline. That costs a wake-up per millisecond
 //! while waiting, and up to a millisecond of added latency after a long wait.
 
+use std::ffi::{c_int, c_long};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -16,15 +17,14 @@ use super::stream::deadline;
 use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
 use super::{Rendezvous, Transport};
 use crate::error::{Error, Result};
+use crate::sys::sysv::{self as raw, MTYPE_LEN as MTYPE};
 
 const NAME: &str = "sysv-mq";
 
 /// Message type of messages for the local end (sent by the peer).
-pub const TO_LOCAL: libc::c_long = 1;
+pub const TO_LOCAL: c_long = 1;
 /// Message type of messages for the peer (sent by the local end).
-pub const TO_PEER: libc::c_long = 2;
-
-const MTYPE: usize = std::mem::size_of::<libc::c_long>();
+pub const TO_PEER: c_long = 2;
 
 /// A System V message queue made with IPC_PRIVATE and mode 0600 (exact: the umask does
 /// not apply to System V IPC), removed with IPC_RMID by the link's guard. Duplex over
@@ -72,7 +72,7 @@ pub fn limits() -> Result<SysvLimits> {
 /// Removes the queue (IPC_RMID) on drop.
 #[derive(Debug)]
 pub struct QueueGuard {
-    id: libc::c_int,
+    id: c_int,
 }
 
 impl QueueGuard {
@@ -84,34 +84,26 @@ impl QueueGuard {
 
 impl Drop for QueueGuard {
     fn drop(&mut self) {
-        // SAFETY: IPC_RMID takes no buffer (a null pointer is allowed); the id is a plain
-        // integer and a stale one only gives EINVAL.
-        let _ = unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
+        // A stale id only gives EINVAL.
+        let _ = raw::msg_remove(self.id);
     }
 }
 
 /// The queue's status (IPC_STAT): needs read permission.
-pub fn stat(id: i32) -> Result<libc::msqid_ds> {
-    // SAFETY: msqid_ds is plain data for which all-zero bytes are a valid value.
-    let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
-    // SAFETY: `ds` is a valid, writable msqid_ds that outlives the call.
-    let r = unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) };
-    if r < 0 {
-        return Err(Error::sys(
-            format!("{NAME}: msgctl IPC_STAT {id}"),
-            Errno::last(),
-        ));
-    }
-    Ok(ds)
+///
+/// # Errors
+/// The system error naming the queue.
+pub fn stat(id: i32) -> Result<raw::MsqidDs> {
+    raw::msg_stat(id).map_err(|e| Error::sys(format!("{NAME}: msgctl IPC_STAT {id}"), e))
 }
 
 /// One end of a System V queue.
 #[derive(Debug)]
 pub struct SysvEndpoint {
-    id: libc::c_int,
+    id: c_int,
     max: usize,
-    send_type: libc::c_long,
-    recv_type: libc::c_long,
+    send_type: c_long,
+    recv_type: c_long,
     timeout: Option<Duration>,
     buf: Vec<u8>,
     nonblocking: bool,
@@ -140,7 +132,7 @@ fn backoff(step: &mut u32, dl: Option<Instant>, op: &str, started: Instant) -> R
 }
 
 impl SysvEndpoint {
-    fn new(id: i32, max: usize, send_type: libc::c_long, recv_type: libc::c_long) -> Self {
+    fn new(id: i32, max: usize, send_type: c_long, recv_type: c_long) -> Self {
         SysvEndpoint {
             id,
             max,
@@ -175,24 +167,16 @@ impl SysvEndpoint {
         let mut step = 0;
         self.buf.resize(MTYPE + cap, 0);
         loop {
-            // SAFETY: `buf` has MTYPE + cap writable bytes: room for the mtype and `cap`
-            // bytes of text, which is all msgrcv writes with msgsz = cap.
-            let r = unsafe {
-                libc::msgrcv(
-                    self.id,
-                    self.buf.as_mut_ptr().cast(),
-                    cap,
-                    self.recv_type,
-                    libc::IPC_NOWAIT,
-                )
+            // `buf` has MTYPE + cap bytes: msgrcv writes at most `cap` bytes of text.
+            let e = match raw::msgrcv_nowait(self.id, &mut self.buf, self.recv_type) {
+                Ok(n) => {
+                    out.clear();
+                    out.extend_from_slice(&self.buf[MTYPE..MTYPE + n]);
+                    return Ok(n);
+                }
+                Err(e) => e,
             };
-            if r >= 0 {
-                let n = r as usize;
-                out.clear();
-                out.extend_from_slice(&self.buf[MTYPE..MTYPE + n]);
-                return Ok(n);
-            }
-            match Errno::last() {
+            match e {
                 Errno::EINTR => {}
                 Errno::ENOMSG | Errno::EAGAIN if self.nonblocking => {
                     return Err(Error::WouldBlock { op: op.into() });
@@ -227,20 +211,11 @@ impl Endpoint for SysvEndpoint {
         let started = Instant::now();
         let mut step = 0;
         loop {
-            // SAFETY: `buf` holds an mtype (a c_long) followed by msg.len() bytes of
-            // text, which is what msgsnd reads with msgsz = msg.len().
-            let r = unsafe {
-                libc::msgsnd(
-                    self.id,
-                    self.buf.as_ptr().cast(),
-                    msg.len(),
-                    libc::IPC_NOWAIT,
-                )
-            };
-            if r == 0 {
+            // `buf` holds an mtype followed by the msg.len() bytes of text.
+            let Err(e) = raw::msgsnd_nowait(self.id, &self.buf) else {
                 return Ok(());
-            }
-            match Errno::last() {
+            };
+            match e {
                 Errno::EINTR => {}
                 Errno::EAGAIN if self.nonblocking => {
                     return Err(Error::WouldBlock { op: op.into() });
@@ -308,19 +283,8 @@ impl SysvMq {
                 format!("{:#o}", cfg.mode),
             ));
         }
-        // SAFETY: msgget takes two integers and touches no memory of ours.
-        let id = unsafe {
-            libc::msgget(
-                libc::IPC_PRIVATE,
-                libc::IPC_CREAT | libc::IPC_EXCL | cfg.mode as libc::c_int,
-            )
-        };
-        if id < 0 {
-            return Err(Error::sys(
-                format!("{NAME}: msgget IPC_PRIVATE"),
-                Errno::last(),
-            ));
-        }
+        let id = raw::msgget_private(cfg.mode)
+            .map_err(|e| Error::sys(format!("{NAME}: msgget IPC_PRIVATE"), e))?;
         let guard = QueueGuard { id };
         let end = SysvEndpoint::new(id, max, TO_PEER, TO_LOCAL);
         let peer = PeerEnd {
