@@ -520,7 +520,7 @@ pub fn shm_ring_header(data: &[u8]) {
                 let at = u.arbitrary::<u64>().unwrap_or(0);
                 let n = u.int_in_range(0..=16usize).unwrap_or(0);
                 let bytes = u.bytes(n).unwrap_or(&[]);
-                rx.poke_data(at, bytes);
+                rx.poke_data_split(&mut tx, at, bytes);
             }
             2 => {
                 let n = u.int_in_range(0..=max.min(payload.len())).unwrap_or(0);
