@@ -273,98 +273,113 @@ impl Decoder {
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Decoded {
         let mut consumed = 0;
         loop {
-            match self.state {
-                State::Failed(ref e) => {
-                    return Decoded {
-                        consumed,
-                        step: Step::Error(e.clone()),
-                    };
-                }
-                State::Header => {
-                    let take = (HEADER_LEN - self.have).min(input.len() - consumed);
-                    self.header[self.have..self.have + take]
-                        .copy_from_slice(&input[consumed..consumed + take]);
-                    self.have += take;
-                    consumed += take;
-                    if self.have < HEADER_LEN {
-                        return Decoded {
-                            consumed,
-                            step: Step::NeedMore,
-                        };
-                    }
-                    match self.parse_header() {
-                        Ok((len, expected)) => {
-                            // No allocation here: the buffer grows as the payload arrives.
-                            self.buf.clear();
-                            self.state = State::Payload {
-                                len,
-                                expected,
-                                crc: 0,
-                            };
-                        }
-                        Err(e) => {
-                            self.state = State::Failed(e.clone());
-                            return Decoded {
-                                consumed,
-                                step: Step::Error(e),
-                            };
-                        }
-                    }
-                }
+            let step = match self.state {
+                State::Failed(ref e) => Some(Step::Error(e.clone())),
+                State::Header => self.take_header(input, &mut consumed),
                 State::Payload { len, expected, .. }
                     if self.buf.is_empty() && input.len() - consumed >= len =>
                 {
-                    // Fast path: the whole payload is in `input`: one pass copies it
-                    // straight into `out` and checksums the bytes copied.
                     let payload = &input[consumed..consumed + len];
                     consumed += len;
-                    self.state = State::Header;
-                    self.have = 0;
-                    out.clear();
-                    out.reserve_exact(len);
-                    let actual = extend_crc(0, out, payload);
-                    let step = if actual == expected {
-                        Step::Frame
-                    } else {
-                        out.clear();
-                        Step::Error(FrameError::BadChecksum {
-                            expected,
-                            actual,
-                            len,
-                        })
-                    };
-                    return Decoded { consumed, step };
+                    Some(self.whole_payload(payload, expected, out))
                 }
                 State::Payload { len, expected, crc } => {
-                    let take = (len - self.buf.len()).min(input.len() - consumed);
-                    self.grow(len, take);
-                    let crc = extend_crc(crc, &mut self.buf, &input[consumed..consumed + take]);
-                    consumed += take;
-                    if self.buf.len() < len {
-                        self.state = State::Payload { len, expected, crc };
-                        return Decoded {
-                            consumed,
-                            step: Step::NeedMore,
-                        };
-                    }
-                    self.state = State::Header;
-                    self.have = 0;
-                    let step = if crc == expected && self.buf.len() == len {
-                        std::mem::swap(out, &mut self.buf);
-                        Step::Frame
-                    } else {
-                        out.clear();
-                        Step::Error(FrameError::BadChecksum {
-                            expected,
-                            actual: crc,
-                            len,
-                        })
-                    };
-                    self.buf.clear();
-                    return Decoded { consumed, step };
+                    Some(self.take_payload(input, &mut consumed, (len, expected, crc), out))
                 }
+            };
+            if let Some(step) = step {
+                return Decoded { consumed, step };
             }
         }
+    }
+
+    /// The header state: takes header bytes from `input` at `consumed`. `None` once the
+    /// header is complete and valid (the payload state begins); otherwise the step to
+    /// return: more input needed, or the header's error (fatal).
+    #[inline]
+    fn take_header(&mut self, input: &[u8], consumed: &mut usize) -> Option<Step> {
+        let take = (HEADER_LEN - self.have).min(input.len() - *consumed);
+        self.header[self.have..self.have + take]
+            .copy_from_slice(&input[*consumed..*consumed + take]);
+        self.have += take;
+        *consumed += take;
+        if self.have < HEADER_LEN {
+            return Some(Step::NeedMore);
+        }
+        match self.parse_header() {
+            Ok((len, expected)) => {
+                // No allocation here: the buffer grows as the payload arrives.
+                self.buf.clear();
+                self.state = State::Payload {
+                    len,
+                    expected,
+                    crc: 0,
+                };
+                None
+            }
+            Err(e) => {
+                self.state = State::Failed(e.clone());
+                Some(Step::Error(e))
+            }
+        }
+    }
+
+    /// Fast path: the whole `payload` is in the input: one pass copies it straight into
+    /// `out` and checksums the bytes copied.
+    #[inline]
+    fn whole_payload(&mut self, payload: &[u8], expected: u32, out: &mut Vec<u8>) -> Step {
+        let len = payload.len();
+        self.state = State::Header;
+        self.have = 0;
+        out.clear();
+        out.reserve_exact(len);
+        let actual = extend_crc(0, out, payload);
+        if actual == expected {
+            Step::Frame
+        } else {
+            out.clear();
+            Step::Error(FrameError::BadChecksum {
+                expected,
+                actual,
+                len,
+            })
+        }
+    }
+
+    /// A payload that arrives in pieces: appends what `input` has of it (at `consumed`)
+    /// to the buffer; at its end, swaps it into `out` if the checksum matches.
+    /// `(len, expected, crc)`: the payload state.
+    #[inline]
+    fn take_payload(
+        &mut self,
+        input: &[u8],
+        consumed: &mut usize,
+        (len, expected, crc): (usize, u32, u32),
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let take = (len - self.buf.len()).min(input.len() - *consumed);
+        self.grow(len, take);
+        let crc = extend_crc(crc, &mut self.buf, &input[*consumed..*consumed + take]);
+        *consumed += take;
+        if self.buf.len() < len {
+            self.state = State::Payload { len, expected, crc };
+            return Step::NeedMore;
+        }
+        self.state = State::Header;
+        self.have = 0;
+        let step = if crc == expected && self.buf.len() == len {
+            std::mem::swap(out, &mut self.buf);
+            Step::Frame
+        } else {
+            out.clear();
+            Step::Error(FrameError::BadChecksum {
+                expected,
+                actual: crc,
+                len,
+            })
+        };
+        self.buf.clear();
+        step
     }
 
     /// Makes room in the payload buffer for `take` more bytes of a `len`-byte payload:

@@ -520,7 +520,7 @@ pub fn shm_ring_header(data: &[u8]) {
                 let at = u.arbitrary::<u64>().unwrap_or(0);
                 let n = u.int_in_range(0..=16usize).unwrap_or(0);
                 let bytes = u.bytes(n).unwrap_or(&[]);
-                rx.poke_data(at, bytes);
+                rx.poke_data_split(&mut tx, at, bytes);
             }
             2 => {
                 let n = u.int_in_range(0..=max.min(payload.len())).unwrap_or(0);
@@ -587,13 +587,35 @@ pub fn signal_chunks(data: &[u8]) {
 pub fn file_log_recovery(data: &[u8]) {
     use std::io::{Seek, SeekFrom, Write};
 
-    use crate::error::Error;
-    use crate::transport::Endpoint;
     use crate::transport::file::FileReader;
 
     let mut u = Unstructured::new(data);
     let max = u.int_in_range(0..=256usize).unwrap_or(64);
     let read_buf = u.int_in_range(1..=64usize).unwrap_or(16);
+    let log = damaged_log(&mut u, max);
+    let Ok(fd) = crate::sys::mem::memfd("ipc-audit-fuzz-log", false) else {
+        return;
+    };
+    let mut file = std::fs::File::from(fd);
+    if file.write_all(&log).is_err() || file.seek(SeekFrom::Start(0)).is_err() {
+        return;
+    }
+    let Ok(mut reader) = FileReader::over_closed_log(file.into(), max, read_buf) else {
+        return;
+    };
+    let (events, closed) = read_closed_log(&mut reader, max, log.len());
+    let fatal_end = matches!(events.last(), Some(Err(e)) if e.is_fatal());
+    assert!(
+        closed || fatal_end,
+        "the reader neither closed nor stopped: {events:?}"
+    );
+    check_events(max, &log, &events);
+}
+
+/// The log a writer that died may leave, from `u`: whole frames of payloads up to `max`
+/// bytes, torn frames, frames with a byte changed, raw bytes, up to about 4 KiB.
+#[cfg(target_os = "linux")]
+fn damaged_log(u: &mut Unstructured<'_>, max: usize) -> Vec<u8> {
     let mut log = Vec::new();
     let mut frame = Vec::new();
     // Unstructured gives defaults once the data is used up: stop there.
@@ -623,21 +645,25 @@ pub fn file_log_recovery(data: &[u8]) {
             _ => log.extend_from_slice(msg),
         }
     }
-    let Ok(fd) = crate::sys::mem::memfd("ipc-audit-fuzz-log", false) else {
-        return;
-    };
-    let mut file = std::fs::File::from(fd);
-    if file.write_all(&log).is_err() || file.seek(SeekFrom::Start(0)).is_err() {
-        return;
-    }
-    let Ok(mut reader) = FileReader::over_closed_log(file.into(), max, read_buf) else {
-        return;
-    };
+    log
+}
+
+/// Receives from `reader` (over a closed log of `log_len` bytes) until it reports the
+/// end or a fatal error. Returns what it delivered, in order, and whether it ended with
+/// a clean close. Panics on an error a closed log cannot cause.
+#[cfg(target_os = "linux")]
+fn read_closed_log(
+    reader: &mut crate::transport::file::FileReader,
+    max: usize,
+    log_len: usize,
+) -> (Vec<Result<Vec<u8>, FrameError>>, bool) {
+    use crate::error::Error;
+    use crate::transport::Endpoint;
+
     let mut events: Vec<Result<Vec<u8>, FrameError>> = Vec::new();
     let mut buf = Vec::new();
-    let mut closed = false;
     // Each step consumes at least one byte or ends: the log's length bounds the loop.
-    for _ in 0..=log.len() + 1 {
+    for _ in 0..=log_len + 1 {
         match reader.recv(&mut buf) {
             Ok(n) => {
                 assert!(
@@ -646,10 +672,7 @@ pub fn file_log_recovery(data: &[u8]) {
                 );
                 events.push(Ok(buf.clone()));
             }
-            Err(Error::Closed { .. }) => {
-                closed = true;
-                break;
-            }
+            Err(Error::Closed { .. }) => return (events, true),
             Err(Error::Frame(e)) => {
                 let fatal = e.is_fatal();
                 events.push(Err(e));
@@ -664,10 +687,5 @@ pub fn file_log_recovery(data: &[u8]) {
             Err(e) => panic!("the reader of a closed log failed with {e}"),
         }
     }
-    let fatal_end = matches!(events.last(), Some(Err(e)) if e.is_fatal());
-    assert!(
-        closed || fatal_end,
-        "the reader neither closed nor stopped: {events:?}"
-    );
-    check_events(max, &log, &events);
+    (events, false)
 }

@@ -15,8 +15,7 @@
 
 use std::sync::Arc;
 
-use ipc_audit::Error;
-use ipc_audit::shm::ring::{Ring, Wait};
+use ipc_audit::shm::ring::{PopError, PushError, Ring, Wait};
 use ipc_audit::shm::sem::{CondvarFutex, Futex};
 use ipc_audit::sync::spin_hint;
 use loom::thread;
@@ -121,7 +120,7 @@ fn close_after_messages() {
                     assert_eq!(out, msg(got, 1), "message {got}");
                     got += 1;
                 }
-                Err(Error::Closed { .. }) => break,
+                Err(PopError::Closed) => break,
                 Err(e) => panic!("{e}"),
             }
         }
@@ -146,7 +145,7 @@ fn consumer_close_wakes_producer() {
             Err(e) => Err(e),
         };
         assert!(
-            matches!(r, Err(Error::Closed { .. })),
+            matches!(r, Err(PushError::Closed)),
             "expected Closed, got {r:?}"
         );
         t.join().unwrap();

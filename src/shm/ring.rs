@@ -431,14 +431,14 @@ impl Shared {
         peer_pid: u32,
         op: &'static str,
         again: bool,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), Stop> {
         if again
             && peer_pid != 0
             && let Some(check) = policy.liveness
             && let Err(e) = check(peer_pid, op)
         {
             lower(waiting);
-            return Err(e);
+            return Err(Stop::Liveness(e));
         }
         let mut timeout = policy.slice;
         if policy.deadline.is_some() || policy.timeout.is_some() {
@@ -449,14 +449,14 @@ impl Shared {
                 .get_or_insert_with(|| now + policy.timeout.unwrap_or_default());
             if now >= d {
                 lower(waiting);
-                return Err(timed_out(op, policy));
+                return Err(timed_out(policy));
             }
             let left = d - now;
             timeout = Some(timeout.map_or(left, |s| s.min(left)));
         }
         let r = self.futex.wait(waiting, 1, timeout);
         lower(waiting);
-        r
+        r.map_err(Stop::Futex)
     }
 
     /// While spinning: every 1024 polls checks the deadline, every 65536 the peer's
@@ -468,10 +468,10 @@ impl Shared {
         policy: &mut Wait,
         pid_word: &AtomicU32,
         op: &'static str,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), Stop> {
         if spins & 0x3ff == 0 {
             match policy.deadline {
-                Some(d) if Instant::now() >= d => return Err(timed_out(op, policy)),
+                Some(d) if Instant::now() >= d => return Err(timed_out(policy)),
                 Some(_) => {}
                 None => *policy = policy.started(),
             }
@@ -481,29 +481,188 @@ impl Shared {
         {
             let pid = self.pid(pid_word, "peer")?;
             if pid != 0 {
-                check(pid, op)?;
+                check(pid, op).map_err(Stop::Liveness)?;
             }
         }
         Ok(())
     }
 
     /// A pid read from the header, validated (0: not known yet).
-    fn pid(&self, word: &AtomicU32, who: &str) -> Result<u32> {
+    fn pid(&self, word: &AtomicU32, who: &str) -> std::result::Result<u32, Stop> {
         let pid = word.load(Ordering::Relaxed);
         if pid > i32::MAX as u32 {
-            return Err(Error::Protocol(format!(
-                "shm: {who} pid {pid} out of range"
-            )));
+            return Err(Stop::Corrupt(format!("shm: {who} pid {pid} out of range")));
         }
         Ok(pid)
     }
 }
 
-/// The error of a wait past its deadline (allocates only here, on the error path).
-fn timed_out(op: &'static str, policy: &Wait) -> Error {
-    Error::Timeout {
-        op: op.into(),
-        after: policy.timeout.unwrap_or_default(),
+/// The end of a wait past its deadline.
+fn timed_out(policy: &Wait) -> Stop {
+    Stop::Timeout(policy.timeout.unwrap_or_default())
+}
+
+/// Why [`Producer::try_push`] or [`Producer::push`] failed (modelled on rtrb's
+/// per-operation errors; a full ring is not an error of `try_push` but `Ok(false)`).
+/// The shm transport turns it into a [`crate::Error`] with `From`.
+#[derive(Debug)]
+pub enum PushError {
+    /// The message is longer than the ring's maximum.
+    TooLarge {
+        /// Length of the message.
+        len: usize,
+        /// The ring's maximum message.
+        max: usize,
+    },
+    /// The consumer end has gone.
+    Closed,
+    /// The shared header holds a value no honest peer writes (the text names it).
+    Corrupt(String),
+    /// The wait passed its deadline.
+    Timeout {
+        /// The timeout of the [`Wait`] policy.
+        after: Duration,
+    },
+    /// The liveness check of the [`Wait`] policy ended the wait with this error.
+    Liveness(Error),
+    /// The futex wait failed unexpectedly.
+    Futex(Error),
+}
+
+/// Why [`Consumer::try_pop`] or [`Consumer::pop`] failed (modelled on rtrb's
+/// per-operation errors; an empty ring is not an error of `try_pop` but `Ok(None)`).
+/// The shm transport turns it into a [`crate::Error`] with `From`.
+#[derive(Debug)]
+pub enum PopError {
+    /// The producer end has gone and every message it sent was received.
+    Closed,
+    /// A lane slot or header field holds a value no honest peer writes (the text names
+    /// it).
+    Corrupt(String),
+    /// The wait passed its deadline.
+    Timeout {
+        /// The timeout of the [`Wait`] policy.
+        after: Duration,
+    },
+    /// The liveness check of the [`Wait`] policy ended the wait with this error.
+    Liveness(Error),
+    /// The futex wait failed unexpectedly.
+    Futex(Error),
+}
+
+/// What ends a wait of either end, before it is a [`PushError`] or a [`PopError`].
+#[derive(Debug)]
+enum Stop {
+    Corrupt(String),
+    Timeout(Duration),
+    Liveness(Error),
+    Futex(Error),
+}
+
+impl From<Stop> for PushError {
+    #[cold]
+    fn from(s: Stop) -> Self {
+        match s {
+            Stop::Corrupt(m) => PushError::Corrupt(m),
+            Stop::Timeout(after) => PushError::Timeout { after },
+            Stop::Liveness(e) => PushError::Liveness(e),
+            Stop::Futex(e) => PushError::Futex(e),
+        }
+    }
+}
+
+impl From<Stop> for PopError {
+    #[cold]
+    fn from(s: Stop) -> Self {
+        match s {
+            Stop::Corrupt(m) => PopError::Corrupt(m),
+            Stop::Timeout(after) => PopError::Timeout { after },
+            Stop::Liveness(e) => PopError::Liveness(e),
+            Stop::Futex(e) => PopError::Futex(e),
+        }
+    }
+}
+
+/// The operation named in a send's [`crate::Error`].
+const SEND: &str = "shm: send";
+/// The operation named in a receive's [`crate::Error`].
+const RECV: &str = "shm: recv";
+
+impl std::fmt::Display for PushError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PushError::TooLarge { len, max } => {
+                write!(f, "{SEND}: message of {len} bytes over the maximum {max}")
+            }
+            PushError::Closed => write!(f, "{SEND}: the consumer has gone"),
+            PushError::Corrupt(m) => f.write_str(m),
+            PushError::Timeout { after } => write!(f, "{SEND}: timed out after {after:?}"),
+            PushError::Liveness(e) | PushError::Futex(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::fmt::Display for PopError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PopError::Closed => write!(f, "{RECV}: the producer has gone"),
+            PopError::Corrupt(m) => f.write_str(m),
+            PopError::Timeout { after } => write!(f, "{RECV}: timed out after {after:?}"),
+            PopError::Liveness(e) | PopError::Futex(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for PushError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PushError::Liveness(e) | PushError::Futex(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl std::error::Error for PopError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PopError::Liveness(e) | PopError::Futex(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<PushError> for Error {
+    /// The error the shm transport reports: [`Error::TooLarge`], [`Error::Closed`] and
+    /// [`Error::Timeout`] naming `shm: send`, [`Error::Protocol`] for a corrupt header,
+    /// and the liveness check's or the futex's error unchanged.
+    #[cold]
+    fn from(e: PushError) -> Self {
+        match e {
+            PushError::TooLarge { len, max } => Error::TooLarge { len, max },
+            PushError::Closed => Error::Closed { op: SEND.into() },
+            PushError::Corrupt(m) => Error::Protocol(m),
+            PushError::Timeout { after } => Error::Timeout {
+                op: SEND.into(),
+                after,
+            },
+            PushError::Liveness(e) | PushError::Futex(e) => e,
+        }
+    }
+}
+
+impl From<PopError> for Error {
+    /// As for [`PushError`], naming `shm: recv`.
+    #[cold]
+    fn from(e: PopError) -> Self {
+        match e {
+            PopError::Closed => Error::Closed { op: RECV.into() },
+            PopError::Corrupt(m) => Error::Protocol(m),
+            PopError::Timeout { after } => Error::Timeout {
+                op: RECV.into(),
+                after,
+            },
+            PopError::Liveness(e) | PopError::Futex(e) => e,
+        }
     }
 }
 
@@ -819,12 +978,12 @@ fn poke(shared: &Shared, n: u64, field: &str, value: u64) {
 /// published) and `seq` (messages published): the consumer may be at most `capacity`
 /// bytes and [`LANE`] messages behind, and not ahead. Returns the full byte and message
 /// counters it stands for.
-fn load_tail(shared: &Shared, head: u64, seq: u64) -> Result<(u64, u64)> {
+fn load_tail(shared: &Shared, head: u64, seq: u64) -> std::result::Result<(u64, u64), Stop> {
     let word = shared.header().tail.0.load(Ordering::Acquire);
     let bytes_behind = head.wrapping_sub(word) & TAIL_BYTES;
     let msgs_behind = seq.wrapping_sub(word >> TAIL_BYTE_BITS) & TAIL_MSGS;
     if bytes_behind > shared.cap as u64 || msgs_behind > LANE as u64 {
-        return Err(Error::Protocol(format!(
+        return Err(Stop::Corrupt(format!(
             "shm: tail {word} ({word:#018x}: {} bytes, {} messages) is out of range of \
              head {head} bytes, {seq} messages (capacity {}, lane {LANE})",
             word & TAIL_BYTES,
@@ -873,7 +1032,7 @@ impl Producer {
     }
 
     /// Reloads `tail` from the header, validated (see [`load_tail`]).
-    fn refresh_tail(&mut self) -> Result<()> {
+    fn refresh_tail(&mut self) -> std::result::Result<(), Stop> {
         (self.tail_cache, self.seq_cache) = load_tail(&self.shared, self.head, self.seq)?;
         Ok(())
     }
@@ -887,11 +1046,9 @@ impl Producer {
     }
 
     #[inline(always)]
-    fn consumer_closed(&self) -> Result<()> {
+    fn consumer_closed(&self) -> std::result::Result<(), PushError> {
         if self.shared.header().meta.0.closed.load(Ordering::Relaxed) & CONSUMER_CLOSED != 0 {
-            return Err(Error::Closed {
-                op: "shm: send".into(),
-            });
+            return Err(PushError::Closed);
         }
         Ok(())
     }
@@ -899,14 +1056,14 @@ impl Producer {
     /// Sends `msg` if there is room now; `Ok(false)` when the ring is full.
     ///
     /// # Errors
-    /// [`Error::TooLarge`] over the maximum, [`Error::Closed`] when the consumer is gone,
-    /// [`Error::Protocol`] on a corrupt header.
+    /// [`PushError::TooLarge`] over the maximum, [`PushError::Closed`] when the consumer
+    /// is gone, [`PushError::Corrupt`] on a corrupt header.
     // Always inlined: its call and the packing of its result cost ~25 instructions, all
     // on the critical path of a round trip (README, "Ring v3").
     #[inline(always)]
-    pub fn try_push(&mut self, msg: &[u8]) -> Result<bool> {
+    pub fn try_push(&mut self, msg: &[u8]) -> std::result::Result<bool, PushError> {
         if msg.len() > self.shared.max {
-            return Err(Error::TooLarge {
+            return Err(PushError::TooLarge {
                 len: msg.len(),
                 max: self.shared.max,
             });
@@ -935,10 +1092,10 @@ impl Producer {
     /// Sends `msg`, waiting for room as `policy` says.
     ///
     /// # Errors
-    /// As [`Producer::try_push`], plus [`Error::Timeout`] past the deadline and the
-    /// liveness check's error.
+    /// As [`Producer::try_push`], plus [`PushError::Timeout`] past the deadline,
+    /// [`PushError::Liveness`] and [`PushError::Futex`].
     #[inline]
-    pub fn push(&mut self, msg: &[u8], policy: &Wait) -> Result<()> {
+    pub fn push(&mut self, msg: &[u8], policy: &Wait) -> std::result::Result<(), PushError> {
         if self.try_push(msg)? {
             return Ok(());
         }
@@ -949,7 +1106,7 @@ impl Producer {
     /// the path of a send that need not wait stays short (every instruction on it is on
     /// the critical path of a round trip).
     #[inline(never)]
-    fn push_wait(&mut self, msg: &[u8], policy: &Wait) -> Result<()> {
+    fn push_wait(&mut self, msg: &[u8], policy: &Wait) -> std::result::Result<(), PushError> {
         // The deadline is fixed at the first spin check or before the first sleep, so
         // that a wait that ends within 1024 polls reads no clock.
         let mut policy = *policy;
@@ -1040,19 +1197,43 @@ impl Consumer {
         poke(&self.shared, self.seq, field, value)
     }
 
-    /// Writes arbitrary bytes into the data at byte counter `at` (wrapping), as a hostile
-    /// peer would (tests). Only while the producer end is idle.
-    pub fn poke_data(&self, at: u64, bytes: &[u8]) {
+    /// Writes arbitrary bytes (at most the capacity) into the data at byte counter `at`
+    /// (wrapping), as a hostile peer would (tests and fuzzing).
+    ///
+    /// # Safety
+    /// No other thread or process may read or write the ring's data during the call:
+    /// the producer end (wherever it is) must be idle, and no other call on this end may
+    /// run (this one takes `&self`). The ring's own reads then see these bytes as
+    /// whatever a hostile peer wrote, which they must survive; a concurrent access would
+    /// be a data race.
+    pub unsafe fn poke_data(&self, at: u64, bytes: &[u8]) {
         let n = bytes.len().min(self.shared.cap);
-        // SAFETY: test hook, single-threaded by its contract; in bounds (wrapping, at
-        // most `cap` bytes).
+        // SAFETY: the caller guarantees that nobody else accesses the data meanwhile;
+        // in bounds (wrapping, at most `cap` bytes).
         unsafe { self.shared.write_at(at, &bytes[..n]) };
+    }
+
+    /// [`Consumer::poke_data`] for a ring whose two ends are both here (from
+    /// [`Ring::split`]): holding both exclusively, the caller runs no other operation on
+    /// the ring meanwhile, so the write races with nothing and the call is safe.
+    ///
+    /// # Panics
+    /// If `producer` is not the other end of this consumer's ring.
+    pub fn poke_data_split(&mut self, producer: &mut Producer, at: u64, bytes: &[u8]) {
+        assert!(
+            self.shared.header == producer.shared.header,
+            "poke_data_split: the producer is not this ring's"
+        );
+        // SAFETY: both ends of this ring are borrowed exclusively for the call, so no
+        // other operation on the ring runs in this process; its ends are not elsewhere
+        // (they are both here).
+        unsafe { self.poke_data(at, bytes) };
     }
 
     /// The lane slot of the next message, validated: `None` when nothing is there yet
     /// (0, or the tag of the slot's previous message), else the payload length.
     #[inline]
-    fn next_record(&self) -> Result<Option<usize>> {
+    fn next_record(&self) -> std::result::Result<Option<usize>, PopError> {
         let word = self.shared.slot(self.seq).load(Ordering::Acquire);
         let tag = (word >> 32) as u32;
         let len = word as u32 as usize;
@@ -1068,10 +1249,10 @@ impl Consumer {
     /// Receives one message into `out` if there is one now (its old content replaced).
     ///
     /// # Errors
-    /// [`Error::Protocol`] on a corrupt lane slot (the value named).
+    /// [`PopError::Corrupt`] on a corrupt lane slot (the value named).
     // Always inlined, as `Producer::try_push`.
     #[inline(always)]
-    pub fn try_pop(&mut self, out: &mut Vec<u8>) -> Result<Option<usize>> {
+    pub fn try_pop(&mut self, out: &mut Vec<u8>) -> std::result::Result<Option<usize>, PopError> {
         let Some(len) = self.next_record()? else {
             // Empty: publish what was read before the caller waits or gives up.
             self.release_pending();
@@ -1119,11 +1300,15 @@ impl Consumer {
     /// Receives one message into `out`, waiting as `policy` says.
     ///
     /// # Errors
-    /// As [`Consumer::try_pop`], plus [`Error::Closed`] once the producer has gone and
-    /// every message it sent was received, [`Error::Timeout`] past the deadline, and the
-    /// liveness check's error.
+    /// As [`Consumer::try_pop`], plus [`PopError::Closed`] once the producer has gone
+    /// and every message it sent was received, [`PopError::Timeout`] past the deadline,
+    /// [`PopError::Liveness`] and [`PopError::Futex`].
     #[inline]
-    pub fn pop(&mut self, out: &mut Vec<u8>, policy: &Wait) -> Result<usize> {
+    pub fn pop(
+        &mut self,
+        out: &mut Vec<u8>,
+        policy: &Wait,
+    ) -> std::result::Result<usize, PopError> {
         if let Some(n) = self.try_pop(out)? {
             return Ok(n);
         }
@@ -1132,7 +1317,11 @@ impl Consumer {
 
     /// The rest of [`Consumer::pop`] once the ring was found empty, out of line.
     #[inline(never)]
-    fn pop_wait(&mut self, out: &mut Vec<u8>, policy: &Wait) -> Result<usize> {
+    fn pop_wait(
+        &mut self,
+        out: &mut Vec<u8>,
+        policy: &Wait,
+    ) -> std::result::Result<usize, PopError> {
         // As in `Producer::push_wait`: the deadline is fixed late.
         let mut policy = *policy;
         let mut spins = 0;
@@ -1160,9 +1349,7 @@ impl Consumer {
                     lower(waiting);
                     return match self.try_pop(out)? {
                         Some(n) => Ok(n),
-                        None => Err(Error::Closed {
-                            op: "shm: recv".into(),
-                        }),
+                        None => Err(PopError::Closed),
                     };
                 } else {
                     let pid = self.shared.pid(&h.meta.0.producer_pid, "producer")?;
@@ -1181,10 +1368,10 @@ impl Consumer {
 /// The error for a lane slot that is neither "nothing yet" nor a valid header for
 /// message number `n`.
 #[cold]
-fn bad_record(word: u64, n: u64, max: usize) -> Error {
+fn bad_record(word: u64, n: u64, max: usize) -> PopError {
     let len = word as u32;
     let tag = (word >> 32) as u32;
-    Error::Protocol(format!(
+    PopError::Corrupt(format!(
         "shm: record header {word} ({word:#018x}) of message {n}: length {len} (maximum \
          {max}), tag {tag:#010x} (expected {:#010x}, or {:#010x} or 0 for nothing yet)",
         tag_for(n),
@@ -1341,7 +1528,7 @@ mod tests {
     fn oversize_is_refused_with_the_limit() {
         let (mut p, _c) = ring(64, 10);
         match p.try_push(&[0; 11]) {
-            Err(Error::TooLarge { len: 11, max: 10 }) => {}
+            Err(PushError::TooLarge { len: 11, max: 10 }) => {}
             r => panic!("expected TooLarge, got {r:?}"),
         }
         assert!(p.try_push(&[0; 10]).unwrap());
@@ -1372,7 +1559,7 @@ mod tests {
             let (_p, mut c) = ring(64, 20);
             c.poke("record", word);
             match c.try_pop(&mut out) {
-                Err(Error::Protocol(m)) => assert!(m.contains(&word.to_string()), "{m}"),
+                Err(PopError::Corrupt(m)) => assert!(m.contains(&word.to_string()), "{m}"),
                 r => panic!("record {word:#x}: expected Protocol, got {r:?}"),
             }
         }
@@ -1416,7 +1603,7 @@ mod tests {
         let ahead = u64::from(tag_for(n + LANE as u64)) << 32 | 7;
         c.poke("record", ahead);
         match c.try_pop(&mut out) {
-            Err(Error::Protocol(m)) => assert!(m.contains(&ahead.to_string()), "{m}"),
+            Err(PopError::Corrupt(m)) => assert!(m.contains(&ahead.to_string()), "{m}"),
             r => panic!("expected Protocol, got {r:?}"),
         }
     }
@@ -1431,7 +1618,7 @@ mod tests {
         for tail in [40u64, 5 << 40 | 32, (2 << 40) - 64] {
             p.poke("tail", tail);
             match p.try_push(&[1; 4]) {
-                Err(Error::Protocol(m)) => assert!(m.contains(&tail.to_string()), "{m}"),
+                Err(PushError::Corrupt(m)) => assert!(m.contains(&tail.to_string()), "{m}"),
                 r => panic!("tail {tail}: expected Protocol, got {r:?}"),
             }
         }
@@ -1489,7 +1676,7 @@ mod tests {
         assert_eq!(out, b"bc");
         assert!(matches!(
             c.pop(&mut out, &Wait::blocking()),
-            Err(Error::Closed { .. })
+            Err(PopError::Closed)
         ));
     }
 
@@ -1497,7 +1684,7 @@ mod tests {
     fn send_to_closed_consumer_fails() {
         let (mut p, c) = ring(64, 20);
         drop(c);
-        assert!(matches!(p.try_push(b"x"), Err(Error::Closed { .. })));
+        assert!(matches!(p.try_push(b"x"), Err(PushError::Closed)));
     }
 
     #[test]
@@ -1505,7 +1692,7 @@ mod tests {
         let (_p, mut c) = ring(64, 20);
         let mut out = Vec::new();
         let w = Wait::default().with_timeout(Some(Duration::from_millis(5)));
-        assert!(matches!(c.pop(&mut out, &w), Err(Error::Timeout { .. })));
+        assert!(matches!(c.pop(&mut out, &w), Err(PopError::Timeout { .. })));
     }
 
     #[test]
@@ -1523,11 +1710,11 @@ mod tests {
             ..Wait::default()
         };
         match c.pop(&mut out, &w) {
-            Err(Error::Closed { op }) => assert!(op.contains("77"), "{op}"),
+            Err(PopError::Liveness(Error::Closed { op })) => assert!(op.contains("77"), "{op}"),
             r => panic!("expected Closed, got {r:?}"),
         }
         c.poke("producer_pid", u64::from(u32::MAX));
-        assert!(matches!(c.pop(&mut out, &w), Err(Error::Protocol(_))));
+        assert!(matches!(c.pop(&mut out, &w), Err(PopError::Corrupt(_))));
     }
 
     #[test]
@@ -1568,7 +1755,7 @@ mod tests {
         t.join().unwrap();
         assert!(matches!(
             c.pop(&mut out, &Wait::blocking()),
-            Err(Error::Closed { .. })
+            Err(PopError::Closed)
         ));
     }
 }

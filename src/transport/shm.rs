@@ -197,7 +197,7 @@ mod imp {
             let nb = self.nonblocking;
             self.ring
                 .pop(buf, &policy(self.spin, self.timeout, nb))
-                .map_err(|e| e.would_block_if(nb))
+                .map_err(|e| Error::from(e).would_block_if(nb))
         }
 
         fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
@@ -228,7 +228,7 @@ mod imp {
             let nb = self.nonblocking;
             self.ring
                 .push(msg, &policy(self.spin, self.timeout, nb))
-                .map_err(|e| e.would_block_if(nb))
+                .map_err(|e| Error::from(e).would_block_if(nb))
         }
 
         fn recv(&mut self, _buf: &mut Vec<u8>) -> Result<usize> {

@@ -468,6 +468,165 @@ fn set_recv_timeout(fd: BorrowedFd<'_>, timeout: Option<Duration>, what: &str) -
     })
 }
 
+/// How one receive of a [`FramedStream`] may still wait, fixed at its start.
+struct RecvWait {
+    /// The receive's deadline.
+    dl: Option<Instant>,
+    /// A socket's next read may wait in the kernel (bounded by SO_RCVTIMEO).
+    kernel_wait: bool,
+    /// Pipes and FIFOs: yields left in this receive before sleeping in `poll`.
+    yields: u8,
+    /// Pipes and FIFOs: wait (yield, or else `poll`) before the next read.
+    wait_first: bool,
+}
+
+impl FramedStream {
+    /// The error of a receive on an end that only sends.
+    fn only_sends(&self) -> Error {
+        Error::Unsupported(format!("{}: this end only sends", self.name))
+    }
+
+    /// The waits one receive may make (see the module documentation).
+    fn recv_wait(&mut self) -> RecvWait {
+        let dl = deadline(self.timeout);
+        // A socket's first read of this call may wait in the kernel: SO_RCVTIMEO bounds
+        // it by the timeout, which is at most the deadline. Every later read (the rest of
+        // a frame, a retry after EINTR or after SO_RCVTIMEO expired early) waits in
+        // `poll` for what is left, so the whole call stays within the deadline. A zero
+        // timeout cannot be put in SO_RCVTIMEO (zero means forever): no kernel wait then.
+        let kernel_wait = self.socket && !self.nonblocking && self.timeout != Some(Duration::ZERO);
+        // Pipes and FIFOs: yields left in this call before sleeping in `poll`.
+        let mut yields = 0;
+        if !self.socket && !self.nonblocking && self.timeout != Some(Duration::ZERO) {
+            if self.yield_skip == 0 {
+                yields = YIELDS_PER_RECV;
+            } else {
+                self.yield_skip -= 1;
+            }
+        }
+        // Pipes and FIFOs: wait (yield, or else `poll`) before the next read.
+        let wait_first = self.poll_first && !self.nonblocking;
+        RecvWait {
+            dl,
+            kernel_wait,
+            yields,
+            wait_first,
+        }
+    }
+
+    /// Before a read: waits for a writer that has not written yet, or (pipes and FIFOs)
+    /// yields or polls when the last read found nothing.
+    fn wait_to_read(&mut self, w: &mut RecvWait) -> Result<()> {
+        let Some(rd) = &self.rd else {
+            return Err(self.only_sends());
+        };
+        if self.await_writer {
+            if self.nonblocking {
+                match wait_fd(
+                    rd.as_fd(),
+                    PollFlags::POLLIN,
+                    Some(Instant::now()),
+                    &self.ops[1],
+                ) {
+                    Err(Error::Timeout { .. }) => {
+                        return Err(Error::WouldBlock {
+                            op: self.ops[1].clone(),
+                        });
+                    }
+                    r => r?,
+                };
+            } else {
+                wait_fd(rd.as_fd(), PollFlags::POLLIN, w.dl, &self.ops[1])?;
+            }
+        } else if w.wait_first {
+            w.wait_first = false;
+            let now = Instant::now();
+            if w.yields > 0 && w.dl.is_none_or(|d| now < d) {
+                w.yields -= 1;
+                if !yield_cpu(now) {
+                    // Nobody else wanted this cpu: the writer is elsewhere, sleep.
+                    w.yields = 0;
+                    self.yield_skip = YIELD_BACKOFF;
+                    wait_fd(rd.as_fd(), PollFlags::POLLIN, w.dl, &self.ops[1])?;
+                }
+            } else {
+                wait_fd(rd.as_fd(), PollFlags::POLLIN, w.dl, &self.ops[1])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One read into the read buffer: a `recv` (waiting in the kernel only for the first
+    /// read of a receive that may) or a `read`.
+    fn read_once(&mut self, w: &mut RecvWait) -> nix::Result<usize> {
+        let Some(rd) = &self.rd else {
+            return Err(Errno::EBADF);
+        };
+        if self.socket {
+            use nix::sys::socket::MsgFlags;
+            let flags = if w.kernel_wait {
+                MsgFlags::empty()
+            } else {
+                MsgFlags::MSG_DONTWAIT
+            };
+            w.kernel_wait = false;
+            nix::sys::socket::recv(rd.as_raw_fd(), &mut self.rbuf, flags)
+        } else {
+            nix::unistd::read(rd.as_fd(), &mut self.rbuf)
+        }
+    }
+
+    /// What a read's result means for the receive: `Ok` to go on (decode what came, or
+    /// read again), or the error that ends it (end of stream, would block, timeout...).
+    fn read_outcome(&mut self, r: nix::Result<usize>, w: &mut RecvWait) -> Result<()> {
+        match r {
+            Ok(0) => {
+                let op = format!("{}: recv", self.name);
+                match self.dec.finish() {
+                    Ok(()) => Err(Error::Closed { op }),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Ok(n) => {
+                self.rend = n;
+                self.await_writer = false;
+                if n == self.rbuf.len() {
+                    // The writer is ahead: data is there when we come to read.
+                    self.poll_first = false;
+                }
+                Ok(())
+            }
+            Err(Errno::EINTR) => Ok(()),
+            Err(Errno::EAGAIN) => {
+                if self.nonblocking {
+                    // A partial frame stays in the decoder (and in `buf`, which the
+                    // caller passes again).
+                    return Err(Error::WouldBlock {
+                        op: self.ops[1].clone(),
+                    });
+                }
+                if !self.socket {
+                    // Yield or poll at the top of the loop, and before the first
+                    // read of the next receives.
+                    self.poll_first = true;
+                    w.wait_first = true;
+                    return Ok(());
+                }
+                let Some(rd) = &self.rd else {
+                    return Err(self.only_sends());
+                };
+                // After SO_RCVTIMEO expired this returns Timeout at once (or waits
+                // for the rest of the deadline if the kernel woke early).
+                wait_fd(rd.as_fd(), PollFlags::POLLIN, w.dl, &self.ops[1]).map(drop)
+            }
+            Err(Errno::ECONNRESET) => Err(Error::Closed {
+                op: format!("{}: recv", self.name),
+            }),
+            Err(e) => Err(Error::sys(format!("{}: recv", self.name), e)),
+        }
+    }
+}
+
 impl Endpoint for FramedStream {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         let Some(wr) = &self.wr else {
@@ -513,34 +672,13 @@ impl Endpoint for FramedStream {
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        let Some(rd) = &self.rd else {
-            return Err(Error::Unsupported(format!(
-                "{}: this end only sends",
-                self.name
-            )));
-        };
-        let dl = deadline(self.timeout);
+        if self.rd.is_none() {
+            return Err(self.only_sends());
+        }
+        let mut w = self.recv_wait();
         if self.rbuf.is_empty() {
             self.rbuf = vec![0u8; READ_BUF].into_boxed_slice();
         }
-        // A socket's first read of this call may wait in the kernel: SO_RCVTIMEO bounds
-        // it by the timeout, which is at most the deadline. Every later read (the rest of
-        // a frame, a retry after EINTR or after SO_RCVTIMEO expired early) waits in
-        // `poll` for what is left, so the whole call stays within the deadline. A zero
-        // timeout cannot be put in SO_RCVTIMEO (zero means forever): no kernel wait then.
-        let mut kernel_wait =
-            self.socket && !self.nonblocking && self.timeout != Some(Duration::ZERO);
-        // Pipes and FIFOs: yields left in this call before sleeping in `poll`.
-        let mut yields = 0;
-        if !self.socket && !self.nonblocking && self.timeout != Some(Duration::ZERO) {
-            if self.yield_skip == 0 {
-                yields = YIELDS_PER_RECV;
-            } else {
-                self.yield_skip -= 1;
-            }
-        }
-        // Pipes and FIFOs: wait (yield, or else `poll`) before the next read.
-        let mut wait_first = self.poll_first && !self.nonblocking;
         loop {
             if self.rpos < self.rend {
                 let d = self.dec.decode(&self.rbuf[self.rpos..self.rend], buf);
@@ -553,94 +691,9 @@ impl Endpoint for FramedStream {
             }
             self.rpos = 0;
             self.rend = 0;
-            if self.await_writer {
-                if self.nonblocking {
-                    match wait_fd(
-                        rd.as_fd(),
-                        PollFlags::POLLIN,
-                        Some(Instant::now()),
-                        &self.ops[1],
-                    ) {
-                        Err(Error::Timeout { .. }) => {
-                            return Err(Error::WouldBlock {
-                                op: self.ops[1].clone(),
-                            });
-                        }
-                        r => r?,
-                    };
-                } else {
-                    wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
-                }
-            } else if wait_first {
-                wait_first = false;
-                let now = Instant::now();
-                if yields > 0 && dl.is_none_or(|d| now < d) {
-                    yields -= 1;
-                    if !yield_cpu(now) {
-                        // Nobody else wanted this cpu: the writer is elsewhere, sleep.
-                        yields = 0;
-                        self.yield_skip = YIELD_BACKOFF;
-                        wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
-                    }
-                } else {
-                    wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
-                }
-            }
-            let r = if self.socket {
-                use nix::sys::socket::MsgFlags;
-                let flags = if kernel_wait {
-                    MsgFlags::empty()
-                } else {
-                    MsgFlags::MSG_DONTWAIT
-                };
-                kernel_wait = false;
-                nix::sys::socket::recv(rd.as_raw_fd(), &mut self.rbuf, flags)
-            } else {
-                nix::unistd::read(rd.as_fd(), &mut self.rbuf)
-            };
-            match r {
-                Ok(0) => {
-                    let op = format!("{}: recv", self.name);
-                    return match self.dec.finish() {
-                        Ok(()) => Err(Error::Closed { op }),
-                        Err(e) => Err(e.into()),
-                    };
-                }
-                Ok(n) => {
-                    self.rend = n;
-                    self.await_writer = false;
-                    if n == self.rbuf.len() {
-                        // The writer is ahead: data is there when we come to read.
-                        self.poll_first = false;
-                    }
-                }
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => {
-                    if self.nonblocking {
-                        // A partial frame stays in the decoder (and in `buf`, which the
-                        // caller passes again).
-                        return Err(Error::WouldBlock {
-                            op: self.ops[1].clone(),
-                        });
-                    }
-                    if !self.socket {
-                        // Yield or poll at the top of the loop, and before the first
-                        // read of the next receives.
-                        self.poll_first = true;
-                        wait_first = true;
-                        continue;
-                    }
-                    // After SO_RCVTIMEO expired this returns Timeout at once (or waits
-                    // for the rest of the deadline if the kernel woke early).
-                    wait_fd(rd.as_fd(), PollFlags::POLLIN, dl, &self.ops[1])?;
-                }
-                Err(Errno::ECONNRESET) => {
-                    return Err(Error::Closed {
-                        op: format!("{}: recv", self.name),
-                    });
-                }
-                Err(e) => return Err(Error::sys(format!("{}: recv", self.name), e)),
-            }
+            self.wait_to_read(&mut w)?;
+            let r = self.read_once(&mut w);
+            self.read_outcome(r, &mut w)?;
         }
     }
 
