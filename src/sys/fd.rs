@@ -128,6 +128,7 @@ pub fn open_fds() -> Option<usize> {
 /// of its `/proc/self/fd` link), in the directory's order, leaving out the one that
 /// lists the directory and any closed meanwhile. Empty off Linux.
 pub fn open_fd_targets() -> Vec<(RawFd, String)> {
+    #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
     let mut v = Vec::new();
     #[cfg(target_os = "linux")]
     if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
