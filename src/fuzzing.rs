@@ -67,22 +67,22 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
 // Allocation counting
 
 // The allocator itself (a `GlobalAlloc` impl) is in
-// `crate::measure::alloc` beside the process-wide counting allocator.
-pub use crate::measure::alloc::{AllocStats, ThreadCountingAlloc as CountingAlloc};
+// `crate::sys::alloc` beside the process-wide counting allocator.
+pub use crate::sys::alloc::{AllocStats, ThreadCountingAlloc as CountingAlloc};
 
 /// True once [`CountingAlloc`] has served an allocation: it is the global allocator.
 pub fn alloc_counting() -> bool {
-    crate::measure::alloc::thread_counting()
+    crate::sys::alloc::thread_counting()
 }
 
 /// Starts a new counting window on this thread.
 pub fn alloc_reset() {
-    crate::measure::alloc::thread_reset()
+    crate::sys::alloc::thread_reset()
 }
 
 /// What this thread allocated since [`alloc_reset`].
 pub fn alloc_stats() -> AllocStats {
-    crate::measure::alloc::thread_stats()
+    crate::sys::alloc::thread_stats()
 }
 
 // ---------------------------------------------------------------------------------------

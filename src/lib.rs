@@ -15,7 +15,7 @@
 #![deny(missing_docs)]
 // `unsafe` lives in `sys` (the raw calls), the ring's memory (`shm::ring`,
 // `shm::region`), the loom shim (`sync`) and the counting allocators
-// (`measure::alloc`); each of those modules allows it by name.
+// (`sys::alloc`); each of those modules allows it by name.
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]

@@ -50,8 +50,7 @@ use role::{Cmd, Event, PeerProcess};
 use crate::error::{Error, Result};
 use crate::transport::{Config, Endpoint, Link, PeerEnd, Transport};
 
-#[allow(unsafe_code)]
-pub mod alloc;
+pub use crate::sys::alloc;
 pub(crate) mod floor;
 pub(crate) mod role;
 pub(crate) use crate::sys;

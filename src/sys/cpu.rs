@@ -27,7 +27,7 @@ impl Usage {
         use nix::sys::resource::{UsageWho, getrusage};
         // The counting allocator is a leaf module with no system call; its count travels
         // with the rusage figures.
-        let allocs = crate::measure::alloc::count();
+        let allocs = super::alloc::count();
         match getrusage(UsageWho::RUSAGE_SELF) {
             Ok(u) => {
                 let ns = |t: nix::sys::time::TimeVal| {

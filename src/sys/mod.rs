@@ -6,7 +6,7 @@
 //! `peer`, `audit` and `measure`) call these functions and contain no `unsafe` of their
 //! own, except the shared-memory ring's pointer arithmetic ([`crate::shm::ring`],
 //! [`crate::shm::region`]), the loom shim ([`crate::sync`]) and the counting allocators
-//! ([`crate::measure::alloc`]).
+//! ([`alloc`], also at `measure::alloc`).
 //!
 //! Errors are [`nix::Error`] (an `errno`) where the call is one system call, so that the
 //! caller names the operation in its own [`crate::Error`]; the few types that hold a
@@ -17,12 +17,14 @@
 //! | [`futex`] | `futex(2)` wait and wake on a process-shared word |
 //! | [`mem`] | `memfd_create`, `mmap`/`munmap` of a shared mapping, [`SharedPage`] |
 //! | [`fd`] | `pipe2`, close-on-exec, SCM_RIGHTS descriptor passing, listing open descriptors |
+//! | [`alloc`] | counting allocators (heap allocations per message) |
 //! | [`cpu`] | affinity (pinning) and `getrusage` |
 //! | [`signal`] | signal masks, `signalfd`, `rt_sigqueueinfo`/`rt_tgsigqueueinfo`, `tgkill`, SIGPIPE |
 //! | [`sysv`] | System V message queues (`msgget`, `msgsnd`, `msgrcv`, `msgctl`) |
 //! | [`sem`] | POSIX named semaphores (`sem_open` and friends) |
 //! | [`process`] | descriptors placed for a peer before exec and taken over after, SIGPIPE, groups |
 
+pub mod alloc;
 pub mod cpu;
 pub mod fd;
 pub mod futex;
