@@ -42,7 +42,7 @@
 # of the pop just before it. The consumer-close wake was not covered until
 # consumer_close_wakes_producer. Until the swap hand-off (2026-11-27) the hand-off was
 # two SeqCst fences (Dekker), each caught when removed; with the deferred release loom
-# 0.7 reported lost wake-ups there that C++20 rules out, hence the swaps (README, "The
+# 0.7 reported lost wake-ups there that C++20 rules out, hence the swaps (docs/shm-ring.md, "The
 # hand-off without fences"). MODELS="a b" runs only those models.
 set -euo pipefail
 cd "$(dirname "$0")/.."

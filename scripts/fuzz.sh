@@ -11,7 +11,7 @@ named), one after the other, each on all cores, then minimises each corpus, writ
 coverage report, and copies every crash, timeout, leak and OOM input into one folder.
 
 Options:
-  -t, --time SECONDS     fuzzing time per target (default 3600; 8h over 3 targets: 9600)
+  -t, --time SECONDS     fuzzing time per target (default 3600; 8h over 6 targets: 4800)
   -j, --jobs N           parallel fuzzing processes, libFuzzer -fork=N (default: nproc)
       --mode fork|jobs   fork: one supervisor, N children sharing one corpus, keeps going
                          after crashes (default); jobs: libFuzzer -jobs=N -workers=N, each

@@ -4,7 +4,7 @@
 // polled, as ring v2 does for a 64-byte message); the lines used advance by one slot
 // per round over `nl` slots (nl 1: the same line(s) every time, like the spin floor;
 // nl 16384: a walk over 1-2 MiB, like a ring). Only ratios within one run mean anything
-// on the shared VM. Numbers seen are in README.md ("shm ring layouts").
+// on the shared VM. Numbers seen are in git history; the conclusions in docs/shm-ring.md.
 //
 //   gcc -O2 -o /tmp/cacheline-walk scripts/experiments/cacheline-walk.c
 //   /tmp/cacheline-walk [ROUND_TRIPS] [REPEATS]     (30000 3)

@@ -25,7 +25,7 @@
 //                    holds payload, so no terminator is needed, and the header line is
 //                    reused as in `fixed`; only the payload line advances.
 //
-// Not part of CI; numbers seen are in README.md ("shm ring layouts").
+// Not part of CI; numbers seen are in git history; the conclusions in docs/shm-ring.md.
 //
 //   gcc -O2 -o /tmp/ring-bisect scripts/experiments/ring-bisect.c
 //   /tmp/ring-bisect [N] [B]      (3000 24)

@@ -6,7 +6,7 @@
 // measurements of the spin floor (one 4-byte word bounced, Release store, pause per
 // poll, like the crate's floor). Only ratios within one run mean anything on the shared
 // VM: its spin floor has regimes (~80, 120-150 and 400-460 ns) that change within
-// seconds. Not part of CI; the numbers seen are in README.md ("shm ring layouts").
+// seconds. Not part of CI; the numbers seen are in git history; the conclusions in docs/shm-ring.md.
 //
 //   gcc -O2 -o /tmp/shm-layout scripts/experiments/shm-layout.c
 //   /tmp/shm-layout [ROUND_TRIPS] [MESSAGE_BYTES] [REPEATS]     (20000 64 3)

@@ -12,8 +12,8 @@
 //   two-ser    as two-par, but the receiver polls the first and then reads the second.
 //
 // No ring, no copy, no validation, no wake-up fence: any transport that moves 64 bytes
-// through shared memory costs at least two-par. Not part of CI; numbers in README.md
-// ("shm ring layouts").
+// through shared memory costs at least two-par. Not part of CI; numbers in git history;
+// the conclusions in docs/shm-ring.md.
 //
 //   gcc -O2 -o /tmp/two-line-bounce scripts/experiments/two-line-bounce.c
 //   /tmp/two-line-bounce [N] [B]      (3000 30)

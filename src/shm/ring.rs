@@ -1059,7 +1059,7 @@ impl Producer {
     /// [`PushError::TooLarge`] over the maximum, [`PushError::Closed`] when the consumer
     /// is gone, [`PushError::Corrupt`] on a corrupt header.
     // Always inlined: its call and the packing of its result cost ~25 instructions, all
-    // on the critical path of a round trip (README, "Ring v3").
+    // on the critical path of a round trip (docs/shm-ring.md, "the short path").
     #[inline(always)]
     pub fn try_push(&mut self, msg: &[u8]) -> std::result::Result<bool, PushError> {
         if msg.len() > self.shared.max {
