@@ -85,6 +85,12 @@ fn skip_if_no_data(ctx: &Ctx<'_>, name: &str, declared: &str) -> Option<Property
     })
 }
 
+/// An error as a failed proptest case.
+fn fail(e: crate::Error) -> TestCaseError {
+    TestCaseError::fail(e.to_string())
+}
+
+/// A proptest runner of `cases` cases, without failure persistence.
 fn runner(cases: u32) -> TestRunner {
     TestRunner::new(PtConfig {
         cases,
@@ -270,6 +276,7 @@ fn integrity(ctx: &Ctx<'_>) -> PropertyResult {
     )
 }
 
+/// The property: cases of (bytes over the maximum, seed).
 fn oversize(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "oversize";
     let max = ctx.transport.guarantees().max_message;
@@ -289,44 +296,7 @@ fn oversize(ctx: &Ctx<'_>) -> PropertyResult {
     let cases = ctx.cases.min(4);
     let last_error = Mutex::new(String::new());
     let outcome = runner(cases).run(&(1usize..=4096, any::<u64>()), |(extra, seed)| {
-        let fail = |e: crate::Error| TestCaseError::fail(e.to_string());
-        let (mut link, mut peer) = start(ctx, name).map_err(fail)?;
-        let len = max + extra;
-        peer.command(&Cmd::Oversize { len }).map_err(fail)?;
-        match peer
-            .expect(Instant::now() + ctx.timeout, "reply")
-            .map_err(fail)?
-        {
-            Event::Oversize { error: None } => {
-                return Err(TestCaseError::fail(format!(
-                    "a message of {len} bytes, over the declared maximum of {max}, was accepted"
-                )));
-            }
-            Event::Oversize { error: Some(e) } => {
-                if e.max != Some(max) {
-                    return Err(TestCaseError::fail(format!(
-                        "refused, but not as too large for the limit {max} ({:?}, limit {:?}): {e}",
-                        e.kind, e.max
-                    )));
-                }
-                *last_error.lock().unwrap_or_else(|p| p.into_inner()) = e.message;
-            }
-            other => {
-                return Err(TestCaseError::fail(format!(
-                    "expected oversize, got {other:?}"
-                )));
-            }
-        }
-        let sizes = [max.min(64)];
-        let obs = receive(ctx, &mut link, &mut peer, seed, &sizes).map_err(fail)?;
-        let v = analyse(seed, &sizes, &obs);
-        if let Some(v) = v.first() {
-            return Err(TestCaseError::fail(format!(
-                "after the refusal the link is broken: {v}"
-            )));
-        }
-        peer.finish(Instant::now() + ctx.timeout).map_err(fail)?;
-        Ok(())
+        oversize_case(ctx, name, max, (extra, seed), &last_error)
     });
     match outcome {
         Ok(()) => result(
@@ -356,6 +326,55 @@ fn oversize(ctx: &Ctx<'_>) -> PropertyResult {
     }
 }
 
+/// One case: the peer sends `max + extra` bytes, which must be refused naming the limit
+/// `max` (its text kept in `last_error`); a message of seed `seed` then arrives intact.
+fn oversize_case(
+    ctx: &Ctx<'_>,
+    name: &str,
+    max: usize,
+    (extra, seed): (usize, u64),
+    last_error: &Mutex<String>,
+) -> Result<(), TestCaseError> {
+    let (mut link, mut peer) = start(ctx, name).map_err(fail)?;
+    let len = max + extra;
+    peer.command(&Cmd::Oversize { len }).map_err(fail)?;
+    match peer
+        .expect(Instant::now() + ctx.timeout, "reply")
+        .map_err(fail)?
+    {
+        Event::Oversize { error: None } => {
+            return Err(TestCaseError::fail(format!(
+                "a message of {len} bytes, over the declared maximum of {max}, was accepted"
+            )));
+        }
+        Event::Oversize { error: Some(e) } => {
+            if e.max != Some(max) {
+                return Err(TestCaseError::fail(format!(
+                    "refused, but not as too large for the limit {max} ({:?}, limit {:?}): {e}",
+                    e.kind, e.max
+                )));
+            }
+            *last_error.lock().unwrap_or_else(|p| p.into_inner()) = e.message;
+        }
+        other => {
+            return Err(TestCaseError::fail(format!(
+                "expected oversize, got {other:?}"
+            )));
+        }
+    }
+    let sizes = [max.min(64)];
+    let obs = receive(ctx, &mut link, &mut peer, seed, &sizes).map_err(fail)?;
+    let v = analyse(seed, &sizes, &obs);
+    if let Some(v) = v.first() {
+        return Err(TestCaseError::fail(format!(
+            "after the refusal the link is broken: {v}"
+        )));
+    }
+    peer.finish(Instant::now() + ctx.timeout).map_err(fail)?;
+    Ok(())
+}
+
+/// The property: cases of (seed, up to 8 (size, priority) messages).
 fn priority(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "priority";
     let g = ctx.transport.guarantees();
@@ -374,63 +393,7 @@ fn priority(ctx: &Ctx<'_>) -> PropertyResult {
     // before the first is received, or the order says nothing.
     let strategy = (any::<u64>(), vec((0..=max, 0u32..4), 1..=8));
     let outcome = runner(ctx.cases).run(&strategy, |(seed, msgs)| {
-        let fail = |e: crate::Error| TestCaseError::fail(e.to_string());
-        let sizes: Vec<usize> = msgs.iter().map(|m| m.0).collect();
-        let priorities: Vec<u32> = msgs.iter().map(|m| m.1).collect();
-        let (mut link, mut peer) = start(ctx, name).map_err(fail)?;
-        peer.command(&Cmd::SendPriority {
-            seed,
-            sizes: sizes.clone(),
-            priorities: priorities.clone(),
-        })
-        .map_err(fail)?;
-        match peer
-            .expect(Instant::now() + ctx.timeout, "reply")
-            .map_err(fail)?
-        {
-            Event::Sent { errors, .. } if errors.is_empty() => {}
-            other => {
-                return Err(TestCaseError::fail(format!(
-                    "the peer could not send: {other:?}"
-                )));
-            }
-        }
-        link.local
-            .set_timeout(Some(std::time::Duration::from_secs(2)))
-            .map_err(fail)?;
-        let expected_msgs: Vec<Vec<u8>> = sizes
-            .iter()
-            .enumerate()
-            .map(|(i, &len)| {
-                let mut m = Vec::new();
-                super::exchange::content(seed, i, len, &mut m);
-                m
-            })
-            .collect();
-        let mut got = Vec::new();
-        let mut buf = Vec::new();
-        for _ in 0..sizes.len() {
-            link.local.recv(&mut buf).map_err(fail)?;
-            let idx = (0..sizes.len()).find(|&i| !got.contains(&i) && expected_msgs[i] == buf);
-            match idx {
-                Some(i) => got.push(i),
-                None => {
-                    return Err(TestCaseError::fail(format!(
-                        "a {}-byte message matches none sent",
-                        buf.len()
-                    )));
-                }
-            }
-        }
-        let mut want: Vec<usize> = (0..sizes.len()).collect();
-        want.sort_by_key(|&i| (std::cmp::Reverse(priorities[i]), i));
-        peer.finish(Instant::now() + ctx.timeout).map_err(fail)?;
-        if got != want {
-            return Err(TestCaseError::fail(format!(
-                "received messages {got:?}, expected {want:?} for priorities {priorities:?}"
-            )));
-        }
-        Ok(())
+        priority_case(ctx, name, seed, &msgs)
     });
     match outcome {
         Ok(()) => result(
@@ -460,6 +423,83 @@ fn priority(ctx: &Ctx<'_>) -> PropertyResult {
     }
 }
 
+/// One case: the peer queues `msgs` (size, priority) before anything is received; they
+/// must arrive highest priority first, FIFO within one priority.
+fn priority_case(
+    ctx: &Ctx<'_>,
+    name: &str,
+    seed: u64,
+    msgs: &[(usize, u32)],
+) -> Result<(), TestCaseError> {
+    let sizes: Vec<usize> = msgs.iter().map(|m| m.0).collect();
+    let priorities: Vec<u32> = msgs.iter().map(|m| m.1).collect();
+    let (mut link, mut peer) = start(ctx, name).map_err(fail)?;
+    peer.command(&Cmd::SendPriority {
+        seed,
+        sizes: sizes.clone(),
+        priorities: priorities.clone(),
+    })
+    .map_err(fail)?;
+    match peer
+        .expect(Instant::now() + ctx.timeout, "reply")
+        .map_err(fail)?
+    {
+        Event::Sent { errors, .. } if errors.is_empty() => {}
+        other => {
+            return Err(TestCaseError::fail(format!(
+                "the peer could not send: {other:?}"
+            )));
+        }
+    }
+    link.local
+        .set_timeout(Some(std::time::Duration::from_secs(2)))
+        .map_err(fail)?;
+    let got = arrival_order(&mut link, seed, &sizes)?;
+    let mut want: Vec<usize> = (0..sizes.len()).collect();
+    want.sort_by_key(|&i| (std::cmp::Reverse(priorities[i]), i));
+    peer.finish(Instant::now() + ctx.timeout).map_err(fail)?;
+    if got != want {
+        return Err(TestCaseError::fail(format!(
+            "received messages {got:?}, expected {want:?} for priorities {priorities:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Receives `sizes.len()` messages of case `seed`: the index of each, in arrival order.
+fn arrival_order(
+    link: &mut crate::transport::Link,
+    seed: u64,
+    sizes: &[usize],
+) -> Result<Vec<usize>, TestCaseError> {
+    let expected_msgs: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            let mut m = Vec::new();
+            super::exchange::content(seed, i, len, &mut m);
+            m
+        })
+        .collect();
+    let mut got = Vec::new();
+    let mut buf = Vec::new();
+    for _ in 0..sizes.len() {
+        link.local.recv(&mut buf).map_err(fail)?;
+        let idx = (0..sizes.len()).find(|&i| !got.contains(&i) && expected_msgs[i] == buf);
+        match idx {
+            Some(i) => got.push(i),
+            None => {
+                return Err(TestCaseError::fail(format!(
+                    "a {}-byte message matches none sent",
+                    buf.len()
+                )));
+            }
+        }
+    }
+    Ok(got)
+}
+
+/// The property: cases of 1 to 32 posts.
 fn handoff(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "handoff";
     let g = ctx.transport.guarantees();
@@ -473,58 +513,7 @@ fn handoff(ctx: &Ctx<'_>) -> PropertyResult {
         );
     }
     let declared = "N posts, N waits".to_string();
-    let outcome = runner(ctx.cases).run(&(1usize..=32), |n| {
-        let fail = |e: crate::Error| TestCaseError::fail(e.to_string());
-        let (mut link, mut peer) = start(ctx, name).map_err(fail)?;
-        peer.command(&Cmd::Send {
-            seed: 0,
-            sizes: vec![0; n],
-        })
-        .map_err(fail)?;
-        match peer
-            .expect(Instant::now() + ctx.timeout, "reply")
-            .map_err(fail)?
-        {
-            Event::Sent { errors, .. } if errors.is_empty() => {}
-            other => {
-                return Err(TestCaseError::fail(format!(
-                    "the peer could not post: {other:?}"
-                )));
-            }
-        }
-        let mut buf = Vec::new();
-        link.local
-            .set_timeout(Some(std::time::Duration::from_secs(2)))
-            .map_err(fail)?;
-        for i in 0..n {
-            if let Err(e) = link.local.recv(&mut buf) {
-                return Err(TestCaseError::fail(format!(
-                    "wait {} of {n} failed: {e}",
-                    i + 1
-                )));
-            }
-        }
-        link.local
-            .set_timeout(Some(std::time::Duration::from_millis(50)))
-            .map_err(fail)?;
-        match link.local.recv(&mut buf) {
-            Err(crate::Error::Timeout { .. }) => {}
-            Ok(_) => {
-                return Err(TestCaseError::fail(format!(
-                    "wait {} succeeded after {n} posts",
-                    n + 1
-                )));
-            }
-            Err(e) => {
-                return Err(TestCaseError::fail(format!(
-                    "wait {} failed oddly: {e}",
-                    n + 1
-                )));
-            }
-        }
-        peer.finish(Instant::now() + ctx.timeout).map_err(fail)?;
-        Ok(())
-    });
+    let outcome = runner(ctx.cases).run(&(1usize..=32), |n| handoff_case(ctx, name, n));
     match outcome {
         Ok(()) => result(
             name,
@@ -548,4 +537,57 @@ fn handoff(ctx: &Ctx<'_>) -> PropertyResult {
             why.to_string(),
         ),
     }
+}
+
+/// One case: the peer posts `n` times; `n` waits succeed, and the next one times out.
+fn handoff_case(ctx: &Ctx<'_>, name: &str, n: usize) -> Result<(), TestCaseError> {
+    let (mut link, mut peer) = start(ctx, name).map_err(fail)?;
+    peer.command(&Cmd::Send {
+        seed: 0,
+        sizes: vec![0; n],
+    })
+    .map_err(fail)?;
+    match peer
+        .expect(Instant::now() + ctx.timeout, "reply")
+        .map_err(fail)?
+    {
+        Event::Sent { errors, .. } if errors.is_empty() => {}
+        other => {
+            return Err(TestCaseError::fail(format!(
+                "the peer could not post: {other:?}"
+            )));
+        }
+    }
+    let mut buf = Vec::new();
+    link.local
+        .set_timeout(Some(std::time::Duration::from_secs(2)))
+        .map_err(fail)?;
+    for i in 0..n {
+        if let Err(e) = link.local.recv(&mut buf) {
+            return Err(TestCaseError::fail(format!(
+                "wait {} of {n} failed: {e}",
+                i + 1
+            )));
+        }
+    }
+    link.local
+        .set_timeout(Some(std::time::Duration::from_millis(50)))
+        .map_err(fail)?;
+    match link.local.recv(&mut buf) {
+        Err(crate::Error::Timeout { .. }) => {}
+        Ok(_) => {
+            return Err(TestCaseError::fail(format!(
+                "wait {} succeeded after {n} posts",
+                n + 1
+            )));
+        }
+        Err(e) => {
+            return Err(TestCaseError::fail(format!(
+                "wait {} failed oddly: {e}",
+                n + 1
+            )));
+        }
+    }
+    peer.finish(Instant::now() + ctx.timeout).map_err(fail)?;
+    Ok(())
 }

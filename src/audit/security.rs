@@ -124,6 +124,8 @@ fn short(text: &str) -> String {
     text.rsplit(": ").next().unwrap_or(text).to_string()
 }
 
+/// The property: uid 65534 tries a 0600 object, then (the positive control) a 0660 one
+/// with a shared group, or for a same-uid transport the same uid.
 fn access_uid(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "access-uid";
     let g = ctx.transport.guarantees();
@@ -149,47 +151,10 @@ fn access_uid(ctx: &Ctx<'_>) -> PropertyResult {
     );
     if g.access == Access::SameUid {
         let same = try_as(ctx, name, &Config::default(), None);
-        return match (deny, same) {
-            (Try::Refused(why), Try::Admitted) => result(
-                name,
-                declared,
-                format!("uid 65534 refused ({}); the same uid admitted", short(&why)),
-                Verdict::Pass,
-                "peer dropped to uid/gid 65534 after exec".into(),
-            ),
-            (Try::Admitted, _) => result(
-                name,
-                declared,
-                "uid 65534 got in".into(),
-                Verdict::Fail,
-                "only the same uid (or CAP_KILL) may".into(),
-            ),
-            (_, same) => result(
-                name,
-                declared,
-                format!("positive control failed: the same uid: {same:?}"),
-                Verdict::Fail,
-                "a denial with the wrong cause proves nothing".into(),
-            ),
-        };
+        return same_uid_verdict(name, declared, deny, same);
     }
     if g.access == Access::Anyone {
-        return match deny {
-            Try::Admitted => result(
-                name,
-                declared,
-                "uid 65534 got in although mode 0600 was asked: open to every local user".into(),
-                Verdict::Pass,
-                "the mode does not apply to this transport".into(),
-            ),
-            other => result(
-                name,
-                declared,
-                format!("uid 65534 did not get in: {other:?}"),
-                Verdict::Fail,
-                "declared open to every local user".into(),
-            ),
-        };
+        return anyone_verdict(name, declared, deny);
     }
     let allow = try_as(
         ctx,
@@ -197,6 +162,59 @@ fn access_uid(ctx: &Ctx<'_>) -> PropertyResult {
         &Config::default().with_mode(0o660),
         Some(&Identity::nobody(vec![group])),
     );
+    mode_verdict(name, declared, group, deny, allow)
+}
+
+/// For a same-uid transport: uid 65534 must be refused, the same uid admitted.
+fn same_uid_verdict(name: &str, declared: &str, deny: Try, same: Try) -> PropertyResult {
+    match (deny, same) {
+        (Try::Refused(why), Try::Admitted) => result(
+            name,
+            declared,
+            format!("uid 65534 refused ({}); the same uid admitted", short(&why)),
+            Verdict::Pass,
+            "peer dropped to uid/gid 65534 after exec".into(),
+        ),
+        (Try::Admitted, _) => result(
+            name,
+            declared,
+            "uid 65534 got in".into(),
+            Verdict::Fail,
+            "only the same uid (or CAP_KILL) may".into(),
+        ),
+        (_, same) => result(
+            name,
+            declared,
+            format!("positive control failed: the same uid: {same:?}"),
+            Verdict::Fail,
+            "a denial with the wrong cause proves nothing".into(),
+        ),
+    }
+}
+
+/// For a transport open to anyone: uid 65534 must get in, whatever the mode asked.
+fn anyone_verdict(name: &str, declared: &str, deny: Try) -> PropertyResult {
+    match deny {
+        Try::Admitted => result(
+            name,
+            declared,
+            "uid 65534 got in although mode 0600 was asked: open to every local user".into(),
+            Verdict::Pass,
+            "the mode does not apply to this transport".into(),
+        ),
+        other => result(
+            name,
+            declared,
+            format!("uid 65534 did not get in: {other:?}"),
+            Verdict::Fail,
+            "declared open to every local user".into(),
+        ),
+    }
+}
+
+/// For a transport with file modes: uid 65534 must be refused on 0600 and admitted on
+/// 0660 with the shared `group`.
+fn mode_verdict(name: &str, declared: &str, group: u32, deny: Try, allow: Try) -> PropertyResult {
     match (deny, allow) {
         (Try::Refused(why), Try::Admitted) => result(
             name,
@@ -332,6 +350,8 @@ fn sigpipe(ctx: &Ctx<'_>) -> PropertyResult {
     run().unwrap_or_else(|e| could_not_run(name, declared, e))
 }
 
+/// The property: the credentials reported for a peer are its own; as root, an
+/// allow-list of this process's uid refuses the peer (uid 65534).
 fn peercred(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "peercred-uid";
     let g = ctx.transport.guarantees();
@@ -365,28 +385,19 @@ fn peercred(ctx: &Ctx<'_>) -> PropertyResult {
     };
     let cfg = Config::default().with_mode(0o666);
     let run = || -> Result<PropertyResult> {
-        let (mut link, peer) = spawn(ctx, name, &cfg, &opts)?;
-        let mut peer = ready(peer)?;
-        let obs = receive(ctx, &mut link, &mut peer, 5, &[8])?;
-        if let Some(v) = analyse(5, &[8], &obs).first() {
-            return Err(Error::Peer(format!("exchange failed: {v}")));
-        }
-        let want = Credentials {
-            pid: peer.pid(),
-            uid: who.uid,
-            gid: who.gid,
+        // 1. The credentials reported are the peer's.
+        let want = match credentials_of_peer(ctx, name, &cfg, &opts, &who)? {
+            Ok(want) => want,
+            Err(observed) => {
+                return Ok(result(
+                    name,
+                    declared,
+                    observed,
+                    Verdict::Fail,
+                    "SO_PEERCRED must name the real peer".into(),
+                ));
+            }
         };
-        let got = link.local.peer_credentials();
-        peer.finish(Instant::now() + ctx.timeout)?;
-        if got != Some(want) {
-            return Ok(result(
-                name,
-                declared,
-                format!("reported {got:?}, the peer is {want:?}"),
-                Verdict::Fail,
-                "SO_PEERCRED must name the real peer".into(),
-            ));
-        }
         if !second {
             return Ok(result(
                 name,
@@ -396,40 +407,81 @@ fn peercred(ctx: &Ctx<'_>) -> PropertyResult {
                 no_second_uid().unwrap_or_default(),
             ));
         }
-        // The allow-list names only our own uid: the peer (65534) must be refused.
-        let own = geteuid().as_raw();
-        let (mut link, peer) = spawn(ctx, name, &cfg.clone().with_allow_uids(vec![own]), &opts)?;
-        let mut peer = ready(peer)?;
-        peer.command(&Cmd::Send {
-            seed: 9,
-            sizes: vec![8],
-        })?;
-        link.local.set_timeout(Some(Duration::from_secs(2)))?;
-        let mut buf = Vec::new();
-        // A refusal at accept is an invalid peer: the offending value is its uid.
-        let got = link.local.recv(&mut buf);
-        drop(link);
-        drop(peer);
-        Ok(match got {
-            Err(Error::Invalid { value, .. }) if value == "65534" => result(
-                name,
-                declared,
-                format!(
-                    "reported {want:?}, true; uid 65534 refused at accept by allow-list [{own}]"
-                ),
-                Verdict::Pass,
-                "peer dropped to uid/gid 65534 after exec".into(),
-            ),
-            other => result(
-                name,
-                declared,
-                format!("allow-list [{own}] did not refuse uid 65534: {other:?}"),
-                Verdict::Fail,
-                "the allow-list must refuse at accept time".into(),
-            ),
-        })
+        // 2. The allow-list names only our own uid: the peer (65534) must be refused.
+        allow_list_refuses(ctx, name, declared, &cfg, &opts, want)
     };
     run().unwrap_or_else(|e| could_not_run(name, declared, e))
+}
+
+/// A peer started with `opts` (as `who`) sends one message on a link made with `cfg`:
+/// the credentials the link reports must be its pid, `who`'s uid and gid. Returns them,
+/// or the observed text of a mismatch.
+fn credentials_of_peer(
+    ctx: &Ctx<'_>,
+    name: &str,
+    cfg: &Config,
+    opts: &PeerOptions,
+    who: &Identity,
+) -> Result<std::result::Result<Credentials, String>> {
+    let (mut link, peer) = spawn(ctx, name, cfg, opts)?;
+    let mut peer = ready(peer)?;
+    let obs = receive(ctx, &mut link, &mut peer, 5, &[8])?;
+    if let Some(v) = analyse(5, &[8], &obs).first() {
+        return Err(Error::Peer(format!("exchange failed: {v}")));
+    }
+    let want = Credentials {
+        pid: peer.pid(),
+        uid: who.uid,
+        gid: who.gid,
+    };
+    let got = link.local.peer_credentials();
+    peer.finish(Instant::now() + ctx.timeout)?;
+    if got != Some(want) {
+        return Ok(Err(format!("reported {got:?}, the peer is {want:?}")));
+    }
+    Ok(Ok(want))
+}
+
+/// A link with `cfg` and an allow-list of this process's uid, and a peer as uid 65534
+/// (`opts`) that sends: the receive must fail with the peer's uid as the invalid value.
+/// `want` is what step 1 reported, for the text.
+fn allow_list_refuses(
+    ctx: &Ctx<'_>,
+    name: &str,
+    declared: &str,
+    cfg: &Config,
+    opts: &PeerOptions,
+    want: Credentials,
+) -> Result<PropertyResult> {
+    let own = geteuid().as_raw();
+    let (mut link, peer) = spawn(ctx, name, &cfg.clone().with_allow_uids(vec![own]), opts)?;
+    let mut peer = ready(peer)?;
+    peer.command(&Cmd::Send {
+        seed: 9,
+        sizes: vec![8],
+    })?;
+    link.local.set_timeout(Some(Duration::from_secs(2)))?;
+    let mut buf = Vec::new();
+    // A refusal at accept is an invalid peer: the offending value is its uid.
+    let got = link.local.recv(&mut buf);
+    drop(link);
+    drop(peer);
+    Ok(match got {
+        Err(Error::Invalid { value, .. }) if value == "65534" => result(
+            name,
+            declared,
+            format!("reported {want:?}, true; uid 65534 refused at accept by allow-list [{own}]"),
+            Verdict::Pass,
+            "peer dropped to uid/gid 65534 after exec".into(),
+        ),
+        other => result(
+            name,
+            declared,
+            format!("allow-list [{own}] did not refuse uid 65534: {other:?}"),
+            Verdict::Fail,
+            "the allow-list must refuse at accept time".into(),
+        ),
+    })
 }
 
 /// The declared access, as the access properties word it.

@@ -24,7 +24,7 @@ use super::{Ctx, Property, PropertyResult, Verdict, could_not_run, result};
 use crate::error::{Error, ErrorReport, Result};
 use crate::peer::{Identity, NO_TRANSPORT, PeerOptions};
 use crate::transport::signal::{SIGINFO, block_and_signalfd_set, field_u32, queue_info, tgkill};
-use crate::transport::{Config, PeerEnd, Transport};
+use crate::transport::{Config, Link, PeerEnd, Transport};
 
 fn is_signal(t: &dyn Transport) -> bool {
     t.name() == "signal"
@@ -296,6 +296,11 @@ fn values(seed: u64, n: usize) -> Vec<i32> {
         .collect()
 }
 
+/// What a step of a property saw, or its failure: (observed, detail).
+type Check<T> = std::result::Result<T, (String, &'static str)>;
+
+/// The property: per case, the peer queues two realtime signals to a tap, the higher
+/// first; they must arrive lowest first, each in sending order, with their values.
 fn rt_queue(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "signal-rt-queue";
     let declared = "queued: N sent, N arrive in order with their values; lowest number first";
@@ -306,75 +311,12 @@ fn rt_queue(ctx: &Ctx<'_>) -> PropertyResult {
         let mut total = 0;
         let mut most = 0;
         for case in 0..u64::from(ctx.cases) {
-            // 1..=24 of each, the higher signal sent first: if they arrive lowest first,
-            // it is the signal number that orders them, not the sending order.
-            let n_hi = 1 + (case * 7 % 24) as usize;
-            let n_lo = 1 + (case * 11 % 24) as usize;
-            let v_hi = values(2 * case, n_hi);
-            let v_lo = values(2 * case + 1, n_lo);
-            for (sig, v) in [(hi, &v_hi), (lo, &v_lo)] {
-                let s = send(ctx, &mut peer, SigHow::ThreadQueue, tap.tid, sig, v, None)?;
-                if let Some((i, e)) = s.errors.first() {
-                    return Err(Error::Peer(format!(
-                        "queueing {} value {i} failed: {e}",
-                        sig_name(sig)
-                    )));
+            let (n_hi, n_lo) = match rt_case(ctx, &tap, &mut peer, case, (lo, hi))? {
+                Ok(n) => n,
+                Err((observed, detail)) => {
+                    return Ok(result(name, declared, observed, Verdict::Fail, detail));
                 }
-            }
-            let got = tap.drain(ctx.timeout)?;
-            let want: Vec<(i32, i32)> = v_lo
-                .iter()
-                .map(|&v| (lo, v))
-                .chain(v_hi.iter().map(|&v| (hi, v)))
-                .collect();
-            let seen: Vec<(i32, i32)> = got.iter().map(|r| (r.signo, r.value)).collect();
-            if seen != want {
-                let count = |s: i32| seen.iter().filter(|(g, _)| *g == s).count();
-                let at = seen.iter().zip(&want).position(|(a, b)| a != b);
-                let what = match at {
-                    Some(i) => format!(
-                        "arrival {i} was {} value {:#x}, expected {} value {:#x}",
-                        sig_name(seen[i].0),
-                        seen[i].1,
-                        sig_name(want[i].0),
-                        want[i].1
-                    ),
-                    None => "the counts differ".into(),
-                };
-                return Ok(result(
-                    name,
-                    declared,
-                    format!(
-                        "sent {} x{n_hi} then {} x{n_lo}; arrived {} x{}, {} x{}: {what}",
-                        sig_name(hi),
-                        sig_name(lo),
-                        sig_name(lo),
-                        count(lo),
-                        sig_name(hi),
-                        count(hi)
-                    ),
-                    Verdict::Fail,
-                    format!("case {case}; thread-directed rt_tgsigqueueinfo to a tap thread"),
-                ));
-            }
-            if let Some(r) = got
-                .iter()
-                .find(|r| r.code != libc::SI_QUEUE || r.pid != peer.pid())
-            {
-                return Ok(result(
-                    name,
-                    declared,
-                    format!(
-                        "a signal arrived with si_code {} from pid {}, expected SI_QUEUE from \
-                         peer {}",
-                        r.code,
-                        r.pid,
-                        peer.pid()
-                    ),
-                    Verdict::Fail,
-                    format!("case {case}"),
-                ));
-            }
+            };
             total += n_hi + n_lo;
             most = most.max(n_hi).max(n_lo);
         }
@@ -397,6 +339,85 @@ fn rt_queue(ctx: &Ctx<'_>) -> PropertyResult {
         ))
     };
     run().unwrap_or_else(|e| could_not_run(name, declared, e))
+}
+
+/// One case of `signal-rt-queue`: 1..=24 values of `hi`, then of `lo`, queued to the
+/// tap; returns how many of each (hi, lo), or the failure (observed, detail).
+fn rt_case(
+    ctx: &Ctx<'_>,
+    tap: &Tap,
+    peer: &mut PeerProcess,
+    case: u64,
+    (lo, hi): (i32, i32),
+) -> Result<std::result::Result<(usize, usize), (String, String)>> {
+    // 1..=24 of each, the higher signal sent first: if they arrive lowest first,
+    // it is the signal number that orders them, not the sending order.
+    let n_hi = 1 + (case * 7 % 24) as usize;
+    let n_lo = 1 + (case * 11 % 24) as usize;
+    let v_hi = values(2 * case, n_hi);
+    let v_lo = values(2 * case + 1, n_lo);
+    for (sig, v) in [(hi, &v_hi), (lo, &v_lo)] {
+        let s = send(ctx, peer, SigHow::ThreadQueue, tap.tid, sig, v, None)?;
+        if let Some((i, e)) = s.errors.first() {
+            return Err(Error::Peer(format!(
+                "queueing {} value {i} failed: {e}",
+                sig_name(sig)
+            )));
+        }
+    }
+    let got = tap.drain(ctx.timeout)?;
+    let want: Vec<(i32, i32)> = v_lo
+        .iter()
+        .map(|&v| (lo, v))
+        .chain(v_hi.iter().map(|&v| (hi, v)))
+        .collect();
+    let seen: Vec<(i32, i32)> = got.iter().map(|r| (r.signo, r.value)).collect();
+    if seen != want {
+        let count = |s: i32| seen.iter().filter(|(g, _)| *g == s).count();
+        return Ok(Err((
+            format!(
+                "sent {} x{n_hi} then {} x{n_lo}; arrived {} x{}, {} x{}: {}",
+                sig_name(hi),
+                sig_name(lo),
+                sig_name(lo),
+                count(lo),
+                sig_name(hi),
+                count(hi),
+                first_difference(&seen, &want)
+            ),
+            format!("case {case}; thread-directed rt_tgsigqueueinfo to a tap thread"),
+        )));
+    }
+    if let Some(r) = got
+        .iter()
+        .find(|r| r.code != libc::SI_QUEUE || r.pid != peer.pid())
+    {
+        return Ok(Err((
+            format!(
+                "a signal arrived with si_code {} from pid {}, expected SI_QUEUE from \
+                 peer {}",
+                r.code,
+                r.pid,
+                peer.pid()
+            ),
+            format!("case {case}"),
+        )));
+    }
+    Ok(Ok((n_hi, n_lo)))
+}
+
+/// Where the (signal, value) arrivals `seen` first differ from `want`, as text.
+fn first_difference(seen: &[(i32, i32)], want: &[(i32, i32)]) -> String {
+    match seen.iter().zip(want).position(|(a, b)| a != b) {
+        Some(i) => format!(
+            "arrival {i} was {} value {:#x}, expected {} value {:#x}",
+            sig_name(seen[i].0),
+            seen[i].1,
+            sig_name(want[i].0),
+            want[i].1
+        ),
+        None => "the counts differ".into(),
+    }
 }
 
 /// The standard signal of [`std_coalesce`]: SIGURG, ignored by default, so harmless
@@ -492,6 +513,8 @@ fn four_ways(ctx: &Ctx<'_>, peer: &mut PeerProcess, tid: i32, sig: i32) -> Resul
     Ok((pid, out))
 }
 
+/// The property: who may signal the harness and how the kernel names the sender; as
+/// root with a second uid, else only the same-uid parts.
 fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "signal-uid";
     let declared =
@@ -500,9 +523,8 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
     let run = || -> Result<PropertyResult> {
         let sig = rt_low();
         let tap = Tap::start(&[sig])?;
-        let me = getuid().as_raw();
         let mut observed = Vec::new();
-        let fail = |observed: String, detail: &str| {
+        let fail = |(observed, detail): (String, &str)| {
             Ok(result(
                 name,
                 declared,
@@ -513,153 +535,195 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
         };
         // 1. uid 65534: every form refused, nothing arrives.
         if root {
-            let opts = PeerOptions {
-                drop_to: Some(Identity::nobody(vec![])),
-                ..PeerOptions::default()
-            };
-            let mut peer = detached(ctx, name, Vec::new(), &opts)?;
-            let (_, tries) = four_ways(ctx, &mut peer, tap.tid, sig)?;
-            peer.finish(Instant::now() + ctx.timeout)?;
-            let got = tap.drain(ctx.timeout)?;
-            let admitted: Vec<&str> = tries
-                .iter()
-                .filter(|(_, e)| {
-                    e.as_ref()
-                        .is_none_or(|e| e.errno != Some(Errno::EPERM as i32))
-                })
-                .map(|(l, _)| *l)
-                .collect();
-            if !admitted.is_empty() || !got.is_empty() {
-                return fail(
-                    format!(
-                        "uid 65534 was not refused EPERM by {admitted:?} ({tries:?}); {} \
-                         signals arrived",
-                        got.len()
-                    ),
-                    "only the same uid or CAP_KILL may signal a process",
-                );
+            match nobody_refused(ctx, name, &tap, sig)? {
+                Ok(seen) => observed.push(seen),
+                Err(f) => return fail(f),
             }
-            observed.push("uid 65534: EPERM from kill, sigqueue, rt_tgsigqueueinfo, tgkill".into());
         }
         // 2. Positive control: the same uid gets through, and is named truly.
-        let mut peer = detached(ctx, name, Vec::new(), &PeerOptions::default())?;
-        let (pid, tries) = four_ways(ctx, &mut peer, tap.tid, sig)?;
-        peer.finish(Instant::now() + ctx.timeout)?;
-        let got = tap.drain(ctx.timeout)?;
-        if tries.iter().any(|(_, e)| e.is_some()) || got.len() != 2 {
-            return fail(
-                format!(
-                    "positive control failed: the same uid: {tries:?}; {} of 2 signals arrived",
-                    got.len()
-                ),
-                "a refusal with the wrong cause proves nothing",
-            );
+        match same_uid_named(ctx, name, &tap, sig)? {
+            Ok(seen) => observed.push(seen),
+            Err(f) => return fail(f),
         }
-        let want = [
-            (libc::SI_QUEUE, pid, me, 0x5151),
-            (libc::SI_TKILL, pid, me, got[1].value),
-        ];
-        let seen: Vec<_> = got
-            .iter()
-            .map(|r| (r.code, r.pid, r.uid, r.value))
-            .collect();
-        if seen != want {
-            return fail(
-                format!(
-                    "same-uid peer {pid}: siginfo (code, pid, uid, value) {seen:?}, expected {want:?}"
-                ),
-                "si_pid and si_uid must name the sender",
-            );
-        }
-        observed.push(format!("same uid: admitted, si_pid {pid} si_uid {me}"));
         // 2b. For SI_QUEUE the kernel checks the permission but takes si_pid and si_uid
         // from the sender: a claimed pid arrives as claimed. Shown, not judged: only
         // kill and tgkill (SI_USER, SI_TKILL) are named by the kernel.
-        let mut peer = detached(ctx, name, Vec::new(), &PeerOptions::default())?;
-        let s = send_claiming(
-            ctx,
-            &mut peer,
-            SigHow::ThreadQueue,
-            tap.tid,
-            sig,
-            &[7],
-            None,
-            Some(1),
-        )?;
-        peer.finish(Instant::now() + ctx.timeout)?;
-        let got = tap.drain(ctx.timeout)?;
-        observed.push(match got.as_slice() {
-            [r] if s.errors.is_empty() && r.pid == 1 => format!(
-                "SI_QUEUE's si_pid is the sender's claim (peer {} claimed pid 1 and it arrived \
-                 so): only kill/tgkill's are the kernel's",
-                s.pid
-            ),
-            other => format!(
-                "SI_QUEUE claiming si_pid 1 from peer {}: {:?}, arrived {other:?}",
-                s.pid, s.errors
-            ),
-        });
+        observed.push(claimed_pid(ctx, name, &tap, sig)?);
         // 3. si_uid is the sender's real uid: a peer with real uid 65534 and effective
         // uid 0 may signal (effective uid matches), and is named 65534 by the kernel.
         if root {
-            let mut peer = detached(ctx, name, Vec::new(), &PeerOptions::default())?;
-            let s = send(
-                ctx,
-                &mut peer,
-                SigHow::Tgkill,
-                tap.tid,
-                sig,
-                &[0],
-                Some(65534),
-            )?;
-            peer.finish(Instant::now() + ctx.timeout)?;
-            let got = tap.drain(ctx.timeout)?;
-            let seen: Vec<_> = got.iter().map(|r| (r.code, r.pid, r.uid)).collect();
-            let want = vec![(libc::SI_TKILL, s.pid, s.uid)];
-            if !s.errors.is_empty() || s.uid != 65534 || s.euid != 0 || seen != want {
-                return fail(
-                    format!(
-                        "peer {} with uid {} euid {}: {:?}; siginfo (code, pid, uid) {seen:?}, \
-                         expected {want:?}",
-                        s.pid, s.uid, s.euid, s.errors
-                    ),
-                    "tgkill's si_uid is filled by the kernel with the sender's real uid",
-                );
+            match real_uid_named(ctx, name, &tap, sig)? {
+                Ok(seen) => observed.push(seen),
+                Err(f) => return fail(f),
             }
-            observed.push(format!("real uid 65534 (euid 0): si_uid {}", s.uid));
         }
         // 4. The transport locks onto its first sender and refuses chunks from another.
         match sender_lock(ctx)? {
             Ok(seen) => observed.push(seen),
             Err(bad) => {
-                return fail(
+                return fail((
                     bad,
                     "the receiver must refuse chunks from a second sender (Error::Protocol) \
                      and deliver nothing of them",
-                );
+                ));
             }
         }
-        let (verdict, detail) = if root {
-            (
-                Verdict::Pass,
-                "peers dropped to uid/gid 65534 after exec; kill and sigqueue with signal 0 \
-                 (the permission check), the thread-directed forms with a real signal to a \
-                 thread that blocks it"
-                    .to_string(),
-            )
-        } else {
-            (
-                Verdict::Skipped,
-                format!(
-                    "uid part not run: needs root to run the peer as uid 65534 (running as uid \
-                     {})",
-                    geteuid()
-                ),
-            )
-        };
+        let (verdict, detail) = uid_verdict(root);
         Ok(result(name, declared, observed.join("; "), verdict, detail))
     };
     run().unwrap_or_else(|e| could_not_run(name, declared, e))
+}
+
+/// Step 1 of `signal-uid`: a peer as uid 65534 tries the four ways; each must give
+/// EPERM, and nothing may arrive at the tap.
+fn nobody_refused(ctx: &Ctx<'_>, name: &str, tap: &Tap, sig: i32) -> Result<Check<String>> {
+    let opts = PeerOptions {
+        drop_to: Some(Identity::nobody(vec![])),
+        ..PeerOptions::default()
+    };
+    let mut peer = detached(ctx, name, Vec::new(), &opts)?;
+    let (_, tries) = four_ways(ctx, &mut peer, tap.tid, sig)?;
+    peer.finish(Instant::now() + ctx.timeout)?;
+    let got = tap.drain(ctx.timeout)?;
+    let admitted: Vec<&str> = tries
+        .iter()
+        .filter(|(_, e)| {
+            e.as_ref()
+                .is_none_or(|e| e.errno != Some(Errno::EPERM as i32))
+        })
+        .map(|(l, _)| *l)
+        .collect();
+    if !admitted.is_empty() || !got.is_empty() {
+        return Ok(Err((
+            format!(
+                "uid 65534 was not refused EPERM by {admitted:?} ({tries:?}); {} \
+                 signals arrived",
+                got.len()
+            ),
+            "only the same uid or CAP_KILL may signal a process",
+        )));
+    }
+    Ok(Ok(
+        "uid 65534: EPERM from kill, sigqueue, rt_tgsigqueueinfo, tgkill".into(),
+    ))
+}
+
+/// Step 2 of `signal-uid`: a peer of this process's uid tries the four ways; all must
+/// succeed, and the two real signals arrive naming it (si_pid, si_uid).
+fn same_uid_named(ctx: &Ctx<'_>, name: &str, tap: &Tap, sig: i32) -> Result<Check<String>> {
+    let me = getuid().as_raw();
+    let mut peer = detached(ctx, name, Vec::new(), &PeerOptions::default())?;
+    let (pid, tries) = four_ways(ctx, &mut peer, tap.tid, sig)?;
+    peer.finish(Instant::now() + ctx.timeout)?;
+    let got = tap.drain(ctx.timeout)?;
+    if tries.iter().any(|(_, e)| e.is_some()) || got.len() != 2 {
+        return Ok(Err((
+            format!(
+                "positive control failed: the same uid: {tries:?}; {} of 2 signals arrived",
+                got.len()
+            ),
+            "a refusal with the wrong cause proves nothing",
+        )));
+    }
+    let want = [
+        (libc::SI_QUEUE, pid, me, 0x5151),
+        (libc::SI_TKILL, pid, me, got[1].value),
+    ];
+    let seen: Vec<_> = got
+        .iter()
+        .map(|r| (r.code, r.pid, r.uid, r.value))
+        .collect();
+    if seen != want {
+        return Ok(Err((
+            format!(
+                "same-uid peer {pid}: siginfo (code, pid, uid, value) {seen:?}, expected {want:?}"
+            ),
+            "si_pid and si_uid must name the sender",
+        )));
+    }
+    Ok(Ok(format!("same uid: admitted, si_pid {pid} si_uid {me}")))
+}
+
+/// Step 2b of `signal-uid`: a peer queues a signal claiming si_pid 1; what arrived, as
+/// text (shown, not judged).
+fn claimed_pid(ctx: &Ctx<'_>, name: &str, tap: &Tap, sig: i32) -> Result<String> {
+    let mut peer = detached(ctx, name, Vec::new(), &PeerOptions::default())?;
+    let s = send_claiming(
+        ctx,
+        &mut peer,
+        SigHow::ThreadQueue,
+        tap.tid,
+        sig,
+        &[7],
+        None,
+        Some(1),
+    )?;
+    peer.finish(Instant::now() + ctx.timeout)?;
+    let got = tap.drain(ctx.timeout)?;
+    Ok(match got.as_slice() {
+        [r] if s.errors.is_empty() && r.pid == 1 => format!(
+            "SI_QUEUE's si_pid is the sender's claim (peer {} claimed pid 1 and it arrived \
+             so): only kill/tgkill's are the kernel's",
+            s.pid
+        ),
+        other => format!(
+            "SI_QUEUE claiming si_pid 1 from peer {}: {:?}, arrived {other:?}",
+            s.pid, s.errors
+        ),
+    })
+}
+
+/// Step 3 of `signal-uid`: a peer with real uid 65534 and effective uid 0 tgkills the
+/// tap; the kernel must name it by its real uid.
+fn real_uid_named(ctx: &Ctx<'_>, name: &str, tap: &Tap, sig: i32) -> Result<Check<String>> {
+    let mut peer = detached(ctx, name, Vec::new(), &PeerOptions::default())?;
+    let s = send(
+        ctx,
+        &mut peer,
+        SigHow::Tgkill,
+        tap.tid,
+        sig,
+        &[0],
+        Some(65534),
+    )?;
+    peer.finish(Instant::now() + ctx.timeout)?;
+    let got = tap.drain(ctx.timeout)?;
+    let seen: Vec<_> = got.iter().map(|r| (r.code, r.pid, r.uid)).collect();
+    let want = vec![(libc::SI_TKILL, s.pid, s.uid)];
+    if !s.errors.is_empty() || s.uid != 65534 || s.euid != 0 || seen != want {
+        return Ok(Err((
+            format!(
+                "peer {} with uid {} euid {}: {:?}; siginfo (code, pid, uid) {seen:?}, \
+                 expected {want:?}",
+                s.pid, s.uid, s.euid, s.errors
+            ),
+            "tgkill's si_uid is filled by the kernel with the sender's real uid",
+        )));
+    }
+    Ok(Ok(format!("real uid 65534 (euid 0): si_uid {}", s.uid)))
+}
+
+/// The verdict and detail of a `signal-uid` that saw nothing wrong: a pass as root, a
+/// skip otherwise (the uid parts did not run).
+fn uid_verdict(root: bool) -> (Verdict, String) {
+    if root {
+        (
+            Verdict::Pass,
+            "peers dropped to uid/gid 65534 after exec; kill and sigqueue with signal 0 \
+             (the permission check), the thread-directed forms with a real signal to a \
+             thread that blocks it"
+                .to_string(),
+        )
+    } else {
+        (
+            Verdict::Skipped,
+            format!(
+                "uid part not run: needs root to run the peer as uid 65534 (running as uid \
+                 {})",
+                geteuid()
+            ),
+        )
+    }
 }
 
 /// A first peer sends on a signal link, then a second peer (same uid, so the kernel lets
@@ -745,118 +809,40 @@ fn sender_lock(ctx: &Ctx<'_>) -> Result<std::result::Result<String, String>> {
     )))
 }
 
+/// The property: hostile peers on the memfd of a `shm` link: resizing it is refused
+/// and the ring works on; garbage in a record header is an error naming the value.
 fn shm_seal(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "access-shm-seal";
     let declared = "sealed against shrink and grow; the header is validated";
     let run = || -> Result<PropertyResult> {
+        let fail = |(observed, detail): (String, &str)| {
+            Ok(result(
+                name,
+                declared,
+                observed,
+                Verdict::Fail,
+                detail.into(),
+            ))
+        };
         // 1. A hostile peer tries to resize the memfd it inherited.
         let mut link = ctx.transport.open(&Config::default())?;
-        let own = link
-            .peer
-            .fds
-            .first()
-            .ok_or_else(|| Error::Protocol("shm: the link has no descriptor for the peer".into()))?
-            .try_clone()
-            .map_err(|e| Error::io("dup the memfd", e))?;
-        let size = |fd: &OwnedFd| {
-            nix::sys::stat::fstat(fd.as_fd())
-                .map(|s| s.st_size)
-                .map_err(|e| Error::sys("fstat the memfd", e))
+        let (before, tries_text) = match resize_refused(ctx, name, &link)? {
+            Ok(x) => x,
+            Err(f) => return fail(f),
         };
-        let before = size(&own)?;
-        let dup = own.try_clone().map_err(|e| Error::io("dup the memfd", e))?;
-        let mut hostile = detached(ctx, name, vec![dup], &PeerOptions::default())?;
-        hostile.command(&Cmd::Hostile {
-            act: HostileAct::Resize,
-        })?;
-        let tries = match hostile.expect(Instant::now() + ctx.timeout, "resize")? {
-            Event::Hostile { results } => results,
-            other => return Err(Error::Peer(format!("expected hostile, got {other:?}"))),
-        };
-        hostile.finish(Instant::now() + ctx.timeout)?;
-        let after = size(&own)?;
-        let refused = |(_, e): &(String, Option<ErrorReport>)| {
-            e.as_ref()
-                .is_some_and(|e| e.errno == Some(Errno::EPERM as i32))
-        };
-        let tries_text: Vec<String> = tries
-            .iter()
-            .map(|(op, e)| match e {
-                Some(e) => e.message.clone(),
-                None => format!("{op}: succeeded"),
-            })
-            .collect();
-        if after != before || !tries.iter().all(refused) {
-            // Not a page is touched: a shrunk mapping would SIGBUS this process.
-            return Ok(result(
-                name,
-                declared,
-                format!(
-                    "the peer resized the memfd from {before} to {after} bytes: {tries_text:?}"
-                ),
-                Verdict::Fail,
-                "F_SEAL_SHRINK and F_SEAL_GROW must refuse it (EPERM)".into(),
-            ));
-        }
         // The reader then reads more than the whole ring, touching every page.
-        let peer = PeerProcess::spawn(
-            ctx.launcher,
-            ctx.transport.name(),
-            std::mem::take(&mut link.peer),
-            format!("{} / {name}", ctx.transport.name()),
-            ctx.timeout * 3,
-            &PeerOptions::default(),
-        )?;
-        let mut peer = ready(peer)?;
-        let sizes = vec![128 << 10; (before as usize / (128 << 10)) * 3 / 2 + 1];
-        let obs = receive(ctx, &mut link, &mut peer, 11, &sizes)?;
-        peer.finish(Instant::now() + ctx.timeout)?;
-        if let Some(v) = analyse(11, &sizes, &obs).first() {
-            return Ok(result(
-                name,
-                declared,
-                format!("after the resize attempts, the exchange failed: {v}"),
-                Verdict::Fail,
-                "the ring must work on, every page mapped".into(),
-            ));
-        }
+        let read = match ring_intact(ctx, name, &mut link, before)? {
+            Ok(read) => read,
+            Err(f) => return fail(f),
+        };
         drop(link);
         // 2. A hostile producer writes garbage into the header word of the first record:
         // the reader errs.
         let mut errs = Vec::new();
         for value in [0xdead_beef_dead_beef_u64, 1 << 40, 2] {
-            let mut link = ctx.transport.open(&Config::default())?;
-            let fds = std::mem::take(&mut link.peer.fds);
-            let mut hostile = detached(ctx, name, fds, &PeerOptions::default())?;
-            hostile.command(&Cmd::Hostile {
-                act: HostileAct::Scribble {
-                    field: "record".into(),
-                    value,
-                },
-            })?;
-            match hostile.expect(Instant::now() + ctx.timeout, "scribble")? {
-                Event::Hostile { .. } => {}
-                other => return Err(Error::Peer(format!("expected hostile, got {other:?}"))),
-            }
-            link.local.set_timeout(Some(ctx.timeout))?;
-            let mut buf = Vec::new();
-            let got = link.local.recv(&mut buf);
-            hostile.finish(Instant::now() + ctx.timeout)?;
-            match got {
-                Err(e @ Error::Protocol(_)) if e.to_string().contains(&value.to_string()) => {
-                    errs.push(e.to_string());
-                }
-                other => {
-                    return Ok(result(
-                        name,
-                        declared,
-                        format!(
-                            "record header {value} written by the peer; the reader got {other:?}"
-                        ),
-                        Verdict::Fail,
-                        "a corrupt header must be an error naming the value".into(),
-                    ));
-                }
+            match garbage_header(ctx, name, value)? {
+                Ok(e) => errs.push(e),
+                Err(f) => return fail(f),
             }
         }
         Ok(result(
@@ -866,7 +852,7 @@ fn shm_seal(ctx: &Ctx<'_>) -> PropertyResult {
                 "resize by the peer refused ({}); the reader then read {} bytes intact; a \
                  garbage record header is an error naming it: {}",
                 tries_text.join(", "),
-                sizes.iter().sum::<usize>(),
+                read,
                 errs.join(" | ")
             ),
             Verdict::Pass,
@@ -874,6 +860,113 @@ fn shm_seal(ctx: &Ctx<'_>) -> PropertyResult {
         ))
     };
     run().unwrap_or_else(|e| could_not_run(name, declared, e))
+}
+
+/// The size of the memfd `fd`.
+fn memfd_size(fd: &OwnedFd) -> Result<i64> {
+    nix::sys::stat::fstat(fd.as_fd())
+        .map(|s| s.st_size)
+        .map_err(|e| Error::sys("fstat the memfd", e))
+}
+
+/// Step 1 of `access-shm-seal`: a hostile peer given a duplicate of the memfd of `link`
+/// tries to resize it; every try must give EPERM and the size stay. Returns the size and
+/// what each try returned.
+fn resize_refused(ctx: &Ctx<'_>, name: &str, link: &Link) -> Result<Check<(i64, Vec<String>)>> {
+    let own = link
+        .peer
+        .fds
+        .first()
+        .ok_or_else(|| Error::Protocol("shm: the link has no descriptor for the peer".into()))?
+        .try_clone()
+        .map_err(|e| Error::io("dup the memfd", e))?;
+    let before = memfd_size(&own)?;
+    let dup = own.try_clone().map_err(|e| Error::io("dup the memfd", e))?;
+    let mut hostile = detached(ctx, name, vec![dup], &PeerOptions::default())?;
+    hostile.command(&Cmd::Hostile {
+        act: HostileAct::Resize,
+    })?;
+    let tries = match hostile.expect(Instant::now() + ctx.timeout, "resize")? {
+        Event::Hostile { results } => results,
+        other => return Err(Error::Peer(format!("expected hostile, got {other:?}"))),
+    };
+    hostile.finish(Instant::now() + ctx.timeout)?;
+    let after = memfd_size(&own)?;
+    let refused = |(_, e): &(String, Option<ErrorReport>)| {
+        e.as_ref()
+            .is_some_and(|e| e.errno == Some(Errno::EPERM as i32))
+    };
+    let tries_text: Vec<String> = tries
+        .iter()
+        .map(|(op, e)| match e {
+            Some(e) => e.message.clone(),
+            None => format!("{op}: succeeded"),
+        })
+        .collect();
+    if after != before || !tries.iter().all(refused) {
+        // Not a page is touched: a shrunk mapping would SIGBUS this process.
+        return Ok(Err((
+            format!("the peer resized the memfd from {before} to {after} bytes: {tries_text:?}"),
+            "F_SEAL_SHRINK and F_SEAL_GROW must refuse it (EPERM)",
+        )));
+    }
+    Ok(Ok((before, tries_text)))
+}
+
+/// After step 1: the peer of `link` sends one and a half times the ring of `before`
+/// bytes, in 128 KiB messages; all must arrive intact. Returns the bytes read.
+fn ring_intact(ctx: &Ctx<'_>, name: &str, link: &mut Link, before: i64) -> Result<Check<usize>> {
+    let peer = PeerProcess::spawn(
+        ctx.launcher,
+        ctx.transport.name(),
+        std::mem::take(&mut link.peer),
+        format!("{} / {name}", ctx.transport.name()),
+        ctx.timeout * 3,
+        &PeerOptions::default(),
+    )?;
+    let mut peer = ready(peer)?;
+    let sizes = vec![128 << 10; (before as usize / (128 << 10)) * 3 / 2 + 1];
+    let obs = receive(ctx, link, &mut peer, 11, &sizes)?;
+    peer.finish(Instant::now() + ctx.timeout)?;
+    if let Some(v) = analyse(11, &sizes, &obs).first() {
+        return Ok(Err((
+            format!("after the resize attempts, the exchange failed: {v}"),
+            "the ring must work on, every page mapped",
+        )));
+    }
+    Ok(Ok(sizes.iter().sum::<usize>()))
+}
+
+/// Step 2 of `access-shm-seal`: on a fresh link, a hostile producer writes `value` into
+/// the header of the first record; the reader must fail with an [`Error::Protocol`]
+/// naming it. Returns that error's text.
+fn garbage_header(ctx: &Ctx<'_>, name: &str, value: u64) -> Result<Check<String>> {
+    let mut link = ctx.transport.open(&Config::default())?;
+    let fds = std::mem::take(&mut link.peer.fds);
+    let mut hostile = detached(ctx, name, fds, &PeerOptions::default())?;
+    hostile.command(&Cmd::Hostile {
+        act: HostileAct::Scribble {
+            field: "record".into(),
+            value,
+        },
+    })?;
+    match hostile.expect(Instant::now() + ctx.timeout, "scribble")? {
+        Event::Hostile { .. } => {}
+        other => return Err(Error::Peer(format!("expected hostile, got {other:?}"))),
+    }
+    link.local.set_timeout(Some(ctx.timeout))?;
+    let mut buf = Vec::new();
+    let got = link.local.recv(&mut buf);
+    hostile.finish(Instant::now() + ctx.timeout)?;
+    match got {
+        Err(e @ Error::Protocol(_)) if e.to_string().contains(&value.to_string()) => {
+            Ok(Ok(e.to_string()))
+        }
+        other => Ok(Err((
+            format!("record header {value} written by the peer; the reader got {other:?}"),
+            "a corrupt header must be an error naming the value",
+        ))),
+    }
 }
 
 /// The peer's side of [`Cmd::Signal`].

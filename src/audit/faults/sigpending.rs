@@ -163,13 +163,7 @@ fn sigpending_stage(
         )));
     }
     let received = obs.received.len();
-    let v = analyse(seed, &vec![size; accepted], &obs);
-    let bad: Vec<String> = v
-        .iter()
-        .filter(|v| v.kind.declared_by(&ctx.transport.guarantees()) || v.kind != Kind::Loss)
-        .take(3)
-        .map(|v| v.to_string())
-        .collect();
+    let bad = stage_violations(ctx, seed, &vec![size; accepted], &obs);
     if !bad.is_empty() {
         return Ok(Err((
             Verdict::Fail,
@@ -186,6 +180,23 @@ fn sigpending_stage(
         error.map(|e| e.message),
         received,
     )))
+}
+
+/// Up to 3 of what went wrong with the `sizes` accepted of case `seed`: every violation
+/// but a loss the transport does not promise against.
+#[cfg(target_os = "linux")]
+fn stage_violations(
+    ctx: &Ctx<'_>,
+    seed: u64,
+    sizes: &[usize],
+    obs: &crate::audit::exchange::Observation,
+) -> Vec<String> {
+    analyse(seed, sizes, obs)
+        .iter()
+        .filter(|v| v.kind.declared_by(&ctx.transport.guarantees()) || v.kind != Kind::Loss)
+        .take(3)
+        .map(|v| v.to_string())
+        .collect()
 }
 
 #[cfg(target_os = "linux")]
