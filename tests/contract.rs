@@ -38,6 +38,8 @@ use ipc_audit::transport::{
 const LONG: Duration = Duration::from_secs(5);
 /// The timeout of a wait that should time out.
 const SHORT: Duration = Duration::from_millis(30);
+/// The bound of one contract test.
+const TEST_LIMIT: Duration = Duration::from_secs(60);
 
 /// A link with both ends in this process, timeouts set, and the temporary directory its
 /// named objects live in (removed last).
@@ -87,19 +89,24 @@ fn pair(t: &dyn Transport) -> Pair {
 }
 
 /// Runs `f` on a thread and waits for it at most `limit`: a call that ignores its
-/// timeout fails the contract instead of hanging it (the thread is left behind).
+/// timeout fails the contract instead of hanging it (the thread is left behind). A
+/// panic of `f` is passed on.
 fn within<R: Send + 'static>(
     limit: Duration,
     what: &str,
     f: impl FnOnce() -> R + Send + 'static,
 ) -> R {
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         let _ = tx.send(f());
     });
     match rx.recv_timeout(limit) {
         Ok(r) => r,
-        Err(_) => panic!("{what} did not return within {limit:?}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the thread sent nothing and did not panic"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what} did not return within {limit:?}"),
     }
 }
 
@@ -595,19 +602,32 @@ fn short_receive(t: &dyn Transport) -> Option<Short> {
 
 /// One line per transport: every contract function as a test in a module named after
 /// the transport, and a test that the lines cover every name of `transport::all()`.
+/// Every contract function as a test, in a module named after the transport; the whole
+/// test bounded by a minute, so that a wait that ignores its deadline fails it.
+macro_rules! contract {
+    ($module:ident, $transport:expr) => {
+        contract!(@ $module, $transport,
+            max_message_round_trip, configured_max_is_exact, messages_arrive_whole,
+            short_buffer_reports_real_length, recv_times_out, nonblocking_recv_would_block,
+            named_objects_have_the_mode_and_go);
+    };
+    (@ $module:ident, $transport:expr, $($f:ident),*) => {
+        mod $module {
+            $(
+                #[test]
+                fn $f() {
+                    super::within(super::TEST_LIMIT, stringify!($f), || super::$f(&$transport));
+                }
+            )*
+        }
+    };
+}
+
+/// One [`contract!`] per line, and a test that the lines cover every name of
+/// `transport::all()`.
 macro_rules! contracts {
     ($($module:ident => $transport:expr,)*) => {
-        $(
-            mod $module {
-                #[test] fn max_message_round_trip() { super::max_message_round_trip(&$transport) }
-                #[test] fn configured_max_is_exact() { super::configured_max_is_exact(&$transport) }
-                #[test] fn messages_arrive_whole() { super::messages_arrive_whole(&$transport) }
-                #[test] fn short_buffer_reports_real_length() { super::short_buffer_reports_real_length(&$transport) }
-                #[test] fn recv_times_out() { super::recv_times_out(&$transport) }
-                #[test] fn nonblocking_recv_would_block() { super::nonblocking_recv_would_block(&$transport) }
-                #[test] fn named_objects_have_the_mode_and_go() { super::named_objects_have_the_mode_and_go(&$transport) }
-            }
-        )*
+        $(contract!($module, $transport);)*
 
         #[test]
         fn every_transport_has_a_contract_line() {
