@@ -12,19 +12,26 @@
 //! names, and are removed by the link's guard (`named_objects_have_the_mode_and_go`
 //! checks that).
 //!
-//! Controls (each contract was seen to fail against a broken transport, then the break
-//! was reverted; not kept, see tests/controls.rs for the audit's kept controls):
-//! - `short_buffer_reports_real_length`: `DatagramEndpoint::recv_into` returning
-//!   `Ok(buf.len())` instead of `Error::Truncated` when MSG_TRUNC is set (a silent cut):
-//!   uds_dgram, udp and uds_seqpacket fail with "a message of 100 bytes received into
-//!   10 bytes must be Truncated, got Ok(10)".
-//! - `recv_times_out`: the datagram endpoint's `set_timeout` ignoring its argument (every
-//!   wait forever): the three datagram transports fail with "recv did not return within
-//!   2s", and `max_message_round_trip` still passes.
-//! - `max_message_round_trip` / `configured_max_is_exact`: uds-dgram's `send` without its
-//!   own size check and a max one byte too large: "a message of max + 1 bytes must be
-//!   TooLarge".
-//! - `every_transport_has_a_contract_line`: a line removed from `contracts!`.
+//! Controls: each contract was seen to fail against a broken transport, then the break
+//! was reverted (not kept; tests/controls.rs holds the audit's kept controls). All in
+//! src/transport/datagram.rs (uds-dgram, udp, uds-seqpacket fail; the rest pass) but
+//! the last two:
+//! - `short_buffer_reports_real_length`: `recv_into` returning `Ok(buf.len())` where
+//!   MSG_TRUNC said the datagram was cut: "uds-dgram: a message of 100 bytes received
+//!   into 10 bytes must be Truncated, got Ok(10)".
+//! - `max_message_round_trip`, `configured_max_is_exact`: `send` refusing at
+//!   `len >= max` (off by one): "uds-dgram: send of the declared maximum 212960: message
+//!   of 212960 bytes exceeds the maximum of 212960 bytes".
+//! - `nonblocking_recv_would_block`: `set_nonblocking` ignoring its argument: "... must
+//!   be WouldBlock, got Err(Timeout { .. })".
+//! - `recv_times_out`: `set_timeout` ignoring its argument (every wait forever): "udp
+//!   (local): recv with a 30ms timeout did not return within 2s"; `messages_arrive_whole`
+//!   then fails by the one-minute bound of every test.
+//! - `named_objects_have_the_mode_and_go`: `named::chmod` applying `mode & 0o755`: the
+//!   six transports with a path (fifo, uds-stream, uds-dgram, uds-seqpacket, file,
+//!   semaphore) fail on "mode of PATH".
+//! - `every_transport_has_a_contract_line`: the semaphore line removed: "no contract
+//!   line for semaphore".
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -206,7 +213,9 @@ fn configured_max_is_exact(t: &dyn Transport) {
                 MAX + 1
             ),
         }
-        tx.send(&pattern(MAX)).unwrap();
+        tx.send(&pattern(MAX)).unwrap_or_else(|e| {
+            panic!("{name} ({dir}): send of the configured maximum {MAX}: {e}")
+        });
         let mut buf = Vec::new();
         assert_eq!(rx.recv(&mut buf).unwrap(), MAX, "{name} ({dir})");
         assert_eq!(buf, pattern(MAX), "{name} ({dir})");
@@ -364,7 +373,8 @@ fn recv_times_out(t: &dyn Transport) {
     for (which, end) in ends {
         end.set_timeout(Some(SHORT)).unwrap();
         let mut e = std::mem::replace(end, Box::new(Nothing));
-        let (e, r, took) = within(Duration::from_secs(2), "recv", move || {
+        let what = format!("{name} ({which}): recv with a {SHORT:?} timeout");
+        let (e, r, took) = within(Duration::from_secs(2), &what, move || {
             let t0 = Instant::now();
             let r = e.recv(&mut Vec::new());
             (e, r, t0.elapsed())
