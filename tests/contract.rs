@@ -530,6 +530,15 @@ struct Short {
     _keep: Vec<Box<dyn std::any::Any>>,
 }
 
+/// A sender, a receiver with a bounded receive, (keeps, tells_len) of [`Short`], and
+/// what must live as long as the link.
+type ShortEnds = (
+    Box<dyn Endpoint>,
+    Box<dyn ShortRecv>,
+    (bool, bool),
+    Box<dyn std::any::Any>,
+);
+
 /// The bounded receive of a transport with native boundaries, by its public API; `None`
 /// where it has none. A new transport with native boundaries must be listed here.
 // The five datagram ends differ in type; the tuple names what each case yields.
@@ -541,59 +550,36 @@ fn short_receive(t: &dyn Transport) -> Option<Short> {
     };
     let dir = tempdir();
     let cfg = Config::default().with_dir(dir.path());
-    let timeouts = |e: &mut dyn Endpoint| e.set_timeout(Some(LONG)).unwrap();
-    let (mut tx, mut rx, keeps, tells_len, keep): (
-        Box<dyn Endpoint>,
-        Box<dyn ShortRecv>,
-        _,
-        _,
-        Box<dyn std::any::Any>,
-    ) = match t.name() {
+    // Sockets consume a cut datagram and tell its length; the queues keep the message
+    // and do not.
+    let socket = (false, true);
+    let queue = (true, false);
+    let (mut tx, mut rx, (keeps, tells_len), guard): ShortEnds = match t.name() {
         "uds-dgram" => {
             let (rx, peer, g) = UdsDgram.open_concrete(&cfg).unwrap();
-            (
-                Box::new(UdsDgram.attach_concrete(peer).unwrap()),
-                Box::new(rx),
-                false,
-                true,
-                Box::new(g),
-            )
+            let tx = UdsDgram.attach_concrete(peer).unwrap();
+            (Box::new(tx), Box::new(rx), socket, Box::new(g))
         }
         "udp" => {
             let (rx, peer) = Udp.open_concrete(&cfg).unwrap();
-            (
-                Box::new(Udp.attach_concrete(peer).unwrap()),
-                Box::new(rx),
-                false,
-                true,
-                Box::new(()),
-            )
+            let tx = Udp.attach_concrete(peer).unwrap();
+            (Box::new(tx), Box::new(rx), socket, Box::new(()))
         }
         "uds-seqpacket" => {
             // Duplex: the local end sends, the peer's (concrete) end receives.
             let link = UdsSeqpacket.open(&cfg).unwrap();
             let rx = UdsSeqpacket.attach_concrete(link.peer).unwrap();
-            (link.local, Box::new(rx), false, true, Box::new(link.guard))
+            (link.local, Box::new(rx), socket, Box::new(link.guard))
         }
         "sysv-mq" => {
             let (rx, peer, g) = SysvMq.open_concrete(&cfg).unwrap();
-            (
-                Box::new(SysvMq.attach_concrete(peer).unwrap()),
-                Box::new(rx),
-                true,
-                false,
-                Box::new(g),
-            )
+            let tx = SysvMq.attach_concrete(peer).unwrap();
+            (Box::new(tx), Box::new(rx), queue, Box::new(g))
         }
         "posix-mq" => {
             let (rx, peer, g) = PosixMq.open_concrete(&cfg).unwrap();
-            (
-                Box::new(PosixMq.attach_concrete(peer).unwrap()),
-                Box::new(rx),
-                true,
-                false,
-                Box::new(g),
-            )
+            let tx = PosixMq.attach_concrete(peer).unwrap();
+            (Box::new(tx), Box::new(rx), queue, Box::new(g))
         }
         // The ring's records: `recv` sizes the buffer; nothing receives into less.
         "shm" => return None,
@@ -601,14 +587,14 @@ fn short_receive(t: &dyn Transport) -> Option<Short> {
             "{other}: native boundaries; say in short_receive how it receives into a short buffer"
         ),
     };
-    timeouts(&mut *tx);
+    tx.set_timeout(Some(LONG)).unwrap();
     rx.set_timeout(Some(LONG)).unwrap();
     Some(Short {
         tx,
         rx,
         keeps,
         tells_len,
-        _keep: vec![keep, Box::new(dir)],
+        _keep: vec![guard, Box::new(dir)],
     })
 }
 

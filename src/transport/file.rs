@@ -476,38 +476,6 @@ mod tests {
     }
 
     #[test]
-    fn oversize_is_refused_naming_the_limit() {
-        let (mut rx, mut tx, _d, _) =
-            pair(FileLog::default(), &Config::default().with_max_message(64));
-        let e = tx.send(&[0u8; 65]).unwrap_err();
-        assert!(matches!(e, Error::TooLarge { len: 65, max: 64 }), "{e}");
-        tx.send(&[1u8; 64]).unwrap();
-        let mut buf = Vec::new();
-        assert_eq!(rx.recv(&mut buf).unwrap(), 64);
-    }
-
-    #[test]
-    fn recv_times_out_on_an_empty_file() {
-        let (mut rx, _tx, _d, _) = pair(FileLog::default(), &Config::default());
-        rx.set_timeout(Some(Duration::from_millis(20))).unwrap();
-        let mut buf = Vec::new();
-        assert!(matches!(rx.recv(&mut buf), Err(Error::Timeout { .. })));
-    }
-
-    #[test]
-    fn mode_is_exact_and_directory_removed() {
-        use std::os::unix::fs::PermissionsExt;
-        for mode in [0o600, 0o640, 0o666] {
-            let (rx, tx, d, path) = pair(FileLog::default(), &Config::default().with_mode(mode));
-            let m = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(m & 0o777, mode);
-            drop((rx, tx, d));
-            assert!(!Path::new(&path).exists());
-            assert!(!Path::new(&path).parent().unwrap().exists());
-        }
-    }
-
-    #[test]
     fn bad_info_is_refused() {
         for info in ["", "10", "10 2 /x", "x 0 /x"] {
             let e = FileLog::default()

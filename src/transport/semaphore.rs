@@ -361,20 +361,6 @@ mod tests {
     }
 
     #[test]
-    fn mode_is_exact_and_guard_removes_the_name() {
-        use std::os::unix::fs::PermissionsExt;
-        for mode in [0o600, 0o640, 0o666] {
-            let (w, p, g) = pair(&Config::default().with_mode(mode));
-            let path = format!("/dev/shm/sem.{}", &g.name()[1..]);
-            let m = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(m & 0o777, mode);
-            drop(g);
-            assert!(!std::path::Path::new(&path).exists(), "{path} left behind");
-            drop((w, p));
-        }
-    }
-
-    #[test]
     fn bad_and_missing_names_are_named() {
         for (name, needle) in [("noslash", "noslash"), ("/a/b", "/a/b"), ("/", "\"/\"")] {
             let e = validate_name(name).unwrap_err();

@@ -112,29 +112,6 @@ mod tests {
     }
 
     #[test]
-    fn duplex_framed() {
-        let (mut a, mut b) = pair(&Config::default());
-        let mut buf = Vec::new();
-        b.send(b"").unwrap();
-        b.send(b"hello").unwrap();
-        assert_eq!(a.recv(&mut buf).unwrap(), 0);
-        assert_eq!(a.recv(&mut buf).unwrap(), 5);
-        assert_eq!(buf, b"hello");
-        a.send(b"back").unwrap();
-        assert_eq!(b.recv(&mut buf).unwrap(), 4);
-    }
-
-    #[test]
-    fn oversize_names_the_limit_and_link_survives() {
-        let (mut a, mut b) = pair(&Config::default().with_max_message(100));
-        let e = b.send(&[0u8; 101]).unwrap_err();
-        assert!(matches!(e, Error::TooLarge { len: 101, max: 100 }), "{e}");
-        b.send(&[1u8; 100]).unwrap();
-        let mut buf = Vec::new();
-        assert_eq!(a.recv(&mut buf).unwrap(), 100);
-    }
-
-    #[test]
     fn timeout_and_close() {
         let (mut a, b) = pair(&Config::default());
         let mut buf = Vec::new();

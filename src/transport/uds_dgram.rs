@@ -180,40 +180,6 @@ mod tests {
     }
 
     #[test]
-    fn send_recv_keeps_boundaries_and_empty_messages() {
-        let (mut rx, mut tx, _g, _) = pair();
-        rx.set_timeout(Some(Duration::from_secs(5))).unwrap();
-        for m in [&b"one"[..], b"", b"three"] {
-            tx.send(m).unwrap();
-        }
-        let mut buf = Vec::new();
-        for m in [&b"one"[..], b"", b"three"] {
-            let n = rx.recv(&mut buf).unwrap();
-            assert_eq!(&buf[..n], m);
-        }
-    }
-
-    #[test]
-    fn max_is_measured_and_exact() {
-        let (mut rx, mut tx, _g, _) = pair();
-        rx.set_timeout(Some(Duration::from_secs(5))).unwrap();
-        tx.set_timeout(Some(Duration::from_secs(5))).unwrap();
-        let max = tx.max_message();
-        assert_eq!(max, UdsDgram::max_message());
-        let big = vec![7u8; max];
-        tx.send(&big).unwrap();
-        let mut buf = Vec::new();
-        assert_eq!(rx.recv(&mut buf).unwrap(), max);
-        assert_eq!(buf, big);
-        match tx.send(&vec![0u8; max + 1]) {
-            Err(Error::TooLarge { len, max: m }) => assert_eq!((len, m), (max + 1, max)),
-            other => panic!("expected TooLarge, got {other:?}"),
-        }
-        tx.send(b"still works").unwrap();
-        assert_eq!(rx.recv(&mut buf).unwrap(), 11);
-    }
-
-    #[test]
     fn kernel_refuses_one_byte_over_the_declared_max() {
         // The declared maximum is the kernel's, not a guess: one byte more is refused by
         // the kernel itself (bypassing our own check).
@@ -227,32 +193,6 @@ mod tests {
             nix::sys::socket::MsgFlags::MSG_DONTWAIT,
         );
         assert_eq!(r, Err(nix::errno::Errno::EMSGSIZE));
-    }
-
-    #[test]
-    fn short_buffer_is_an_error_with_the_real_length() {
-        let (mut rx, mut tx, _g, _) = pair();
-        rx.set_timeout(Some(Duration::from_secs(5))).unwrap();
-        tx.send(&[1u8; 100]).unwrap();
-        let mut small = [0u8; 10];
-        match rx.recv_into(&mut small) {
-            Err(Error::Truncated {
-                buf: 10,
-                len: Some(100),
-            }) => {}
-            other => panic!("expected Truncated, got {other:?}"),
-        }
-        tx.send(b"next").unwrap();
-        let mut buf = Vec::new();
-        assert_eq!(rx.recv(&mut buf).unwrap(), 4);
-    }
-
-    #[test]
-    fn recv_times_out() {
-        let (mut rx, _tx, _g, _) = pair();
-        rx.set_timeout(Some(Duration::from_millis(20))).unwrap();
-        let mut buf = Vec::new();
-        assert!(matches!(rx.recv(&mut buf), Err(Error::Timeout { .. })));
     }
 
     #[test]
@@ -275,18 +215,6 @@ mod tests {
             assert_eq!(buf, i.to_le_bytes());
         }
         assert!(matches!(rx.recv(&mut buf), Err(Error::Timeout { .. })));
-    }
-
-    #[test]
-    fn mode_is_exact_and_path_removed() {
-        use std::os::unix::fs::PermissionsExt;
-        let (rx, tx, g, info) = pair();
-        let path = std::path::PathBuf::from(info.split_once(' ').unwrap().1);
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        drop((rx, tx, g));
-        assert!(!path.exists());
-        assert!(!path.parent().unwrap().exists());
     }
 
     #[test]
