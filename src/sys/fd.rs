@@ -96,11 +96,13 @@ pub fn recv_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<(usize, Vec
             Err(e) => return Err(e),
         }
     };
-    // SAFETY: the kernel just installed each of these descriptors in this process for
-    // this message; nothing else owns them.
     let fds: Vec<OwnedFd> = raws
         .into_iter()
-        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .map(|fd| {
+            // SAFETY: the kernel just installed this descriptor in this process for
+            // this message; nothing else owns it.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        })
         .collect();
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     for fd in &fds {
