@@ -778,7 +778,30 @@ fn sender_lock(ctx: &Ctx<'_>) -> Result<std::result::Result<String, String>> {
     }
     let intruder = second.pid();
     second.finish(Instant::now() + ctx.timeout)?;
-    // Its chunks are pending for the receiving thread now; read until quiet.
+    let (refused, delivered, other) = drain_intruder(&mut link, intruder)?;
+    // Positive control: the link still works for its sender.
+    let after = check(&mut link, &mut first, 3)?;
+    first.finish(Instant::now() + ctx.timeout)?;
+    if delivered > 0 || refused == 0 || !other.is_empty() || after.is_some() {
+        return Ok(Err(format!(
+            "second sender {intruder}: {delivered} messages delivered, {refused} chunks \
+             refused, other errors {other:?}; the first sender afterwards: {}",
+            after.as_deref().unwrap_or("ok")
+        )));
+    }
+    Ok(Ok(format!(
+        "second sender {intruder}: {refused} chunks refused (Error::Corrupt naming the pid), \
+         nothing delivered; the first sender's next message arrived"
+    )))
+}
+
+/// Reads what the second sender `intruder` left pending until the link is quiet:
+/// (chunks refused as [`Error::Corrupt`] naming its pid, messages delivered, other
+/// errors).
+fn drain_intruder(
+    link: &mut crate::transport::Link,
+    intruder: u32,
+) -> Result<(usize, usize, Vec<String>)> {
     link.local.set_timeout(Some(Duration::from_millis(200)))?;
     let (mut refused, mut delivered, mut other) = (0, 0, Vec::new());
     let mut buf = Vec::new();
@@ -794,23 +817,10 @@ fn sender_lock(ctx: &Ctx<'_>) -> Result<std::result::Result<String, String>> {
             Err(e) => other.push(e.to_string()),
         }
         if refused + delivered + other.len() > 64 {
-            break;
+            return Ok((refused, delivered, other));
         }
     }
-    // Positive control: the link still works for its sender.
-    let after = check(&mut link, &mut first, 3)?;
-    first.finish(Instant::now() + ctx.timeout)?;
-    if delivered > 0 || refused == 0 || !other.is_empty() || after.is_some() {
-        return Ok(Err(format!(
-            "second sender {intruder}: {delivered} messages delivered, {refused} chunks \
-             refused, other errors {other:?}; the first sender afterwards: {}",
-            after.as_deref().unwrap_or("ok")
-        )));
-    }
-    Ok(Ok(format!(
-        "second sender {intruder}: {refused} chunks refused (Error::Corrupt naming the pid), nothing \
-         delivered; the first sender's next message arrived"
-    )))
+    Ok((refused, delivered, other))
 }
 
 /// The property: hostile peers on the memfd of a `shm` link: resizing it is refused
