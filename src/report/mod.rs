@@ -25,6 +25,8 @@ use crate::audit::{Auditor, TransportReport, Verdict};
 use crate::peer::PeerLauncher;
 mod latency;
 #[cfg(feature = "cli")]
+mod html;
+#[cfg(feature = "cli")]
 mod svg;
 
 use crate::measure::{self, Floor, FloorKind, Latency, LatencyOptions, Pin, Throughput};
