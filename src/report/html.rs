@@ -205,7 +205,8 @@ impl Table {
         out.push('\n');
     }
 
-    /// Transport x property, each verdict explained on hover and linked to its row.
+    /// Property x transport (one column per transport, so that the page stays narrow),
+    /// each verdict explained on hover and linked to its detail row.
     fn html_matrix(&self, out: &mut String) {
         let mut props: Vec<&str> = Vec::new();
         for p in self.rows.iter().flat_map(|r| &r.audit.properties) {
@@ -215,32 +216,21 @@ impl Table {
         }
         out.push_str("<h2 id=\"audit\">The audit matrix</h2><p class=\"small\">Hover over a \
             verdict for what was declared and observed; click it for the detail row.</p>\
-            <table class=\"matrix\"><thead><tr><th>Method</th>");
-        for p in &props {
-            let _ = write!(out, "<th>{}</th>", escape(p));
-        }
-        out.push_str("</tr></thead><tbody>\n");
+            <table class=\"matrix\"><thead><tr><th>Property</th>");
         for r in &self.rows {
             let _ = write!(
                 out,
-                "<tr><th><a href=\"#{}\">{}</a></th>",
+                "<th><a href=\"#{}\">{}</a></th>",
                 evidence_id(&r.method, "method"),
                 escape(&r.method)
             );
-            for p in &props {
+        }
+        out.push_str("</tr></thead><tbody>\n");
+        for p in &props {
+            let _ = write!(out, "<tr><th>{}</th>", escape(p));
+            for r in &self.rows {
                 match r.audit.properties.iter().find(|x| x.property == *p) {
-                    Some(x) => {
-                        let _ = write!(
-                            out,
-                            "<td class=\"{}\"><a href=\"#{}\" title=\"declared: {}&#10;observed: {}&#10;{}\">{}</a></td>",
-                            verdict_class(x.verdict),
-                            audit_id(&r.method, p),
-                            escape(&x.declared),
-                            escape(&x.observed),
-                            escape(&x.detail),
-                            x.verdict.as_str()
-                        );
-                    }
+                    Some(x) => matrix_cell(out, &r.method, x),
                     None => out.push_str("<td title=\"not in this transport's audit\">–</td>"),
                 }
             }
@@ -366,6 +356,20 @@ impl Table {
     }
 }
 
+/// One verdict of the audit matrix, explained on hover, linked to its detail row.
+fn matrix_cell(out: &mut String, method: &str, x: &PropertyResult) {
+    let _ = write!(
+        out,
+        "<td class=\"{}\"><a href=\"#{}\" title=\"declared: {}&#10;observed: {}&#10;{}\">{}</a></td>",
+        verdict_class(x.verdict),
+        audit_id(method, &x.property),
+        escape(&x.declared),
+        escape(&x.observed),
+        escape(&x.detail),
+        x.verdict.as_str()
+    );
+}
+
 /// One pinning's round trips: the numbers, the histogram, the floor and the command.
 fn latency_one(out: &mut String, l: &Latency, floor: Option<&Floor>) {
     let _ = write!(
@@ -437,7 +441,7 @@ fn histogram_svg(out: &mut String, s: &Stats) {
         return;
     }
     let total: u64 = s.buckets.iter().map(|b| b[1]).sum::<u64>().max(1);
-    let (w, h, bar) = (28usize, 80.0f64, 24usize);
+    let (w, h, bar) = (40usize, 80.0f64, 34usize);
     let width = w * s.buckets.len() + 8;
     let _ = write!(
         out,
@@ -452,7 +456,7 @@ fn histogram_svg(out: &mut String, s: &Stats) {
             out,
             "<rect x=\"{x}\" y=\"{:.1}\" width=\"{bar}\" height=\"{bh:.1}\" fill=\"#4a6fd8\">\
              <title>up to {}: {} round trips ({:.1}%)</title></rect>\
-             <text x=\"{}\" y=\"112\" font-size=\"8\" text-anchor=\"middle\">{}</text>",
+             <text x=\"{}\" y=\"112\" font-size=\"9\" text-anchor=\"middle\">{}</text>",
             10.0 + h - bh,
             duration_ns(b[0] as f64),
             b[1],
