@@ -49,7 +49,9 @@ fn broken_links(page: &str) -> (Vec<String>, Vec<String>) {
 
 /// The cells of the comparison table, as their inner HTML.
 fn table_cells(page: &str) -> Vec<&str> {
-    let start = page.find("<table id=\"table\">").expect("the comparison table");
+    let start = page
+        .find("<table id=\"table\">")
+        .expect("the comparison table");
     let body = &page[start..];
     let body = &body[..body.find("</table>").expect("table closed")];
     body.split("<td>")
@@ -65,7 +67,10 @@ fn every_cell_links_to_evidence_that_exists() {
     let cells = table_cells(&page);
     assert_eq!(cells.len(), 7 * t.rows.len(), "7 cells per method");
     for c in &cells {
-        assert!(c.starts_with("<a href=\"#ev-"), "cell without evidence link: {c}");
+        assert!(
+            c.starts_with("<a href=\"#ev-"),
+            "cell without evidence link: {c}"
+        );
     }
     let (missing, twice) = broken_links(&page);
     assert!(missing.is_empty(), "links to no element: {missing:?}");
@@ -105,7 +110,10 @@ fn the_page_is_self_contained_and_under_one_mebibyte_for_every_transport() {
     let page = t.to_html();
     assert!(page.len() < 1 << 20, "page of {} bytes", page.len());
     let (missing, twice) = broken_links(&page);
-    assert!(missing.is_empty() && twice.is_empty(), "{missing:?} {twice:?}");
+    assert!(
+        missing.is_empty() && twice.is_empty(),
+        "{missing:?} {twice:?}"
+    );
     for needle in ["<script", "<link", "src=", "url(", "@import", "<iframe"] {
         assert!(!page.contains(needle), "page has {needle}");
     }
@@ -156,8 +164,14 @@ fn an_unwritable_out_fails_at_once_naming_the_path() {
         .expect("run ipc-audit");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "stderr: {stderr}");
-    assert!(stderr.contains(&out.display().to_string()), "stderr: {stderr}");
-    assert!(start.elapsed() < Duration::from_secs(5), "it measured first");
+    assert!(
+        stderr.contains(&out.display().to_string()),
+        "stderr: {stderr}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "it measured first"
+    );
     assert!(!out.exists());
 }
 

@@ -187,7 +187,9 @@ impl Table {
             }
             out.push_str("</tr>\n");
         }
-        out.push_str("</tbody></table>\n<p class=\"small\">Every cell links to its evidence.</p>\n");
+        out.push_str(
+            "</tbody></table>\n<p class=\"small\">Every cell links to its evidence.</p>\n",
+        );
     }
 
     /// The latency and throughput charts ([`Table::to_svg`]), inline.
@@ -214,9 +216,11 @@ impl Table {
                 props.push(&p.property);
             }
         }
-        out.push_str("<h2 id=\"audit\">The audit matrix</h2><p class=\"small\">Hover over a \
+        out.push_str(
+            "<h2 id=\"audit\">The audit matrix</h2><p class=\"small\">Hover over a \
             verdict for what was declared and observed; click it for the detail row.</p>\
-            <table class=\"matrix\"><thead><tr><th>Property</th>");
+            <table class=\"matrix\"><thead><tr><th>Property</th>",
+        );
         for r in &self.rows {
             let _ = write!(
                 out,
@@ -241,9 +245,11 @@ impl Table {
 
     /// Every audit result in full, one row each, with the command that reruns it.
     fn html_audit_details(&self, out: &mut String) {
-        out.push_str("<h2 id=\"audit-details\">Audit results</h2><table><thead><tr>\
+        out.push_str(
+            "<h2 id=\"audit-details\">Audit results</h2><table><thead><tr>\
             <th>Method</th><th>Property</th><th>Verdict</th><th>Declared</th><th>Observed</th>\
-            <th>Minimal case, cases run or reason</th><th>Rerun it</th></tr></thead><tbody>\n");
+            <th>Minimal case, cases run or reason</th><th>Rerun it</th></tr></thead><tbody>\n",
+        );
         let cases = cases_flag(self);
         for r in &self.rows {
             for p in &r.audit.properties {
@@ -270,10 +276,12 @@ impl Table {
 
     /// The floors of this run, with their histograms.
     fn html_floors(&self, out: &mut String) {
-        out.push_str("<h2 id=\"floors\">Floors of this run</h2><p class=\"small\">Two \
+        out.push_str(
+            "<h2 id=\"floors\">Floors of this run</h2><p class=\"small\">Two \
             processes hand a word back and forth in shared memory: spinning on a cache line \
             (shm-spin) or sleeping on a futex (shm-futex). The latency ratios are to \
-            shm-futex of the same pinning.</p>\n");
+            shm-futex of the same pinning.</p>\n",
+        );
         for f in &self.floor.details {
             let _ = write!(
                 out,
@@ -287,7 +295,11 @@ impl Table {
             out.push_str("</div>\n");
         }
         for e in &self.floor.errors {
-            let _ = writeln!(out, "<p class=\"err\">floor not measured: {}</p>", escape(e));
+            let _ = writeln!(
+                out,
+                "<p class=\"err\">floor not measured: {}</p>",
+                escape(e)
+            );
         }
     }
 
@@ -489,7 +501,9 @@ fn audit_block(
         escape(cell)
     );
     if results.is_empty() {
-        out.push_str("<p>No audit property behind this cell: it is what the transport declares.</p>");
+        out.push_str(
+            "<p>No audit property behind this cell: it is what the transport declares.</p>",
+        );
     }
     for p in results {
         let _ = write!(
@@ -538,10 +552,14 @@ fn efficiency_block(out: &mut String, r: &Row) {
         escape(&Table::efficiency_cell(r))
     );
     if r.throughput.is_empty() {
-        out.push_str("<p>No throughput measured (a transport that carries no data, or an error below).</p>");
+        out.push_str(
+            "<p>No throughput measured (a transport that carries no data, or an error below).</p>",
+        );
     } else {
-        out.push_str("<table><tr><th>size</th><th>sent</th><th>received</th><th>throughput</th>\
-            <th>messages/s</th><th>CPU/msg</th><th>allocs/msg (receiver + sender)</th></tr>");
+        out.push_str(
+            "<table><tr><th>size</th><th>sent</th><th>received</th><th>throughput</th>\
+            <th>messages/s</th><th>CPU/msg</th><th>allocs/msg (receiver + sender)</th></tr>",
+        );
         for t in &r.throughput {
             throughput_row(out, t);
         }

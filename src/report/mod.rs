@@ -25,13 +25,15 @@ use crate::audit::{Auditor, TransportReport, Verdict};
 use crate::peer::PeerLauncher;
 mod latency;
 #[cfg(feature = "cli")]
-mod html;
-#[cfg(feature = "cli")]
 mod svg;
 
 use crate::measure::{self, Floor, FloorKind, Latency, LatencyOptions, Pin, Throughput};
 use crate::transport::{Access, Boundaries, Config, Guarantees, Ordering, Rendezvous, Transport};
 pub use latency::{LatencyReport, LatencyRow, measure_latency};
+
+/// The report page (`ipc-audit report`): [`Table::to_html`].
+#[cfg(feature = "cli")]
+mod html;
 
 /// How much to measure.
 #[derive(Debug, Clone, PartialEq)]
