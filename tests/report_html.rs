@@ -75,6 +75,16 @@ fn every_cell_links_to_evidence_that_exists() {
     let (missing, twice) = broken_links(&page);
     assert!(missing.is_empty(), "links to no element: {missing:?}");
     assert!(twice.is_empty(), "ids given twice: {twice:?}");
+    for c in &cells {
+        let id = &c["<a href=\"#".len()..c.find("\">").expect("link closed")];
+        let at = page.find(&format!(" id=\"{id}\"")).expect("target exists");
+        let block = &page[at..];
+        let block = &block[..block.find("</div>").unwrap_or(block.len())];
+        assert!(
+            block.contains("<code>ipc-audit "),
+            "the evidence of {id} has no command that reproduces it"
+        );
+    }
     let links = attr_values(&page, "href");
     for r in &t.rows {
         for p in &r.audit.properties {

@@ -311,8 +311,11 @@ impl Table {
             let m = escape(&r.method);
             let _ = write!(
                 out,
-                "<section class=\"ev\" id=\"{}\"><h3>{m}</h3>",
-                evidence_id(&r.method, "method")
+                "<section class=\"ev\" id=\"{}\"><h3>{m}</h3><p>Its row alone: \
+                 <code>ipc-audit report{} {m} --out DIR</code>; its whole audit: \
+                 <code>ipc-audit audit {m}{cases}</code></p>",
+                evidence_id(&r.method, "method"),
+                if self.quick { " --quick" } else { "" }
             );
             let _ = write!(
                 out,
@@ -502,7 +505,8 @@ fn audit_block(
     );
     if results.is_empty() {
         out.push_str(
-            "<p>No audit property behind this cell: it is what the transport declares.</p>",
+            "<p>No audit property behind this cell: it is what the transport declares, \
+             as <code>ipc-audit list</code> prints it.</p>",
         );
     }
     for p in results {
