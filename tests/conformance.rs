@@ -20,8 +20,8 @@ fn conforms(name: &str) {
             "{name} / {}:\n{table}",
             p.property
         );
-        if p.verdict == Verdict::Skipped {
-            println!("skipped {name} / {}: {}", p.property, p.detail);
+        if p.verdict == Verdict::NotRun {
+            println!("not run {name} / {}: {}", p.property, p.detail);
         }
     }
 }

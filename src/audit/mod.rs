@@ -95,15 +95,20 @@ fn result(
     }
 }
 
-/// Not run, with the reason.
-fn skipped(name: &str, declared: &str, why: &str) -> PropertyResult {
+/// Not applicable: the transport has no such feature; `why` says which.
+fn not_applicable(name: &str, declared: &str, why: &str) -> PropertyResult {
     result(
         name,
         declared,
-        "not run".into(),
-        Verdict::Skipped,
+        "not applicable".into(),
+        Verdict::NotApplicable,
         why.into(),
     )
+}
+
+/// Not run here: `why` gives the cause and what would make it run.
+fn not_run(name: &str, declared: &str, why: String) -> PropertyResult {
+    result(name, declared, "not run".into(), Verdict::NotRun, why)
 }
 
 /// A check that could not run: a fail, with the error.

@@ -78,8 +78,8 @@ fn skip_if_no_data(ctx: &Ctx<'_>, name: &str, declared: &str) -> Option<Property
         result(
             name,
             declared.into(),
-            "not run".into(),
-            Verdict::Skipped,
+            "not applicable".into(),
+            Verdict::NotApplicable,
             "the transport carries no data (synchronisation only)".into(),
         )
     })
@@ -289,7 +289,7 @@ fn oversize(ctx: &Ctx<'_>) -> PropertyResult {
             name,
             declared,
             "not run".into(),
-            Verdict::Skipped,
+            Verdict::NotRun,
             format!("the maximum of {max} bytes is too large to send in a test"),
         );
     }
@@ -383,9 +383,9 @@ fn priority(ctx: &Ctx<'_>) -> PropertyResult {
         return result(
             name,
             declared,
-            "not run".into(),
-            Verdict::Skipped,
-            "not applicable: the transport has no message priorities".into(),
+            "not applicable".into(),
+            Verdict::NotApplicable,
+            "the transport has no message priorities".into(),
         );
     }
     let max = g.max_message.min(512);
@@ -507,9 +507,9 @@ fn handoff(ctx: &Ctx<'_>) -> PropertyResult {
         return result(
             name,
             "n/a".into(),
-            "not run".into(),
-            Verdict::Skipped,
-            "not applicable: the transport carries data (see ordering and boundaries)".into(),
+            "not applicable".into(),
+            Verdict::NotApplicable,
+            "the transport carries data (see ordering and boundaries)".into(),
         );
     }
     let declared = "N posts, N waits".to_string();

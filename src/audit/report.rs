@@ -6,23 +6,27 @@ use serde::{Deserialize, Serialize};
 
 /// The outcome of one property on one transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// What was declared was observed (or nothing was declared).
     Pass,
     /// A declared guarantee was violated.
     Fail,
-    /// Not run; the detail says why.
-    Skipped,
+    /// The transport has no such feature (it declares none): there is nothing to check.
+    NotApplicable,
+    /// The check could not run here; the detail gives the cause and what would make it
+    /// run. Never a pass: `--strict` turns it into a failure.
+    NotRun,
 }
 
 impl Verdict {
-    /// `pass`, `fail` or `skipped`.
+    /// `pass`, `fail`, `not-applicable` or `not-run` (as in the JSON).
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
-            Verdict::Skipped => "skipped",
+            Verdict::NotApplicable => "not-applicable",
+            Verdict::NotRun => "not-run",
         }
     }
 }
@@ -62,6 +66,31 @@ impl Report {
     /// True when any verdict is [`Verdict::Fail`].
     pub fn failed(&self) -> bool {
         self.results().any(|(_, p)| p.verdict == Verdict::Fail)
+    }
+
+    /// How many results have each verdict: pass, fail, not applicable, not run.
+    pub fn counts(&self) -> [usize; 4] {
+        let mut n = [0; 4];
+        for (_, p) in self.results() {
+            n[match p.verdict {
+                Verdict::Pass => 0,
+                Verdict::Fail => 1,
+                Verdict::NotApplicable => 2,
+                Verdict::NotRun => 3,
+            }] += 1;
+        }
+        n
+    }
+
+    /// The summary line: `N passed, N failed, N not applicable, N not run`.
+    pub fn summary(&self) -> String {
+        let [pass, fail, na, not_run] = self.counts();
+        format!("{pass} passed, {fail} failed, {na} not applicable, {not_run} not run")
+    }
+
+    /// True when any check was not run (see [`Verdict::NotRun`]).
+    pub fn not_run(&self) -> bool {
+        self.results().any(|(_, p)| p.verdict == Verdict::NotRun)
     }
 
     /// Every (transport, result) pair.
@@ -125,15 +154,7 @@ impl Report {
             out.push_str(line.trim_end());
             out.push('\n');
         }
-        let (mut pass, mut fail, mut skip) = (0, 0, 0);
-        for (_, p) in self.results() {
-            match p.verdict {
-                Verdict::Pass => pass += 1,
-                Verdict::Fail => fail += 1,
-                Verdict::Skipped => skip += 1,
-            }
-        }
-        let _ = writeln!(out, "{pass} passed, {fail} failed, {skip} skipped");
+        let _ = writeln!(out, "{}", self.summary());
         out
     }
 }

@@ -8,7 +8,7 @@ use nix::unistd::{getegid, geteuid};
 
 use super::exchange::{analyse, ready, receive, spawn, start};
 use super::role::{Cmd, Event, PeerProcess};
-use super::{Ctx, Property, PropertyResult, Verdict, could_not_run, result};
+use super::{Ctx, Property, PropertyResult, Verdict, could_not_run, not_run, result};
 use crate::error::{Error, Result};
 use crate::peer::{Identity, NO_TRANSPORT, PeerOptions, child_fds};
 use crate::transport::{Access, Config, Credentials, Rendezvous};
@@ -140,7 +140,7 @@ fn access_uid(ctx: &Ctx<'_>) -> PropertyResult {
         );
     }
     if let Some(why) = no_second_uid() {
-        return result(name, declared, "not run".into(), Verdict::Skipped, why);
+        return not_run(name, declared, why);
     }
     let group = getegid().as_raw();
     let deny = try_as(
@@ -298,8 +298,8 @@ fn sigpipe(ctx: &Ctx<'_>) -> PropertyResult {
         return result(
             name,
             declared,
-            "not run".into(),
-            Verdict::Skipped,
+            "not applicable".into(),
+            Verdict::NotApplicable,
             "the transport carries no data".into(),
         );
     }
@@ -364,9 +364,9 @@ fn peercred(ctx: &Ctx<'_>) -> PropertyResult {
         return result(
             name,
             declared,
-            "not run".into(),
-            Verdict::Skipped,
-            "not applicable: the transport does not expose its peer's credentials".into(),
+            "not applicable".into(),
+            Verdict::NotApplicable,
+            "the transport does not expose its peer's credentials".into(),
         );
     }
     let second = no_second_uid().is_none();
@@ -403,7 +403,7 @@ fn peercred(ctx: &Ctx<'_>) -> PropertyResult {
                 name,
                 declared,
                 format!("reported {want:?}, true; allow-list not checked"),
-                Verdict::Skipped,
+                Verdict::NotRun,
                 no_second_uid().unwrap_or_default(),
             ));
         }
@@ -583,7 +583,7 @@ fn access_race(ctx: &Ctx<'_>) -> PropertyResult {
     }
     let declared = "mode right from the moment the name appears";
     if let Some(why) = no_second_uid() {
-        return result(name, declared, "not run".into(), Verdict::Skipped, why);
+        return not_run(name, declared, why);
     }
     let run = || -> Result<PropertyResult> {
         let top = tempfile::Builder::new()
@@ -604,9 +604,9 @@ fn access_race(ctx: &Ctx<'_>) -> PropertyResult {
             return Ok(result(
                 name,
                 declared,
-                "not run".into(),
-                Verdict::Skipped,
-                "not applicable: the object is not made in a directory (its mode is given to the \
+                "not applicable".into(),
+                Verdict::NotApplicable,
+                "the object is not made in a directory (its mode is given to the \
                  creating call itself)"
                     .into(),
             ));
@@ -680,9 +680,9 @@ fn access_umask(ctx: &Ctx<'_>) -> PropertyResult {
             return result(
                 name,
                 declared,
-                "not run".into(),
-                Verdict::Skipped,
-                "not applicable: the object has no path to stat".into(),
+                "not applicable".into(),
+                Verdict::NotApplicable,
+                "the object has no path to stat".into(),
             );
         };
         let got = match std::fs::metadata(&path) {

@@ -716,7 +716,7 @@ fn uid_verdict(root: bool) -> (Verdict, String) {
         )
     } else {
         (
-            Verdict::Skipped,
+            Verdict::NotRun,
             format!(
                 "uid part not run: needs root to run the peer as uid 65534 (running as uid \
                  {})",

@@ -16,7 +16,7 @@ use proptest::test_runner::{TestCaseError, TestError};
 use super::{declared_violations, env_cases, fail, lock, runner};
 use crate::audit::exchange::{Kind, Observation, analyse, start};
 use crate::audit::role::{Cmd, PeerProcess};
-use crate::audit::{Ctx, PropertyResult, Verdict, result, skipped};
+use crate::audit::{Ctx, PropertyResult, Verdict, not_applicable, result};
 use crate::error::Error;
 use crate::transport::Link;
 
@@ -40,7 +40,7 @@ pub(super) fn death(ctx: &Ctx<'_>) -> PropertyResult {
     let declared = "clean error, no partial message, names removed";
     let g = ctx.transport.guarantees();
     if !g.carries_data {
-        return skipped(name, declared, "the transport carries no data");
+        return not_applicable(name, declared, "the transport carries no data");
     }
     let cases = env_cases("IPC_AUDIT_DEATH_CASES", DEATH_CASES);
     let big = g.max_message.min(256 * 1024);

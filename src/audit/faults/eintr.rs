@@ -11,7 +11,7 @@ use proptest::test_runner::{TestCaseError, TestError};
 use super::{declared_violations, env_cases, fail, lock, runner};
 use crate::audit::exchange::{analyse, ready, receive, spawn};
 use crate::audit::role::{Cmd, Event};
-use crate::audit::{Ctx, PropertyResult, Verdict, result, skipped};
+use crate::audit::{Ctx, PropertyResult, Verdict, not_applicable, result};
 use crate::peer::PeerOptions;
 use crate::peer::storm::{self, Storm};
 use crate::transport::Config;
@@ -30,7 +30,7 @@ pub(super) fn eintr(ctx: &Ctx<'_>) -> PropertyResult {
     let declared = "EINTR retried inside the transport";
     let g = ctx.transport.guarantees();
     if !g.carries_data {
-        return skipped(name, declared, "the transport carries no data");
+        return not_applicable(name, declared, "the transport carries no data");
     }
     let cases = env_cases("IPC_AUDIT_EINTR_CASES", EINTR_CASES);
     let max = g.max_message;

@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::{Outcome, Step, declared_violations, failed};
 use crate::audit::exchange::{analyse, ready, receive, spawn, start};
 use crate::audit::role::{Cmd, Event, PeerProcess};
-use crate::audit::{Ctx, PropertyResult, Verdict, could_not_run, result, skipped};
+use crate::audit::{Ctx, PropertyResult, Verdict, could_not_run, not_applicable, result};
 use crate::error::{Error, Result};
 use crate::peer::PeerOptions;
 use crate::transport::{Config, Link};
@@ -30,7 +30,7 @@ pub(super) fn fd_flat(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "fd-flat";
     let declared = "no descriptor leak; clean errors at RLIMIT_NOFILE";
     if !ctx.transport.guarantees().carries_data {
-        return skipped(name, declared, "the transport carries no data");
+        return not_applicable(name, declared, "the transport carries no data");
     }
     match fd_run(ctx, name) {
         Ok(Ok(observed)) => result(

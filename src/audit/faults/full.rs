@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::{Outcome, Step, collect, declared_violations, failed};
 use crate::audit::exchange::{Kind, analyse, start};
 use crate::audit::role::{Cmd, Event, PeerProcess, Stop};
-use crate::audit::{Ctx, PropertyResult, Verdict, could_not_run, result, skipped};
+use crate::audit::{Ctx, PropertyResult, Verdict, could_not_run, not_applicable, result};
 use crate::error::{Error, Result};
 use crate::transport::Link;
 
@@ -31,7 +31,7 @@ pub(super) fn full(ctx: &Ctx<'_>) -> PropertyResult {
     let declared = "WouldBlock when full, sender waits, nothing lost";
     let g = ctx.transport.guarantees();
     if !g.carries_data {
-        return skipped(name, declared, "the transport carries no data");
+        return not_applicable(name, declared, "the transport carries no data");
     }
     match full_run(ctx, name) {
         Ok(Ok(observed)) => result(

@@ -12,7 +12,7 @@ use proptest::test_runner::{TestCaseError, TestError};
 use super::{env_cases, fail, lock, runner};
 use crate::audit::exchange::{content, ready};
 use crate::audit::role::{Cmd, Event, PeerProcess};
-use crate::audit::{Ctx, PropertyResult, Verdict, result, skipped};
+use crate::audit::{Ctx, PropertyResult, Verdict, not_applicable, result};
 use crate::error::{Error, Result};
 use crate::peer::PeerOptions;
 use crate::transport::{Config, Link, Ordering, PeerEnd};
@@ -252,10 +252,10 @@ pub(super) fn senders(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "senders";
     let g = ctx.transport.guarantees();
     let Some(atomic) = g.many_senders else {
-        return skipped(
+        return not_applicable(
             name,
             "one sender per link",
-            "not applicable: the transport declares one sender per link",
+            "the transport declares one sender per link",
         );
     };
     let atomic = atomic.min(g.max_message);

@@ -11,7 +11,7 @@ use super::{Outcome, collect, failed};
 use crate::audit::exchange::{Kind, analyse, ready, spawn};
 #[cfg(target_os = "linux")]
 use crate::audit::role::{Cmd, Event, Stop};
-use crate::audit::{Ctx, PropertyResult, skipped};
+use crate::audit::{Ctx, PropertyResult, not_applicable};
 #[cfg(target_os = "linux")]
 use crate::audit::{Verdict, could_not_run, result};
 #[cfg(target_os = "linux")]
@@ -72,7 +72,7 @@ pub(super) fn fd_sigpending(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "fd-sigpending";
     let declared = "clean errors or throttling when queued signals run out";
     if !ctx.transport.guarantees().carries_data {
-        return skipped(name, declared, "the transport carries no data");
+        return not_applicable(name, declared, "the transport carries no data");
     }
     #[cfg(target_os = "linux")]
     {
@@ -92,10 +92,10 @@ pub(super) fn fd_sigpending(ctx: &Ctx<'_>) -> PropertyResult {
         }
     }
     #[cfg(not(target_os = "linux"))]
-    skipped(
+    crate::audit::not_run(
         name,
         declared,
-        "not run: reads the queued-signal count from /proc (Linux only)",
+        "reads the queued-signal count from /proc (Linux only)".into(),
     )
 }
 

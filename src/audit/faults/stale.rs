@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 use super::{Outcome, Step, failed};
 use crate::audit::exchange::{analyse, ready, receive, start};
 use crate::audit::role::{Cmd, Event, PeerProcess};
-use crate::audit::{Ctx, PropertyResult, Verdict, could_not_run, result, skipped};
+use crate::audit::{Ctx, PropertyResult, Verdict, could_not_run, not_applicable, result};
 use crate::error::{Error, Result};
 use crate::peer::PeerOptions;
 use crate::transport::{Config, Link, Rendezvous};
@@ -33,11 +33,7 @@ pub(super) fn stale(ctx: &Ctx<'_>) -> PropertyResult {
     let declared = "stale names reclaimed, live ones kept";
     let g = ctx.transport.guarantees();
     if g.rendezvous == Rendezvous::Inherited {
-        return skipped(
-            name,
-            declared,
-            "not applicable: no name (the link is inherited)",
-        );
+        return not_applicable(name, declared, "no name (the link is inherited)");
     }
     if !g.carries_data {
         return match stale_run(ctx, name, false) {
@@ -152,9 +148,9 @@ fn dead_owner(ctx: &Ctx<'_>, name: &str, place: &Place) -> Result<Step<PathBuf>>
     if let Some(e) = error {
         owner.finish(Instant::now() + ctx.timeout)?;
         return Ok(Err((
-            Verdict::Skipped,
-            "not run".into(),
-            format!("not applicable: opening at a chosen name failed: {e}"),
+            Verdict::NotApplicable,
+            "not applicable".into(),
+            format!("opening at a chosen name failed: {e}"),
         )));
     }
     let Some(path) = path.filter(|p| p.contains(&place.object)) else {
@@ -162,9 +158,9 @@ fn dead_owner(ctx: &Ctx<'_>, name: &str, place: &Place) -> Result<Step<PathBuf>>
         // guard removes it (a kill would leave it behind).
         owner.finish(Instant::now() + ctx.timeout)?;
         return Ok(Err((
-            Verdict::Skipped,
-            "not run".into(),
-            "not applicable: the transport does not honour Config::name".into(),
+            Verdict::NotApplicable,
+            "not applicable".into(),
+            "the transport does not honour Config::name".into(),
         )));
     };
     let path = PathBuf::from(path);
