@@ -28,7 +28,7 @@ h1{margin:.6em 0 .2em}h2{margin-top:2em;border-bottom:2px solid #ccd}h3{margin:1
 table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccd;padding:3px 6px;vertical-align:top;text-align:left}
 th{background:#eef}td a{color:inherit;text-decoration:none;border-bottom:1px dotted #88a}
 #table td{max-width:24em}code{background:#f4f4f8;padding:0 3px}
-.pass{background:#dfd}.fail{background:#fcc}.not-applicable{background:#eee}.not-run,.skipped{background:#ffe7b3}
+.pass{background:#dfd}.fail{background:#fcc}.not-applicable{background:#eee}.not-run{background:#ffe7b3}
 .matrix td{text-align:center;white-space:nowrap}.err{color:#a00}
 :target{outline:3px solid #f90;outline-offset:2px}
 section.ev{border-left:4px solid #ccd;padding-left:1em;margin:1em 0}
@@ -83,7 +83,8 @@ fn verdict_class(v: Verdict) -> &'static str {
     match v {
         Verdict::Pass => "pass",
         Verdict::Fail => "fail",
-        Verdict::Skipped => "skipped",
+        Verdict::NotApplicable => "not-applicable",
+        Verdict::NotRun => "not-run",
     }
 }
 
