@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ipc_audit::audit::Verdict;
 use ipc_audit::report::Table;
 
 const FIXTURE: &str = include_str!("fixtures/table-quick.json");
@@ -197,4 +198,30 @@ fn an_unknown_transport_fails_before_the_folder_is_made() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-transport"));
     assert!(!out.exists(), "the folder was made for nothing");
+}
+
+#[test]
+fn every_verdict_shows_in_the_matrix_with_its_class() {
+    let mut t = fixture();
+    let all = [
+        Verdict::Pass,
+        Verdict::Fail,
+        Verdict::NotApplicable,
+        Verdict::NotRun,
+    ];
+    for (i, p) in t.rows[0].audit.properties.iter_mut().take(4).enumerate() {
+        p.verdict = all[i];
+    }
+    let page = t.to_html();
+    let matrix = &page[page.find("<table class=\"matrix\">").expect("the matrix")..];
+    let matrix = &matrix[..matrix.find("</table>").expect("matrix closed")];
+    let first = &t.rows[0];
+    for p in first.audit.properties.iter().take(4) {
+        let v = p.verdict.as_str();
+        let cell = format!(
+            "<td class=\"{v}\"><a href=\"#audit-{}-{}\"",
+            first.method, p.property
+        );
+        assert!(matrix.contains(&cell), "no {v} cell for {}", p.property);
+    }
 }

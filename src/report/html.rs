@@ -219,7 +219,12 @@ impl Table {
         }
         out.push_str(
             "<h2 id=\"audit\">The audit matrix</h2><p class=\"small\">Hover over a \
-            verdict for what was declared and observed; click it for the detail row.</p>\
+            verdict for what was declared and observed; click it for the detail row. \
+            <span class=\"pass\">pass</span>: what was declared was observed; \
+            <span class=\"fail\">fail</span>: a declared guarantee was violated; \
+            <span class=\"not-applicable\">not-applicable</span>: the method has no such \
+            feature, nothing to check; <span class=\"not-run\">not-run</span>: the check \
+            could not run here (never a pass; the cause is in its row).</p>\
             <table class=\"matrix\"><thead><tr><th>Property</th>",
         );
         for r in &self.rows {
