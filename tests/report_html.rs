@@ -225,3 +225,28 @@ fn every_verdict_shows_in_the_matrix_with_its_class() {
         assert!(matrix.contains(&cell), "no {v} cell for {}", p.property);
     }
 }
+
+#[test]
+fn from_renders_a_saved_table_and_writes_the_same_json_beside_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let saved = dir.path().join("saved.json");
+    std::fs::write(&saved, FIXTURE).expect("write");
+    let out = dir.path().join("page");
+    let o = Command::new(env!("CARGO_BIN_EXE_ipc-audit"))
+        .args(["report", "--from"])
+        .arg(&saved)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run ipc-audit");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json = std::fs::read_to_string(out.join("table.json")).expect("table.json");
+    let back: Table = serde_json::from_str(&json).expect("table.json is a table");
+    assert_eq!(back, fixture());
+    let page = std::fs::read_to_string(out.join("index.html")).expect("index.html");
+    assert_eq!(
+        page,
+        fixture().to_html(),
+        "the page is the table's, nothing else"
+    );
+}

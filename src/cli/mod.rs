@@ -88,6 +88,10 @@ enum Command {
         /// The folder to write into (made if missing; checked before any measuring).
         #[arg(long)]
         out: std::path::PathBuf,
+        /// Render this table (the JSON of `table --format json` or of an earlier
+        /// report) instead of measuring.
+        #[arg(long, conflicts_with_all = ["transports", "quick"])]
+        from: Option<std::path::PathBuf>,
     },
 }
 
@@ -137,7 +141,8 @@ pub fn main() -> ExitCode {
             transports,
             quick,
             out,
-        } => report::run_report(transports, quick, out),
+            from,
+        } => report::run_report(transports, quick, out, from),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `ipc-audit report --out DIR`: the table measured as `ipc-audit table` does, written
-//! as DIR/table.json and rendered from that JSON into a self-contained DIR/index.html.
+//! as DIR/table.json and rendered from that JSON into a self-contained DIR/index.html;
+//! `--from FILE` renders a table measured before (`table --format json`) instead.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +11,15 @@ use crate::report::{self, Table};
 /// The page's size above which the command warns (the budget).
 const PAGE_BUDGET: usize = 1 << 20;
 
-pub(super) fn run_report(names: Vec<String>, quick: bool, out: PathBuf) -> ExitCode {
+pub(super) fn run_report(
+    names: Vec<String>,
+    quick: bool,
+    out: PathBuf,
+    from: Option<PathBuf>,
+) -> ExitCode {
+    if let Some(json) = from {
+        return render(&json, &out);
+    }
     let selected = match select(&names) {
         Ok(s) => s,
         Err(e) => {
@@ -45,6 +54,31 @@ pub(super) fn run_report(names: Vec<String>, quick: bool, out: PathBuf) -> ExitC
     });
     bar.finish_and_clear();
     match write_page(&out, &t) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipc-audit: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Renders the table in the JSON file `json` into `out`, measuring nothing.
+fn render(json: &Path, out: &Path) -> ExitCode {
+    let table = std::fs::read_to_string(json)
+        .map_err(|e| e.to_string())
+        .and_then(|s| serde_json::from_str::<Table>(&s).map_err(|e| e.to_string()));
+    let t = match table {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ipc-audit: --from {}: {e}", json.display());
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = writable_dir(out) {
+        eprintln!("ipc-audit: --out {}: {e}", out.display());
+        return ExitCode::from(2);
+    }
+    match write_page(out, &t) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ipc-audit: {e}");

@@ -29,7 +29,7 @@ table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccd;padding
 th{background:#eef}td a{color:inherit;text-decoration:none;border-bottom:1px dotted #88a}
 #table td{max-width:24em}code{background:#f4f4f8;padding:0 3px}
 .pass{background:#dfd}.fail{background:#fcc}.not-applicable{background:#eee}.not-run{background:#ffe7b3}
-.matrix td{text-align:center;white-space:nowrap}.err{color:#a00}
+.matrix td{text-align:center;white-space:nowrap;font-size:90%}.err{color:#a00}
 :target{outline:3px solid #f90;outline-offset:2px}
 section.ev{border-left:4px solid #ccd;padding-left:1em;margin:1em 0}
 .ev>div{margin:.6em 0}svg{max-width:100%;height:auto}.small{color:#666;font-size:90%}";
@@ -85,6 +85,16 @@ fn verdict_class(v: Verdict) -> &'static str {
         Verdict::Fail => "fail",
         Verdict::NotApplicable => "not-applicable",
         Verdict::NotRun => "not-run",
+    }
+}
+
+/// A verdict's short label in the audit matrix (the full word is in its detail row).
+fn matrix_label(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "FAIL",
+        Verdict::NotApplicable => "n/a",
+        Verdict::NotRun => "not run",
     }
 }
 
@@ -221,9 +231,9 @@ impl Table {
             "<h2 id=\"audit\">The audit matrix</h2><p class=\"small\">Hover over a \
             verdict for what was declared and observed; click it for the detail row. \
             <span class=\"pass\">pass</span>: what was declared was observed; \
-            <span class=\"fail\">fail</span>: a declared guarantee was violated; \
-            <span class=\"not-applicable\">not-applicable</span>: the method has no such \
-            feature, nothing to check; <span class=\"not-run\">not-run</span>: the check \
+            <span class=\"fail\">FAIL</span>: a declared guarantee was violated; \
+            <span class=\"not-applicable\">n/a</span> (not-applicable): the method has no such \
+            feature, nothing to check; <span class=\"not-run\">not run</span>: the check \
             could not run here (never a pass; the cause is in its row).</p>\
             <table class=\"matrix\"><thead><tr><th>Property</th>",
         );
@@ -387,7 +397,7 @@ fn matrix_cell(out: &mut String, method: &str, x: &PropertyResult) {
         escape(&x.declared),
         escape(&x.observed),
         escape(&x.detail),
-        x.verdict.as_str()
+        matrix_label(x.verdict)
     );
 }
 
