@@ -370,7 +370,7 @@ impl Table {
             escape(&self.latency_cell(r))
         );
         for l in &r.latency {
-            latency_one(out, l, self.floor_of(l.pin));
+            latency_one(out, l, self.futex_floor_at(l.pin));
         }
         for e in r.errors.iter().filter(|e| e.starts_with("latency")) {
             let _ = write!(out, "<p class=\"err\">{}</p>", escape(e));
@@ -379,7 +379,7 @@ impl Table {
     }
 
     /// The shm-futex floor of `pin` in this run.
-    fn floor_of(&self, pin: Pin) -> Option<&Floor> {
+    fn futex_floor_at(&self, pin: Pin) -> Option<&Floor> {
         self.floor
             .details
             .iter()
