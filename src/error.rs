@@ -67,6 +67,16 @@ pub enum Error {
     },
     /// Bytes from the peer (a control message, a shared header) break the protocol.
     Protocol(String),
+    /// A value from the peer that no honest peer sends, named as data: a field of a
+    /// shared header, or the sender of a signal on a link that has another.
+    Corrupt {
+        /// Which value, e.g. `"shm: record header"` or `"signal: sender pid"`.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+        /// What was expected instead and what was done, for people.
+        detail: String,
+    },
     /// The operation is not available for this transport or on this platform.
     Unsupported(String),
     /// The peer process failed: it could not start, exited early or broke the protocol.
@@ -105,6 +115,8 @@ pub enum ErrorKind {
     Invalid,
     /// [`Error::Protocol`].
     Protocol,
+    /// [`Error::Corrupt`].
+    Corrupt,
     /// [`Error::Unsupported`].
     Unsupported,
     /// [`Error::Peer`] (or an [`Error::Remote`] passed on: its report's kind is kept).
@@ -245,6 +257,7 @@ impl Error {
             Error::WouldBlock { .. } => ErrorKind::WouldBlock,
             Error::Invalid { .. } => ErrorKind::Invalid,
             Error::Protocol(_) => ErrorKind::Protocol,
+            Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::Unsupported(_) => ErrorKind::Unsupported,
             Error::Peer(_) => ErrorKind::Peer,
             Error::Remote { report, .. } => report.kind,
@@ -281,6 +294,11 @@ impl fmt::Display for Error {
             Error::WouldBlock { op } => write!(f, "{op}: would block"),
             Error::Invalid { what, value } => write!(f, "invalid value {value:?}: {what}"),
             Error::Protocol(m) => write!(f, "protocol violation: {m}"),
+            Error::Corrupt {
+                field,
+                value,
+                detail,
+            } => write!(f, "corrupt {field} {value} ({value:#x}): {detail}"),
             Error::Unsupported(m) => write!(f, "unsupported: {m}"),
             Error::Peer(m) => write!(f, "peer process: {m}"),
             Error::Remote { what, report } => write!(f, "{what}: {report}"),

@@ -21,7 +21,13 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 // The peer role must be the first thing in `main`; the examples show exactly that.
 #![allow(clippy::needless_doctest_main)]
+// Without the `audit` and `measure` features, the raw calls only they use are unused.
+#![cfg_attr(
+    not(all(feature = "audit", feature = "measure")),
+    allow(dead_code, unused_imports)
+)]
 
+#[cfg(feature = "audit")]
 pub mod audit;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -29,8 +35,11 @@ pub mod error;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "measure")]
 pub mod measure;
+#[cfg(any(feature = "audit", feature = "measure"))]
 pub mod peer;
+#[cfg(all(feature = "audit", feature = "measure"))]
 pub mod report;
 pub mod shm;
 #[allow(unsafe_code)]
@@ -55,6 +64,7 @@ pub use error::{Error, ErrorKind, ErrorReport, Result};
 ///     // ... the program's real work ...
 /// }
 /// ```
+#[cfg(any(feature = "audit", feature = "measure"))]
 pub fn run_if_peer<'t, F>(resolve: F)
 where
     F: Fn(&str) -> Option<Box<dyn transport::Transport + 't>>,
@@ -62,7 +72,9 @@ where
     peer::run_if_peer_with(
         resolve,
         &[
+            #[cfg(feature = "audit")]
             peer::RoleEntry::of::<audit::role::AuditRole>(),
+            #[cfg(feature = "measure")]
             peer::RoleEntry::of::<measure::role::MeasureRole>(),
         ],
     );

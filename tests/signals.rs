@@ -82,7 +82,7 @@ fn second_uid_is_refused_and_senders_are_named() {
         "uid 65534: EPERM from kill, sigqueue, rt_tgsigqueueinfo, tgkill",
         "same uid: admitted",
         "si_uid 65534",
-        "chunks refused (Error::Protocol), nothing delivered",
+        "chunks refused (Error::Corrupt naming the pid), nothing delivered",
     ] {
         assert!(p.observed.contains(words), "{words:?} not in {p:?}");
     }

@@ -563,8 +563,8 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
             Err(bad) => {
                 return fail((
                     bad,
-                    "the receiver must refuse chunks from a second sender (Error::Protocol) \
-                     and deliver nothing of them",
+                    "the receiver must refuse chunks from a second sender (Error::Corrupt \
+                     naming its pid) and deliver nothing of them",
                 ));
             }
         }
@@ -728,7 +728,7 @@ fn uid_verdict(root: bool) -> (Verdict, String) {
 
 /// A first peer sends on a signal link, then a second peer (same uid, so the kernel lets
 /// it) queues a message to the same receiving thread: the receiver must report
-/// [`Error::Protocol`] and deliver none of it; then the first peer's next message
+/// [`Error::Corrupt`] naming its pid and deliver none of it; then the first peer's next message
 /// arrives. `Ok(Ok(observed))`, or `Ok(Err(observed))` when it did not go so.
 fn sender_lock(ctx: &Ctx<'_>) -> Result<std::result::Result<String, String>> {
     let name = "signal-uid";
@@ -786,7 +786,11 @@ fn sender_lock(ctx: &Ctx<'_>) -> Result<std::result::Result<String, String>> {
         match link.local.recv(&mut buf) {
             Ok(_) => delivered += 1,
             Err(Error::Timeout { .. }) => break,
-            Err(Error::Protocol(m)) if m.contains(&format!("pid {intruder} ")) => refused += 1,
+            Err(Error::Corrupt {
+                field: "signal: sender pid",
+                value,
+                ..
+            }) if value == u64::from(intruder) => refused += 1,
             Err(e) => other.push(e.to_string()),
         }
         if refused + delivered + other.len() > 64 {
@@ -804,7 +808,7 @@ fn sender_lock(ctx: &Ctx<'_>) -> Result<std::result::Result<String, String>> {
         )));
     }
     Ok(Ok(format!(
-        "second sender {intruder}: {refused} chunks refused (Error::Protocol), nothing \
+        "second sender {intruder}: {refused} chunks refused (Error::Corrupt naming the pid), nothing \
          delivered; the first sender's next message arrived"
     )))
 }
@@ -938,7 +942,7 @@ fn ring_intact(ctx: &Ctx<'_>, name: &str, link: &mut Link, before: i64) -> Resul
 }
 
 /// Step 2 of `access-shm-seal`: on a fresh link, a hostile producer writes `value` into
-/// the header of the first record; the reader must fail with an [`Error::Protocol`]
+/// the header of the first record; the reader must fail with an [`Error::Corrupt`]
 /// naming it. Returns that error's text.
 fn garbage_header(ctx: &Ctx<'_>, name: &str, value: u64) -> Result<Check<String>> {
     let mut link = ctx.transport.open(&Config::default())?;
@@ -959,9 +963,13 @@ fn garbage_header(ctx: &Ctx<'_>, name: &str, value: u64) -> Result<Check<String>
     let got = link.local.recv(&mut buf);
     hostile.finish(Instant::now() + ctx.timeout)?;
     match got {
-        Err(e @ Error::Protocol(_)) if e.to_string().contains(&value.to_string()) => {
-            Ok(Ok(e.to_string()))
-        }
+        Err(
+            e @ Error::Corrupt {
+                field: "record header",
+                value: v,
+                ..
+            },
+        ) if v == value => Ok(Ok(e.to_string())),
         other => Ok(Err((
             format!("record header {value} written by the peer; the reader got {other:?}"),
             "a corrupt header must be an error naming the value",

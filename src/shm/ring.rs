@@ -42,7 +42,7 @@
 //! The peer can write anything anywhere in the region. Each side keeps its own
 //! positions, the capacity and the maximum message in private memory, and validates
 //! everything it reads from the region (the consumer's tail, a lane slot, the header at
-//! attach): garbage gives [`Error::Protocol`] naming the value, never a panic or an
+//! attach): garbage gives [`Error::Corrupt`] naming the field and value, never a panic or an
 //! access out of the region. All header fields and lane slots are atomics, so a racing
 //! peer cannot cause undefined behaviour through them; the payload bytes are read only
 //! after the protocol hands them over.
@@ -479,7 +479,7 @@ impl Shared {
         if spins & 0xffff == 0
             && let Some(check) = policy.liveness
         {
-            let pid = self.pid(pid_word, "peer")?;
+            let pid = self.pid(pid_word, "peer pid")?;
             if pid != 0 {
                 check(pid, op).map_err(Stop::Liveness)?;
             }
@@ -488,10 +488,14 @@ impl Shared {
     }
 
     /// A pid read from the header, validated (0: not known yet).
-    fn pid(&self, word: &AtomicU32, who: &str) -> std::result::Result<u32, Stop> {
+    fn pid(&self, word: &AtomicU32, field: &'static str) -> std::result::Result<u32, Stop> {
         let pid = word.load(Ordering::Relaxed);
         if pid > i32::MAX as u32 {
-            return Err(Stop::Corrupt(format!("shm: {who} pid {pid} out of range")));
+            return Err(Stop::Corrupt(Corruption {
+                field,
+                value: pid.into(),
+                detail: "out of range".into(),
+            }));
         }
         Ok(pid)
     }
@@ -516,8 +520,8 @@ pub enum PushError {
     },
     /// The consumer end has gone.
     Closed,
-    /// The shared header holds a value no honest peer writes (the text names it).
-    Corrupt(String),
+    /// The shared header holds a value no honest peer writes.
+    Corrupt(Corruption),
     /// The wait passed its deadline.
     Timeout {
         /// The timeout of the [`Wait`] policy.
@@ -536,9 +540,8 @@ pub enum PushError {
 pub enum PopError {
     /// The producer end has gone and every message it sent was received.
     Closed,
-    /// A lane slot or header field holds a value no honest peer writes (the text names
-    /// it).
-    Corrupt(String),
+    /// A lane slot or header field holds a value no honest peer writes.
+    Corrupt(Corruption),
     /// The wait passed its deadline.
     Timeout {
         /// The timeout of the [`Wait`] policy.
@@ -550,10 +553,44 @@ pub enum PopError {
     Futex(Error),
 }
 
+/// A value in the shared memory that no honest peer writes, as data: which field and
+/// what it held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    /// The field, e.g. `"record header"`, `"tail"`, `"capacity"`.
+    pub field: &'static str,
+    /// The value it held.
+    pub value: u64,
+    /// What was expected instead, for people.
+    pub detail: String,
+}
+
+impl std::fmt::Display for Corruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Corruption {
+            field,
+            value,
+            detail,
+        } = self;
+        write!(f, "shm: {field} {value} ({value:#x}): {detail}")
+    }
+}
+
+impl From<Corruption> for Error {
+    /// [`Error::Corrupt`] with the field named `shm: FIELD`.
+    fn from(c: Corruption) -> Self {
+        Error::Corrupt {
+            field: c.field,
+            value: c.value,
+            detail: format!("shm: {}", c.detail),
+        }
+    }
+}
+
 /// What ends a wait of either end, before it is a [`PushError`] or a [`PopError`].
 #[derive(Debug)]
 enum Stop {
-    Corrupt(String),
+    Corrupt(Corruption),
     Timeout(Duration),
     Liveness(Error),
     Futex(Error),
@@ -595,7 +632,7 @@ impl std::fmt::Display for PushError {
                 write!(f, "{SEND}: message of {len} bytes over the maximum {max}")
             }
             PushError::Closed => write!(f, "{SEND}: the consumer has gone"),
-            PushError::Corrupt(m) => f.write_str(m),
+            PushError::Corrupt(c) => c.fmt(f),
             PushError::Timeout { after } => write!(f, "{SEND}: timed out after {after:?}"),
             PushError::Liveness(e) | PushError::Futex(e) => e.fmt(f),
         }
@@ -606,7 +643,7 @@ impl std::fmt::Display for PopError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PopError::Closed => write!(f, "{RECV}: the producer has gone"),
-            PopError::Corrupt(m) => f.write_str(m),
+            PopError::Corrupt(c) => c.fmt(f),
             PopError::Timeout { after } => write!(f, "{RECV}: timed out after {after:?}"),
             PopError::Liveness(e) | PopError::Futex(e) => e.fmt(f),
         }
@@ -633,14 +670,14 @@ impl std::error::Error for PopError {
 
 impl From<PushError> for Error {
     /// The error the shm transport reports: [`Error::TooLarge`], [`Error::Closed`] and
-    /// [`Error::Timeout`] naming `shm: send`, [`Error::Protocol`] for a corrupt header,
+    /// [`Error::Timeout`] naming `shm: send`, [`Error::Corrupt`] for a corrupt header,
     /// and the liveness check's or the futex's error unchanged.
     #[cold]
     fn from(e: PushError) -> Self {
         match e {
             PushError::TooLarge { len, max } => Error::TooLarge { len, max },
             PushError::Closed => Error::Closed { op: SEND.into() },
-            PushError::Corrupt(m) => Error::Protocol(m),
+            PushError::Corrupt(c) => c.into(),
             PushError::Timeout { after } => Error::Timeout {
                 op: SEND.into(),
                 after,
@@ -656,7 +693,7 @@ impl From<PopError> for Error {
     fn from(e: PopError) -> Self {
         match e {
             PopError::Closed => Error::Closed { op: RECV.into() },
-            PopError::Corrupt(m) => Error::Protocol(m),
+            PopError::Corrupt(c) => c.into(),
             PopError::Timeout { after } => Error::Timeout {
                 op: RECV.into(),
                 after,
@@ -726,16 +763,20 @@ impl std::fmt::Debug for Ring {
 }
 
 /// Checks a capacity and a maximum message.
-fn check_sizes(cap: u64, max: u64) -> Result<(usize, usize)> {
+fn check_sizes(cap: u64, max: u64) -> std::result::Result<(usize, usize), Corruption> {
     if !cap.is_power_of_two() || cap < MIN_CAPACITY as u64 || cap > MAX_CAPACITY as u64 {
-        return Err(Error::Protocol(format!(
-            "shm: capacity {cap} is not a power of two in {MIN_CAPACITY}..={MAX_CAPACITY}"
-        )));
+        return Err(Corruption {
+            field: "capacity",
+            value: cap,
+            detail: format!("not a power of two in {MIN_CAPACITY}..={MAX_CAPACITY}"),
+        });
     }
     if max == 0 || max > cap {
-        return Err(Error::Protocol(format!(
-            "shm: maximum message {max} not in 1..={cap} for capacity {cap}"
-        )));
+        return Err(Corruption {
+            field: "maximum message",
+            value: max,
+            detail: format!("not in 1..={cap} for capacity {cap}"),
+        });
     }
     Ok((cap as usize, max as usize))
 }
@@ -799,8 +840,9 @@ impl Ring {
     /// validating the header.
     ///
     /// # Errors
-    /// [`Error::Protocol`] naming the bad value: magic, version, capacity, maximum,
-    /// region size, or a producer already attached.
+    /// [`Error::Corrupt`] naming the bad field and its value: magic, version, capacity,
+    /// maximum, or a producer already attached; [`Error::Protocol`] for a region too
+    /// small or misaligned.
     #[cfg(not(loom))]
     pub fn attach(
         region: Arc<dyn Region>,
@@ -820,29 +862,44 @@ impl Ring {
         let m = unsafe { &region.base().cast::<Header>().as_ref().meta.0 };
         let magic = m.magic.load(Ordering::Relaxed);
         if magic != MAGIC {
-            return Err(Error::Protocol(format!("shm: bad magic {magic:#018x}")));
+            return Err(Corruption {
+                field: "magic",
+                value: magic,
+                detail: format!("expected {MAGIC:#018x}"),
+            }
+            .into());
         }
         let version = m.version.load(Ordering::Relaxed);
         if version != VERSION {
-            return Err(Error::Protocol(format!("shm: unknown version {version}")));
+            return Err(Corruption {
+                field: "version",
+                value: version.into(),
+                detail: format!("expected {VERSION}"),
+            }
+            .into());
         }
         let (cap, max) = check_sizes(
             m.capacity.load(Ordering::Relaxed),
             m.max_message.load(Ordering::Relaxed),
         )?;
         if region.len() < HEADER_SIZE + cap {
-            return Err(Error::Protocol(format!(
-                "shm: capacity {cap} does not fit the region of {} bytes",
-                region.len()
-            )));
+            return Err(Corruption {
+                field: "capacity",
+                value: cap as u64,
+                detail: format!("does not fit the region of {} bytes", region.len()),
+            }
+            .into());
         }
         if let Err(old) =
             m.producer_pid
                 .compare_exchange(0, producer_pid, Ordering::Relaxed, Ordering::Relaxed)
         {
-            return Err(Error::Protocol(format!(
-                "shm: a producer (pid {old}) is already attached"
-            )));
+            return Err(Corruption {
+                field: "producer pid",
+                value: old.into(),
+                detail: "a producer is already attached".into(),
+            }
+            .into());
         }
         Ok(Ring {
             shared: Self::shared_over(region, cap, max, futex),
@@ -983,13 +1040,17 @@ fn load_tail(shared: &Shared, head: u64, seq: u64) -> std::result::Result<(u64, 
     let bytes_behind = head.wrapping_sub(word) & TAIL_BYTES;
     let msgs_behind = seq.wrapping_sub(word >> TAIL_BYTE_BITS) & TAIL_MSGS;
     if bytes_behind > shared.cap as u64 || msgs_behind > LANE as u64 {
-        return Err(Stop::Corrupt(format!(
-            "shm: tail {word} ({word:#018x}: {} bytes, {} messages) is out of range of \
-             head {head} bytes, {seq} messages (capacity {}, lane {LANE})",
-            word & TAIL_BYTES,
-            word >> TAIL_BYTE_BITS,
-            shared.cap
-        )));
+        return Err(Stop::Corrupt(Corruption {
+            field: "tail",
+            value: word,
+            detail: format!(
+                "{} bytes, {} messages: out of range of head {head} bytes, {seq} messages \
+                 (capacity {}, lane {LANE})",
+                word & TAIL_BYTES,
+                word >> TAIL_BYTE_BITS,
+                shared.cap
+            ),
+        }));
     }
     Ok((
         head.wrapping_sub(bytes_behind),
@@ -1130,7 +1191,7 @@ impl Producer {
                         lower(waiting);
                         return Err(e);
                     }
-                    let pid = self.shared.pid(&h.meta.0.consumer_pid, "consumer")?;
+                    let pid = self.shared.pid(&h.meta.0.consumer_pid, "consumer pid")?;
                     self.shared
                         .sleep(waiting, &mut policy, pid, "shm: send", slept)?;
                     slept = true;
@@ -1352,7 +1413,7 @@ impl Consumer {
                         None => Err(PopError::Closed),
                     };
                 } else {
-                    let pid = self.shared.pid(&h.meta.0.producer_pid, "producer")?;
+                    let pid = self.shared.pid(&h.meta.0.producer_pid, "producer pid")?;
                     self.shared
                         .sleep(waiting, &mut policy, pid, "shm: recv", slept)?;
                     slept = true;
@@ -1371,12 +1432,16 @@ impl Consumer {
 fn bad_record(word: u64, n: u64, max: usize) -> PopError {
     let len = word as u32;
     let tag = (word >> 32) as u32;
-    PopError::Corrupt(format!(
-        "shm: record header {word} ({word:#018x}) of message {n}: length {len} (maximum \
-         {max}), tag {tag:#010x} (expected {:#010x}, or {:#010x} or 0 for nothing yet)",
-        tag_for(n),
-        tag_for(n.wrapping_sub(LANE as u64))
-    ))
+    PopError::Corrupt(Corruption {
+        field: "record header",
+        value: word,
+        detail: format!(
+            "of message {n}: length {len} (maximum {max}), tag {tag:#010x} (expected \
+             {:#010x}, or {:#010x} or 0 for nothing yet)",
+            tag_for(n),
+            tag_for(n.wrapping_sub(LANE as u64))
+        ),
+    })
 }
 
 impl Drop for Consumer {
@@ -1559,7 +1624,9 @@ mod tests {
             let (_p, mut c) = ring(64, 20);
             c.poke("record", word);
             match c.try_pop(&mut out) {
-                Err(PopError::Corrupt(m)) => assert!(m.contains(&word.to_string()), "{m}"),
+                Err(PopError::Corrupt(c)) => {
+                    assert_eq!((c.field, c.value), ("record header", word))
+                }
                 r => panic!("record {word:#x}: expected Protocol, got {r:?}"),
             }
         }
@@ -1603,7 +1670,7 @@ mod tests {
         let ahead = u64::from(tag_for(n + LANE as u64)) << 32 | 7;
         c.poke("record", ahead);
         match c.try_pop(&mut out) {
-            Err(PopError::Corrupt(m)) => assert!(m.contains(&ahead.to_string()), "{m}"),
+            Err(PopError::Corrupt(c)) => assert_eq!((c.field, c.value), ("record header", ahead)),
             r => panic!("expected Protocol, got {r:?}"),
         }
     }
@@ -1618,7 +1685,7 @@ mod tests {
         for tail in [40u64, 5 << 40 | 32, (2 << 40) - 64] {
             p.poke("tail", tail);
             match p.try_push(&[1; 4]) {
-                Err(PushError::Corrupt(m)) => assert!(m.contains(&tail.to_string()), "{m}"),
+                Err(PushError::Corrupt(c)) => assert_eq!((c.field, c.value), ("tail", tail)),
                 r => panic!("tail {tail}: expected Protocol, got {r:?}"),
             }
         }
@@ -1628,7 +1695,7 @@ mod tests {
     }
 
     #[test]
-    fn garbage_header_at_attach_is_a_protocol_error() {
+    fn garbage_header_at_attach_is_a_corrupt_error_naming_field_and_value() {
         let f: Arc<dyn Futex> = Arc::new(CondvarFutex::new());
         let region: Arc<dyn Region> = Arc::new(HeapRegion::new(HEADER_SIZE + 64).unwrap());
         let ring = Ring::create(region.clone(), 64, 20, 1, f.clone()).unwrap();
@@ -1643,16 +1710,18 @@ mod tests {
         ] {
             let ring = Ring::create(region.clone(), 64, 20, 1, f.clone()).unwrap();
             ring.poke(field, value);
+            let named = if field == "max" {
+                "maximum message"
+            } else {
+                field
+            };
             match Ring::attach(region.clone(), 2, f.clone()) {
-                Err(Error::Protocol(m)) => {
-                    let shown = if field == "magic" {
-                        format!("{value:#018x}")
-                    } else {
-                        value.to_string()
-                    };
-                    assert!(m.contains(&shown), "{field}={value}: {m}");
-                }
-                r => panic!("{field}={value}: expected Protocol, got {r:?}"),
+                Err(Error::Corrupt {
+                    field: got,
+                    value: v,
+                    ..
+                }) => assert_eq!((got, v), (named, value), "{field}={value}"),
+                r => panic!("{field}={value}: expected Corrupt, got {r:?}"),
             }
         }
         drop(ring);
@@ -1660,7 +1729,11 @@ mod tests {
         let _p = Ring::attach(region.clone(), 2, f.clone()).unwrap();
         assert!(matches!(
             Ring::attach(region, 3, f),
-            Err(Error::Protocol(m)) if m.contains("pid 2")
+            Err(Error::Corrupt {
+                field: "producer pid",
+                value: 2,
+                ..
+            })
         ));
     }
 

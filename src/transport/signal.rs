@@ -240,8 +240,9 @@ impl Reassembler {
     /// sender's. Returns a message when this chunk completes one.
     ///
     /// # Errors
-    /// [`Error::Protocol`] for a chunk that is not SI_QUEUE or is from another sender
-    /// than the first (dropped; the message in progress is kept), an invalid chunk, a
+    /// [`Error::Corrupt`] naming the pid for a chunk from another sender than the first
+    /// (dropped; the message in progress is kept); [`Error::Protocol`] for a chunk that
+    /// is not SI_QUEUE (dropped likewise), an invalid chunk, a
     /// gap in the sequence, data without a start or a start that cuts a message short
     /// (the message in progress is dropped; a start begins the next one), and
     /// [`Error::TooLarge`] for a start announcing more than the maximum.
@@ -255,10 +256,14 @@ impl Reassembler {
         match self.sender {
             None => self.sender = Some((pid, uid)),
             Some((p, u)) if (p, u) != (pid, uid) => {
-                return Err(Error::Protocol(format!(
-                    "{NAME}: chunk from pid {pid} uid {uid}, but this link's sender is pid \
-                     {p} uid {u}: dropped"
-                )));
+                return Err(Error::Corrupt {
+                    field: "signal: sender pid",
+                    value: pid.into(),
+                    detail: format!(
+                        "a chunk from pid {pid} uid {uid}, but this link's sender is pid {p} \
+                         uid {u}: dropped"
+                    ),
+                });
             }
             Some(_) => {}
         }

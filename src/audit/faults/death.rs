@@ -152,7 +152,7 @@ fn receive_until_end(
             Err(Error::Timeout { .. }) if after_kill => break Ok("timeout"),
             Err(Error::Timeout { .. }) => {}
             Err(Error::Frame(_)) => break Ok("frame error"),
-            Err(Error::Protocol(_)) => break Ok("protocol error"),
+            Err(Error::Protocol(_) | Error::Corrupt { .. }) => break Ok("protocol error"),
             Err(e) => break Err(format!("unclean error after the peer's death: {e}")),
         }
     }
