@@ -1,5 +1,5 @@
 //! The command line: [`audit_main`] for a user's own program, and the `ipc-audit`
-//! commands ([`main`]: list, audit, bench, table). Cargo feature `cli` (on by default):
+//! commands ([`main`]: list, audit, bench, table, report). Cargo feature `cli` (on by default):
 //! clap, indicatif and plotters.
 
 #[macro_use]
@@ -7,6 +7,7 @@ mod out;
 mod audit;
 mod bench;
 mod list;
+mod report;
 mod table;
 
 use std::process::ExitCode;
@@ -76,6 +77,22 @@ enum Command {
         #[arg(long)]
         svg: Option<std::path::PathBuf>,
     },
+    /// Writes the table as one self-contained HTML page, every cell linked to its
+    /// evidence, with the charts and the audit matrix: DIR/index.html and DIR/table.json.
+    Report {
+        /// Transports to measure (all when none is named).
+        transports: Vec<String>,
+        /// A few cases and short runs, as `table --quick`.
+        #[arg(long)]
+        quick: bool,
+        /// The folder to write into (made if missing; checked before any measuring).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Render this table (the JSON of `table --format json` or of an earlier
+        /// report) instead of measuring.
+        #[arg(long, conflicts_with_all = ["transports", "quick"])]
+        from: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -120,6 +137,12 @@ pub fn main() -> ExitCode {
             format,
             svg,
         } => table::run_table(transports, quick, format, svg),
+        Command::Report {
+            transports,
+            quick,
+            out,
+            from,
+        } => report::run_report(transports, quick, out, from),
     }
 }
 

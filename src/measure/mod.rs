@@ -95,7 +95,7 @@ impl Pin {
 }
 
 /// Percentiles of a set of round trips, in nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     /// Median.
     pub p50_ns: u64,
@@ -107,6 +107,10 @@ pub struct Stats {
     pub mean_ns: f64,
     /// How many round trips.
     pub round_trips: u64,
+    /// The histogram: `[upper bound in ns, round trips in the bucket]`, buckets doubling
+    /// from 256 ns, empty buckets at either end left out (empty in older JSON).
+    #[serde(default)]
+    pub buckets: Vec<[u64; 2]>,
 }
 
 impl Stats {
@@ -117,8 +121,23 @@ impl Stats {
             max_ns: h.max(),
             mean_ns: h.mean(),
             round_trips: h.len(),
+            buckets: buckets(h),
         }
     }
+}
+
+/// The histogram's counts in buckets doubling from 256 ns, without empty ends.
+fn buckets(h: &Histogram<u64>) -> Vec<[u64; 2]> {
+    let mut b: Vec<[u64; 2]> = h
+        .iter_log(256, 2.0)
+        .map(|v| [v.value_iterated_to(), v.count_since_last_iteration()])
+        .collect();
+    while b.last().is_some_and(|x| x[1] == 0) {
+        b.pop();
+    }
+    let first = b.iter().position(|x| x[1] > 0).unwrap_or(b.len());
+    b.drain(..first);
+    b
 }
 
 /// A histogram for round trips from 1 ns to 100 s, 3 significant digits.

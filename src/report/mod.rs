@@ -31,6 +31,10 @@ use crate::measure::{self, Floor, FloorKind, Latency, LatencyOptions, Pin, Throu
 use crate::transport::{Access, Boundaries, Config, Guarantees, Ordering, Rendezvous, Transport};
 pub use latency::{LatencyReport, LatencyRow, measure_latency};
 
+/// The report page (`ipc-audit report`): [`Table::to_html`].
+#[cfg(feature = "cli")]
+mod html;
+
 /// How much to measure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
