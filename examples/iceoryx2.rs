@@ -103,7 +103,12 @@ impl Meet {
             .config(&config)
             .signal_handling_mode(SignalHandlingMode::Disabled)
             .create::<Svc>()
-            .map_err(|e| fail("create a node", e))
+            .map_err(|e| match e {
+                iceoryx2::node::NodeCreationFailure::InsufficientPermissions => {
+                    denied("create a node")
+                }
+                e => fail("create a node", e),
+            })
     }
 
     fn service_name(&self) -> Result<ServiceName> {

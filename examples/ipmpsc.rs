@@ -14,6 +14,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use ipc_audit::transport::{
@@ -41,8 +42,99 @@ fn ipmpsc_error(op: &str, e: ipmpsc::Error, len: usize, max: usize) -> Error {
     }
 }
 
+/// How much longer than its own timeout `recv_timeout` may take before the adapter calls
+/// the receiver stuck.
+const GRACE: Duration = Duration::from_secs(3);
+
+type Got = ipmpsc::Result<Option<Vec<u8>>>;
+
+/// The receiver runs on a thread of its own, so that a `recv_timeout` that never returns
+/// (see `repro_ipmpsc_dead_sender`) is reported as an error instead of hanging the
+/// audit. The adapter never turns it into a timeout: it is an unclean error, and it
+/// stays (the thread does not come back).
+struct RxWorker {
+    ask: mpsc::Sender<(Option<Duration>, bool)>,
+    got: mpsc::Receiver<Got>,
+    /// A request was sent and its answer not taken.
+    waiting: bool,
+    stuck: Option<String>,
+}
+
+impl RxWorker {
+    fn start(rx: Receiver) -> Result<Self> {
+        let (ask, asked) = mpsc::channel::<(Option<Duration>, bool)>();
+        let (give, got) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("ipmpsc receiver".into())
+            .spawn(move || {
+                for (timeout, nonblocking) in asked {
+                    let r = if nonblocking {
+                        rx.try_recv::<Vec<u8>>()
+                    } else {
+                        match timeout {
+                            None => rx.recv::<Vec<u8>>().map(Some),
+                            Some(t) => rx.recv_timeout::<Vec<u8>>(t),
+                        }
+                    };
+                    if give.send(r).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::io(format!("{NAME}: start the receiving thread"), e))?;
+        Ok(RxWorker {
+            ask,
+            got,
+            waiting: false,
+            stuck: None,
+        })
+    }
+
+    fn recv(&mut self, timeout: Option<Duration>, nonblocking: bool) -> Result<Got> {
+        if let Some(why) = &self.stuck {
+            return Err(Error::Peer(why.clone()));
+        }
+        if !self.waiting {
+            self.ask
+                .send((timeout, nonblocking))
+                .map_err(|_| Error::Peer(format!("{NAME}: the receiving thread ended")))?;
+            self.waiting = true;
+        }
+        let limit = if nonblocking {
+            Some(GRACE)
+        } else {
+            timeout.map(|t| t + GRACE)
+        };
+        let got = match limit {
+            None => self
+                .got
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            Some(l) => self.got.recv_timeout(l),
+        };
+        match got {
+            Ok(r) => {
+                self.waiting = false;
+                Ok(r)
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let why = format!(
+                    "{NAME}: recv_timeout({timeout:?}) has not returned after {:?} more: the \
+                     receiver is stuck inside ipmpsc",
+                    GRACE
+                );
+                self.stuck = Some(why.clone());
+                Err(Error::Peer(why))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(Error::Peer(format!("{NAME}: the receiving thread ended")))
+            }
+        }
+    }
+}
+
 enum Side {
-    Rx(Receiver),
+    Rx(RxWorker),
     Tx(Sender),
 }
 
@@ -84,18 +176,13 @@ impl Endpoint for End {
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        let Side::Rx(rx) = &self.side else {
+        let (timeout, nonblocking, max) = (self.timeout, self.nonblocking, self.max);
+        let Side::Rx(rx) = &mut self.side else {
             return Err(Error::Unsupported(format!("{NAME}: this end only sends")));
         };
-        let got = if self.nonblocking {
-            rx.try_recv::<Vec<u8>>()
-        } else {
-            match self.timeout {
-                None => rx.recv::<Vec<u8>>().map(Some),
-                Some(t) => rx.recv_timeout::<Vec<u8>>(t),
-            }
-        }
-        .map_err(|e| ipmpsc_error("recv", e, 0, self.max))?;
+        let got = rx
+            .recv(timeout, nonblocking)?
+            .map_err(|e| ipmpsc_error("recv", e, 0, max))?;
         match got {
             Some(m) => {
                 *buf = m;
@@ -177,7 +264,7 @@ impl Transport for Ipmpsc {
             .map_err(|e| ipmpsc_error(&format!("create {p}"), e, 0, max))?;
         Ok(Link {
             local: Box::new(End {
-                side: Side::Rx(Receiver::new(ring)),
+                side: Side::Rx(RxWorker::start(Receiver::new(ring))?),
                 max,
                 timeout: None,
                 nonblocking: false,

@@ -115,9 +115,15 @@ impl End {
         timeout: Option<Duration>,
     ) -> Result<()> {
         if nonblocking {
-            return Err(Error::WouldBlock {
-                op: format!("{name}: {op}"),
-            });
+            // tokio's `try_*` calls answer from the readiness the reactor last saw: drive
+            // it once without waiting, so that "would block" is the kernel's answer.
+            let once = rt.block_on(async { tokio::time::timeout(Duration::ZERO, ready).await });
+            return match once {
+                Ok(r) => r.map_err(|e| Error::io(format!("{name}: wait for {op}"), e)),
+                Err(_) => Err(Error::WouldBlock {
+                    op: format!("{name}: {op}"),
+                }),
+            };
         }
         let timed_out = || Error::Timeout {
             op: format!("{name}: {op}"),
