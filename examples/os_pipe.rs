@@ -171,10 +171,10 @@ impl Endpoint for End {
         wbuf.clear();
         frame::encode(msg, self.max, &mut wbuf)?;
         let r = self.write_from(&wbuf, 0, deadline);
-        if let Ok(done) = r {
-            if done < wbuf.len() {
-                self.pending = wbuf[done..].to_vec();
-            }
+        if let Ok(done) = r
+            && done < wbuf.len()
+        {
+            self.pending = wbuf[done..].to_vec();
         }
         self.wbuf = wbuf;
         r.map(drop)

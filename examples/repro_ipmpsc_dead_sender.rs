@@ -5,8 +5,8 @@
 //!
 //! `cargo run --release --example repro_ipmpsc_dead_sender`: a child process sends 4 MiB
 //! messages in a loop while this process receives them with `recv_timeout(200 ms)`; the
-//! child is SIGKILLed at a random point, up to 20 times. A watchdog thread reports when a
-//! `recv_timeout` has not returned 5 s after the kill. Exit status 1 and "REPRODUCED" when
+//! child is SIGKILLed at a random point, up to 20 times. A watchdog thread reports a
+//! `recv_timeout` that has not returned after 5 s. Exit status 1 and "REPRODUCED" when
 //! the receiver hung; 0 when it never did.
 
 use std::process::{Command, ExitCode};
@@ -41,9 +41,9 @@ fn main() -> ExitCode {
     let path = dir.path().join("ring");
     let path = path.to_str().expect("a UTF-8 path").to_string();
     let rx = Receiver::new(SharedRingBuffer::create(&path, 3 * (MSG as u32 + 8)).expect("create"));
-    // 0: no kill pending; otherwise the time of the last kill, in ms.
-    let killed_at = Arc::new(AtomicU64::new(0));
-    let k = Arc::clone(&killed_at);
+    // 0: no receive under way; otherwise the time the current `recv_timeout` began, in ms.
+    let began = Arc::new(AtomicU64::new(0));
+    let k = Arc::clone(&began);
     let keep = dir.path().to_path_buf();
     std::thread::spawn(move || {
         loop {
@@ -51,8 +51,8 @@ fn main() -> ExitCode {
             let at = k.load(Ordering::SeqCst);
             if at != 0 && now_ms().saturating_sub(at) > 5000 {
                 println!(
-                    "REPRODUCED: recv_timeout(200 ms) has not returned 5 s after the sender was \
-                 SIGKILLed: the dead sender holds the ring's mutex"
+                    "REPRODUCED: a recv_timeout(200 ms) has not returned after 5 s; the SIGKILLed \
+                 sender holds the ring's mutex"
                 );
                 let _ = std::fs::remove_dir_all(&keep);
                 std::process::exit(1);
@@ -69,17 +69,30 @@ fn main() -> ExitCode {
         let delay = Duration::from_millis(30 + (now_ms() * 7919 + attempt * 131) % 170);
         let start = Instant::now();
         let mut got = 0usize;
-        while start.elapsed() < delay {
-            if let Ok(Some(m)) = rx.recv_timeout::<Vec<u8>>(Duration::from_millis(200)) {
+        let recv = || {
+            began.store(now_ms(), Ordering::SeqCst);
+            let r = rx.recv_timeout::<Vec<u8>>(Duration::from_millis(200));
+            began.store(0, Ordering::SeqCst);
+            r
+        };
+        // A thread kills the sender at a random point while this one receives.
+        let pid = child.id();
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+        });
+        while start.elapsed() < delay + Duration::from_millis(300) {
+            if let Ok(Some(m)) = recv() {
                 got += usize::from(m.len() == MSG);
             }
         }
-        child.kill().expect("SIGKILL the sender");
+        let _ = killer.join();
         child.wait().expect("reap the sender");
-        killed_at.store(now_ms(), Ordering::SeqCst);
         // Drain until the ring is empty: each call must return within its 200 ms.
-        while let Ok(Some(_)) = rx.recv_timeout::<Vec<u8>>(Duration::from_millis(200)) {}
-        killed_at.store(0, Ordering::SeqCst);
+        while let Ok(Some(_)) = recv() {}
         println!("kill {attempt}: {got} messages before it, the receiver is free");
     }
     println!("not reproduced in 20 kills");
