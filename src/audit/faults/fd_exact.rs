@@ -84,6 +84,19 @@ fn fd_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
             format!("both ends of a link in one process did not work: {e}"),
         )));
     }
+    check_lists(max, churn, &base, &rounds, &exec_leaks, &dropped, &churned)
+}
+
+/// The verdict on a loopback's descriptor lists.
+fn check_lists(
+    max: usize,
+    churn: usize,
+    base: &[String],
+    rounds: &[Vec<String>],
+    exec_leaks: &[String],
+    dropped: &[String],
+    churned: &[String],
+) -> Result<Outcome> {
     let new = |after: &[String], before: &[String]| -> Vec<String> {
         after
             .iter()
@@ -111,14 +124,14 @@ fn fd_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
             "a descriptor made after the link opened is not close-on-exec",
         ));
     }
-    let left = new(&dropped, &base);
+    let left = new(dropped, base);
     if !left.is_empty() {
         return Ok(failed(
             format!("a dropped link left {left:?} open"),
             "dropping a link must close its descriptors",
         ));
     }
-    let left = new(&churned, &base);
+    let left = new(churned, base);
     if !left.is_empty() {
         return Ok(failed(
             format!(
