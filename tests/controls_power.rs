@@ -579,7 +579,7 @@ fn peer_entry() {
 fn audit(name: &str, property: &str) -> (Verdict, String, String) {
     let t = resolve(name).expect("known transport");
     let auditor = Auditor::new(PeerLauncher::test_binary("peer_entry").expect("own exe"))
-        .cases(8)
+        .cases(4)
         .only([property]);
     let r = auditor.audit(t.as_ref());
     let p = r

@@ -62,11 +62,13 @@ pub(super) fn deadline(ctx: &Ctx<'_>) -> PropertyResult {
     }
 }
 
+/// One check of the run: what it saw, or the failure.
+type Check = fn(&Ctx<'_>, &str) -> Result<Step<String>>;
+
 /// The run: the four checks, in order.
 fn deadline_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
     let mut seen = Vec::new();
-    let steps: [fn(&Ctx<'_>, &str) -> Result<Step<String>>; 4] =
-        [idle_receive, partial_receive, full_send, after_exit];
+    let steps: [Check; 4] = [idle_receive, partial_receive, full_send, after_exit];
     for step in steps {
         match step(ctx, name)? {
             Ok(s) => seen.push(s),

@@ -25,7 +25,7 @@ use crate::error::{Error, ErrorReport};
 use crate::transport::{Endpoint, Link};
 
 /// Default cases of `retry`; `IPC_AUDIT_RETRY_CASES` overrides it.
-const RETRY_CASES: u32 = 6;
+const RETRY_CASES: u32 = 4;
 
 /// A case: (seed, sizes, nonblocking sender, receive timeout in ms).
 type Case = (u64, Vec<usize>, bool, u64);
