@@ -8,6 +8,7 @@
 //! made with mode 0666 whatever is asked (`access-uid`, as root; not run otherwise, and
 //! the test says so); a pipe that reports a message that did not fit a full buffer as
 //! sent (`full`), and one whose peer opens a descriptor every 100 messages (`fd-flat`).
+//! The second set, 21 more with their clean twin, is in `tests/controls_power.rs`.
 
 use std::time::Duration;
 

@@ -212,31 +212,6 @@ fn ordering(ctx: &Ctx<'_>) -> PropertyResult {
     )
 }
 
-/// Sizes worth testing up to `max`: empty, one byte, PIPE_BUF and around, the pipe
-/// capacity and around, 1 MiB, and the maximum itself.
-pub(crate) fn edge_sizes(max: usize) -> Vec<usize> {
-    let mut v: Vec<usize> = [
-        0,
-        1,
-        2,
-        4095,
-        4096,
-        4097,
-        65535,
-        65536,
-        65537,
-        1 << 20,
-        max.saturating_sub(1),
-        max,
-    ]
-    .into_iter()
-    .filter(|&s| s <= max)
-    .collect();
-    v.sort_unstable();
-    v.dedup();
-    v
-}
-
 fn boundaries_text(g: &Guarantees) -> String {
     match g.boundaries {
         Boundaries::Native => format!("kept by the kernel, up to {} bytes", g.max_message),
@@ -248,8 +223,11 @@ fn boundaries_text(g: &Guarantees) -> String {
 fn boundaries(ctx: &Ctx<'_>) -> PropertyResult {
     let g = ctx.transport.guarantees();
     let max = g.max_message;
+    if let Some(r) = edge_sweep(ctx, &g) {
+        return r;
+    }
     let size = prop_oneof![
-        3 => select(edge_sizes(max)),
+        3 => select(super::faults::edge_sizes(max, g.many_senders)),
         1 => 0..=max.min(256 * 1024),
     ];
     let strategy = (any::<u64>(), vec(size, 1..=8));
@@ -261,6 +239,46 @@ fn boundaries(ctx: &Ctx<'_>) -> PropertyResult {
         &[Kind::Merge, Kind::Split],
         "whole and separate",
     )
+}
+
+/// Before the generated cases, one case that has them all: every edge size (see
+/// [`super::faults::edge_sizes`]), each followed by a one-byte message, so that a size
+/// where the code path changes is always tried, and always with a message after it.
+/// `Some` is its failure.
+fn edge_sweep(ctx: &Ctx<'_>, g: &Guarantees) -> Option<PropertyResult> {
+    if !g.carries_data {
+        return None;
+    }
+    let sizes: Vec<usize> = super::faults::edge_sizes(g.max_message, g.many_senders)
+        .into_iter()
+        .flat_map(|s| [s, 1.min(g.max_message)])
+        .collect();
+    let seed = 0xed6e;
+    let why = match send_case(ctx, "boundaries", seed, &sizes) {
+        Err(e) => e.to_string(),
+        Ok(obs) => {
+            let v: Vec<String> = analyse(seed, &sizes, &obs)
+                .into_iter()
+                .filter(|v| v.kind.declared_by(g))
+                .take(3)
+                .map(|v| v.to_string())
+                .collect();
+            if v.is_empty() {
+                return None;
+            }
+            v.join("; ")
+        }
+    };
+    Some(result(
+        "boundaries",
+        boundaries_text(g),
+        why,
+        Verdict::Fail,
+        format!(
+            "the edge sweep (each edge size, then one byte): seed {seed}, sizes {}",
+            sizes_text(&sizes)
+        ),
+    ))
 }
 
 fn integrity(ctx: &Ctx<'_>) -> PropertyResult {
@@ -295,6 +313,18 @@ fn oversize(ctx: &Ctx<'_>) -> PropertyResult {
     }
     let cases = ctx.cases.min(4);
     let last_error = Mutex::new(String::new());
+    // A limit off by a few bytes: the first sizes over the maximum, always.
+    for extra in [1, 2, 3] {
+        if let Err(why) = oversize_case(ctx, name, max, (extra, 1), &last_error) {
+            return result(
+                name,
+                declared,
+                why.to_string(),
+                Verdict::Fail,
+                format!("edge case: {} bytes ({max} + {extra})", max + extra),
+            );
+        }
+    }
     let outcome = runner(cases).run(&(1usize..=4096, any::<u64>()), |(extra, seed)| {
         oversize_case(ctx, name, max, (extra, seed), &last_error)
     });
@@ -307,7 +337,7 @@ fn oversize(ctx: &Ctx<'_>) -> PropertyResult {
                 last_error.into_inner().unwrap_or_else(|p| p.into_inner())
             ),
             Verdict::Pass,
-            format!("{cases} cases, up to {max}+4096 bytes"),
+            format!("{max} + 1, 2, 3, then {cases} cases up to {max} + 4096 bytes"),
         ),
         Err(TestError::Fail(why, (extra, _))) => result(
             name,

@@ -30,6 +30,11 @@ impl Role for AuditRole {
     fn serve(&mut self, peer: &mut Peer<'_>, cmd: Cmd) -> Result<Event> {
         match cmd {
             Cmd::Hold { dir, name } => Ok(hold(peer, &dir, &name, &mut self.held)),
+            Cmd::Loopback {
+                sizes,
+                rounds,
+                churn,
+            } => Ok(super::faults::loopback(peer, &sizes, rounds, churn)),
             cmd => run_command(peer.end.as_mut(), &peer.spare, cmd),
         }
     }
@@ -120,6 +125,33 @@ pub enum Cmd {
         /// The `si_pid` to claim in SI_QUEUE signals (default: the peer's own).
         #[serde(default)]
         claim_pid: Option<i32>,
+    },
+    /// Send messages of these sizes in nonblocking mode (or with a `timeout_ms` send
+    /// timeout), retrying a message refused with WouldBlock or Timeout until it is
+    /// accepted or `deadline_ms` passed; then flush. Answered with [`Event::Sent`]; a
+    /// flush error has the index `sizes.len()`.
+    SendRetry {
+        /// Content seed.
+        seed: u64,
+        /// Message sizes.
+        sizes: Vec<usize>,
+        /// Nonblocking mode (else a send timeout).
+        nonblocking: bool,
+        /// The send timeout in blocking mode.
+        timeout_ms: u64,
+        /// The bound on the whole command.
+        deadline_ms: u64,
+    },
+    /// Open links of the peer's own transport and hold both ends in this process: count
+    /// descriptors exactly around traffic of `sizes` (sent `rounds` times), list what a
+    /// fork+exec child inherits after it, then open and drop `churn` more links.
+    Loopback {
+        /// Message sizes of one round of traffic.
+        sizes: Vec<usize>,
+        /// Rounds of that traffic (the count after each must not grow).
+        rounds: usize,
+        /// Links opened, used once and dropped after.
+        churn: usize,
     },
     /// A hostile act on the first descriptor this peer inherited (a memfd of `shm`).
     Hostile {
@@ -228,6 +260,22 @@ pub enum Event {
         /// The flush's error.
         error: Option<ErrorReport>,
     },
+    /// Finished a `Loopback`: descriptors (`N -> target`) at each step, and what went
+    /// wrong, if anything did.
+    Loopback {
+        /// Before any link of this command.
+        base: Vec<String>,
+        /// After each round of traffic on one link.
+        rounds: Vec<Vec<String>>,
+        /// What a fork+exec child inherited after the traffic, beyond what it did before.
+        exec_leaks: Vec<String>,
+        /// After that link was dropped.
+        dropped: Vec<String>,
+        /// After `churn` links were opened and dropped.
+        churned: Vec<String>,
+        /// The error that stopped it.
+        error: Option<ErrorReport>,
+    },
     /// Storm signals the peer handled so far.
     Signals {
         /// How many.
@@ -331,9 +379,16 @@ fn run_command(end: &mut dyn Endpoint, spare: &[OwnedFd], cmd: Cmd) -> Result<Ev
         Cmd::Signals => Event::Signals {
             count: peer::storm::delivered(),
         },
-        Cmd::Hold { .. } => {
+        Cmd::SendRetry {
+            seed,
+            sizes,
+            nonblocking,
+            timeout_ms,
+            deadline_ms,
+        } => super::faults::send_retry(end, seed, &sizes, nonblocking, timeout_ms, deadline_ms),
+        Cmd::Hold { .. } | Cmd::Loopback { .. } => {
             return Err(Error::Protocol(
-                "hold is served by the role, with its held links".into(),
+                "hold and loopback are served by the role, with the transport".into(),
             ));
         }
         Cmd::Oversize { len } => {

@@ -291,9 +291,13 @@ fn cloexec(ctx: &Ctx<'_>) -> PropertyResult {
     }
 }
 
+/// The property: a peer with SIGPIPE at its default sends to a receiver that is gone,
+/// with small messages and with large ones (a large message takes another path in many
+/// transports: chunks, a second write).
 fn sigpipe(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "sigpipe";
     let declared = "error, not death";
+    let max = ctx.transport.guarantees().max_message;
     if !ctx.transport.guarantees().carries_data {
         return result(
             name,
@@ -303,51 +307,80 @@ fn sigpipe(ctx: &Ctx<'_>) -> PropertyResult {
             "the transport carries no data".into(),
         );
     }
+    // Few, so that a queue that outlives its receiver takes them all.
+    let large = max.min(64 * 1024);
+    let mut runs = vec![vec![16.min(max); 4]];
+    if large > 4096 {
+        runs.push(vec![large; 2]);
+    }
+    let mut seen = Vec::new();
+    for sizes in runs {
+        match sigpipe_once(ctx, name, declared, &sizes) {
+            Ok(Ok(observed)) => seen.push(format!("{} bytes: {observed}", sizes[0])),
+            Ok(Err(fail)) => return fail,
+            Err(e) => return could_not_run(name, declared, e),
+        }
+    }
+    result(
+        name,
+        declared,
+        seen.join("; "),
+        Verdict::Pass,
+        "peer with SIGPIPE at SIG_DFL, small and large messages".into(),
+    )
+}
+
+/// One run of [`sigpipe`] with messages of `sizes`: what the sender saw, or the failure.
+fn sigpipe_once(
+    ctx: &Ctx<'_>,
+    name: &str,
+    declared: &str,
+    sizes: &[usize],
+) -> Result<std::result::Result<String, PropertyResult>> {
     let opts = PeerOptions {
         sigpipe_default: true,
         ..PeerOptions::default()
     };
-    let run = || -> Result<PropertyResult> {
-        let (link, peer) = spawn(ctx, name, &Config::default(), &opts)?;
-        let mut peer = ready(peer)?;
-        // The receiver goes away, then the peer sends.
-        drop(link);
-        peer.command(&Cmd::Send {
-            seed: 1,
-            // Few and small, so that a queue that outlives its receiver takes them all.
-            sizes: vec![16; 4],
-        })?;
-        let deadline = Instant::now() + ctx.timeout;
-        match peer.expect(deadline, "reply") {
-            Ok(Event::Sent { errors, .. }) => {
-                let observed = match errors.first() {
-                    Some((i, e)) => format!("send {i} returned an error ({}); the sender lives", short(&e.message)),
-                    None => "sends succeeded after the receiver closed (the object keeps them); the sender lives"
-                        .into(),
-                };
-                peer.finish(deadline)?;
-                Ok(result(
-                    name,
-                    declared,
-                    observed,
-                    Verdict::Pass,
-                    "peer with SIGPIPE at SIG_DFL".into(),
-                ))
-            }
-            Ok(other) => Err(Error::Peer(format!("expected sent, got {other:?}"))),
-            Err(_) => {
-                let status = peer.wait_exit(deadline)?;
-                Ok(result(
-                    name,
-                    declared,
-                    format!("the sender died: {status}"),
-                    Verdict::Fail,
-                    "sending to a closed receiver must return an error (MSG_NOSIGNAL or a blocked SIGPIPE)".into(),
-                ))
-            }
+    let (link, peer) = spawn(ctx, name, &Config::default(), &opts)?;
+    let mut peer = ready(peer)?;
+    // The receiver goes away, then the peer sends.
+    drop(link);
+    peer.command(&Cmd::Send {
+        seed: 1,
+        sizes: sizes.to_vec(),
+    })?;
+    let deadline = Instant::now() + ctx.timeout;
+    match peer.expect(deadline, "reply") {
+        Ok(Event::Sent { errors, .. }) => {
+            let observed = match errors.first() {
+                Some((i, e)) => format!(
+                    "send {i} returned an error ({}); the sender lives",
+                    short(&e.message)
+                ),
+                None => "sends succeeded after the receiver closed (the object keeps them); \
+                         the sender lives"
+                    .into(),
+            };
+            peer.finish(deadline)?;
+            Ok(Ok(observed))
         }
-    };
-    run().unwrap_or_else(|e| could_not_run(name, declared, e))
+        Ok(other) => Err(Error::Peer(format!("expected sent, got {other:?}"))),
+        Err(_) => {
+            let status = peer.wait_exit(deadline)?;
+            Ok(Err(result(
+                name,
+                declared,
+                format!(
+                    "the sender of {}-byte messages died: {status}",
+                    sizes.first().copied().unwrap_or(0)
+                ),
+                Verdict::Fail,
+                "sending to a closed receiver must return an error (MSG_NOSIGNAL or a blocked \
+                 SIGPIPE)"
+                    .into(),
+            )))
+        }
+    }
 }
 
 /// The property: the credentials reported for a peer are its own; as root, an

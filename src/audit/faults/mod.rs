@@ -19,13 +19,19 @@ use super::{Ctx, Property, Verdict};
 use crate::error::{Error, Result};
 use crate::transport::Link;
 
+mod deadline;
 mod death;
 mod eintr;
+mod fd_exact;
 mod fd_flat;
 mod full;
+mod retry;
 mod senders;
 mod sigpending;
 mod stale;
+
+pub(crate) use fd_exact::loopback;
+pub(crate) use retry::{edge_sizes, send_retry};
 
 /// The fault properties, in report order.
 pub(super) fn all() -> Vec<Property> {
@@ -41,6 +47,20 @@ pub(super) fn all() -> Vec<Property> {
             name: "eintr",
             about: "a SIGURG storm (no SA_RESTART) on both sides surfaces no EINTR; nothing lost or duplicated",
             run: eintr::eintr,
+            applies: super::every,
+            exclusive: false,
+        },
+        Property {
+            name: "deadline",
+            about: "every wait ends by its timeout + slack, under signals and mid-message; Closed after the peer's exit where the kernel knows",
+            run: deadline::deadline,
+            applies: super::every,
+            exclusive: false,
+        },
+        Property {
+            name: "retry",
+            about: "sends and receives interrupted midway and retried: every message once, whole, in order",
+            run: retry::retry,
             applies: super::every,
             exclusive: false,
         },
@@ -62,6 +82,13 @@ pub(super) fn all() -> Vec<Property> {
             name: "fd-flat",
             about: "open descriptors stay flat over 10,000 messages on both sides; a low RLIMIT_NOFILE gives clean errors",
             run: fd_flat::fd_flat,
+            applies: super::every,
+            exclusive: false,
+        },
+        Property {
+            name: "fd-exact",
+            about: "descriptors counted exactly in a peer holding both ends: none per message, per link, or across exec after traffic",
+            run: fd_exact::fd_exact,
             applies: super::every,
             exclusive: false,
         },
