@@ -225,6 +225,39 @@ impl Transport for LeaksFdLocally {
     }
 }
 
+/// A FIFO made with mode 0644 and narrowed to the asked mode right after it is in place:
+/// a window of microseconds in which the name exists with a mode wider than asked, too
+/// short for an open to land in reliably. The bug class of creating a socket or FIFO and
+/// fixing its mode afterwards (bind, then chmod), e.g. tokio-rs/tokio#5580 (a way to set
+/// a Unix socket's mode at bind, because bind-then-chmod leaves a window) and
+/// rust-lang/rust#74893 (`UnixListener::bind` has no mode: chmod after the fact).
+struct ChmodAfterFifo;
+
+impl Transport for ChmodAfterFifo {
+    fn name(&self) -> &'static str {
+        "chmod-after-fifo"
+    }
+
+    fn guarantees(&self) -> Guarantees {
+        transport::fifo::Fifo.guarantees()
+    }
+
+    fn open(&self, cfg: &Config) -> Result<Link> {
+        use std::os::unix::fs::PermissionsExt;
+        let link = transport::fifo::Fifo.open(&cfg.clone().with_mode(0o644))?;
+        // The fault: the mode is fixed after the name appeared.
+        if let Some(path) = &link.path {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.mode))
+                .map_err(|e| ipc_audit::Error::io("chmod", e))?;
+        }
+        Ok(link)
+    }
+
+    fn attach(&self, peer: PeerEnd) -> Result<Box<dyn Endpoint>> {
+        transport::fifo::Fifo.attach(peer)
+    }
+}
+
 /// A FIFO made readable and writable by everyone, whatever `Config::mode` asks.
 struct WorldWritableFifo;
 
@@ -253,6 +286,7 @@ fn resolve(name: &str) -> Option<Box<dyn Transport>> {
         "leaks-fd-in-peer" => return Some(Box::new(LeaksFdInPeer)),
         "leaks-fd-locally" => return Some(Box::new(LeaksFdLocally)),
         "world-writable-fifo" => return Some(Box::new(WorldWritableFifo)),
+        "chmod-after-fifo" => return Some(Box::new(ChmodAfterFifo)),
         _ => {}
     }
     let f = match name {
@@ -384,6 +418,31 @@ fn a_fifo_open_to_everyone_fails_access_uid_as_root() {
              the property was {v:?}: {observed}"
         );
         assert_eq!(v, Verdict::NotRun, "{observed}");
+    }
+}
+
+#[test]
+fn a_fifo_whose_mode_is_fixed_after_it_appears_fails_access_race() {
+    let (v, observed) = audit("chmod-after-fifo", "access-race");
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!(v, Verdict::Fail, "{observed}");
+    } else {
+        println!(
+            "a_fifo_whose_mode_is_fixed_after_it_appears_fails_access_race: NOT CHECKED \
+             without a second uid; the property was {v:?}: {observed}"
+        );
+        assert_ne!(v, Verdict::Pass, "{observed}");
+    }
+}
+
+#[test]
+fn the_same_fifo_made_with_its_mode_passes_access_race() {
+    // Clean twin of the test above.
+    let (v, observed) = audit("fifo", "access-race");
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!(v, Verdict::Pass, "{observed}");
+    } else {
+        assert_ne!(v, Verdict::Fail, "{observed}");
     }
 }
 

@@ -35,6 +35,7 @@ pub(crate) mod role;
 mod security;
 #[cfg(all(target_os = "linux", not(loom)))]
 mod signals;
+mod watch;
 
 pub use crate::peer::{Identity, PEER_ENV, PeerLauncher, PeerOptions};
 pub use exchange::content;

@@ -77,6 +77,19 @@ pub enum Cmd {
         /// For how long.
         millis: u64,
     },
+    /// For `millis` milliseconds, watch `dir` and every folder made in it (inotify) and
+    /// stat each object called one of `names` the moment it appears or changes, noting
+    /// any whose mode has a bit that `mode` does not: the access racer's watcher.
+    Watch {
+        /// The race directory.
+        dir: PathBuf,
+        /// The object names to stat.
+        names: Vec<String>,
+        /// For how long.
+        millis: u64,
+        /// The mode asked for the objects.
+        mode: u32,
+    },
     /// Send messages of `size` bytes (content from `seed`) until one is refused or
     /// `limit` went out, in nonblocking mode or with a `timeout_ms` send timeout; then
     /// back to blocking mode and the usual timeout.
@@ -210,6 +223,14 @@ pub enum Event {
     Fds {
         /// `N -> target` each.
         fds: Vec<String>,
+    },
+    /// Finished a `Watch`: how many stats found an object, and the paths seen with a mode
+    /// wider than asked (`PATH 0o644`, at most 10).
+    Watched {
+        /// Stats that found an object.
+        stats: u64,
+        /// Paths seen with a mode wider than asked, with that mode.
+        wider: Vec<String>,
     },
     /// Finished a `Race`: how many objects were probed, and the paths it got into.
     Raced {
@@ -358,6 +379,12 @@ fn run_command(end: &mut dyn Endpoint, spare: &[OwnedFd], cmd: Cmd) -> Result<Ev
             fds: peer::child_fds(&PeerLauncher::current_exe_or_self())?,
         },
         Cmd::Race { dir, names, millis } => race(&dir, &names, millis),
+        Cmd::Watch {
+            dir,
+            names,
+            millis,
+            mode,
+        } => super::watch::watch(&dir, &names, millis, mode)?,
         Cmd::Fill {
             seed,
             size,

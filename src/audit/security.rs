@@ -563,36 +563,60 @@ fn skip_unnamed(ctx: &Ctx<'_>, name: &str) -> Option<PropertyResult> {
 
 /// Makes links with `cfg` for `millis` while a racer as uid 65534 probes their names;
 /// returns (links made, probes, paths entered).
-fn race_once(
-    ctx: &Ctx<'_>,
-    name: &str,
-    cfg: &Config,
-    object: &str,
-    millis: u64,
-) -> Result<(u32, u64, Vec<String>)> {
+/// What one round of the access race saw.
+struct Raced {
+    /// Objects made.
+    made: u32,
+    /// The racer's probes that found an object.
+    probes: u64,
+    /// Paths the racer (uid 65534) got into.
+    entered: Vec<String>,
+    /// The watcher's stats that found an object.
+    stats: u64,
+    /// Paths the watcher saw with a mode wider than asked, with that mode.
+    wider: Vec<String>,
+}
+
+/// One round: a racer of uid 65534 tries to open every object as it appears, and a
+/// watcher of this uid (inotify) stats each the moment its name appears, while this
+/// process makes and drops objects with `cfg` for `millis` milliseconds.
+fn race_once(ctx: &Ctx<'_>, name: &str, cfg: &Config, object: &str, millis: u64) -> Result<Raced> {
     let dir = cfg
         .dir
         .clone()
         .ok_or_else(|| Error::invalid("race needs a directory", "none"))?;
-    let opts = PeerOptions {
+    let label = format!("{} / {name}", ctx.transport.name());
+    let start = |opts: &PeerOptions, label: String| {
+        let p = PeerProcess::spawn(
+            ctx.launcher,
+            NO_TRANSPORT,
+            Default::default(),
+            label,
+            ctx.timeout * 3,
+            opts,
+        )?;
+        ready(p)
+    };
+    let nobody = PeerOptions {
         drop_to: Some(Identity::nobody(vec![])),
         ..PeerOptions::default()
     };
-    let label = format!("{} / {name}", ctx.transport.name());
-    let racer = PeerProcess::spawn(
-        ctx.launcher,
-        NO_TRANSPORT,
-        Default::default(),
-        label,
-        ctx.timeout * 3,
-        &opts,
-    )?;
-    let mut racer = ready(racer)?;
+    let mut racer = start(&nobody, label.clone())?;
+    let mut watcher = start(&PeerOptions::default(), format!("{label} (watcher)"))?;
+    let names = vec![object.to_string()];
     racer.command(&Cmd::Race {
-        dir,
-        names: vec![object.to_string()],
+        dir: dir.clone(),
+        names: names.clone(),
         millis,
     })?;
+    watcher.command(&Cmd::Watch {
+        dir,
+        names,
+        millis,
+        mode: cfg.mode,
+    })?;
+    // Let the watcher's inotify watch be in place before the first object.
+    std::thread::sleep(Duration::from_millis(20));
     let end = Instant::now() + Duration::from_millis(millis);
     let mut made = 0;
     while Instant::now() < end {
@@ -601,11 +625,21 @@ fn race_once(
         std::thread::sleep(Duration::from_millis(1));
         drop(link);
     }
-    let ev = racer.expect(Instant::now() + ctx.timeout, "reply")?;
+    let raced = racer.expect(Instant::now() + ctx.timeout, "reply")?;
+    let watched = watcher.expect(Instant::now() + ctx.timeout, "reply")?;
     racer.finish(Instant::now() + ctx.timeout)?;
-    match ev {
-        Event::Raced { probes, entered } => Ok((made, probes, entered)),
-        other => Err(Error::Peer(format!("expected raced, got {other:?}"))),
+    watcher.finish(Instant::now() + ctx.timeout)?;
+    match (raced, watched) {
+        (Event::Raced { probes, entered }, Event::Watched { stats, wider }) => Ok(Raced {
+            made,
+            probes,
+            entered,
+            stats,
+            wider,
+        }),
+        other => Err(Error::Peer(format!(
+            "expected raced and watched, got {other:?}"
+        ))),
     }
 }
 
@@ -644,46 +678,68 @@ fn access_race(ctx: &Ctx<'_>) -> PropertyResult {
                     .into(),
             ));
         };
-        let (made, probes, entered) =
-            race_once(ctx, name, &cfg.clone().with_mode(0o600), &object, 1500)?;
-        if !entered.is_empty() {
-            return Ok(result(
-                name,
-                declared,
-                format!(
-                    "uid 65534 got into {} of {made} objects made with mode 0600: {entered:?}",
-                    entered.len()
-                ),
-                Verdict::Fail,
-                format!("{probes} probes"),
-            ));
-        }
-        // Positive control: the same racer gets into objects that allow it.
-        let (made_open, _, entered_open) =
-            race_once(ctx, name, &cfg.with_mode(0o666), &object, 1500)?;
-        if entered_open.is_empty() {
-            return Ok(result(
-                name,
-                declared,
-                format!(
-                    "positive control failed: the racer got into none of {made_open} objects made with mode 0666"
-                ),
-                Verdict::Fail,
-                "a race that cannot win proves nothing".into(),
-            ));
-        }
-        Ok(result(
-            name,
-            declared,
-            format!(
-                "uid 65534 got into 0 of {made} objects made 0600 ({probes} probes as they appeared); \
-                 positive control: got into 0666 ones"
-            ),
-            Verdict::Pass,
-            "made in a 0700 staging folder with its final mode, then renamed in".into(),
-        ))
+        let shut = race_once(ctx, name, &cfg.clone().with_mode(0o600), &object, 1500)?;
+        // Positive control: the same racer gets into objects that allow it, and the
+        // watcher sees them.
+        let open = race_once(ctx, name, &cfg.with_mode(0o666), &object, 1500)?;
+        Ok(race_verdict(name, declared, &shut, &open))
     };
     run().unwrap_or_else(|e| could_not_run(name, declared, e))
+}
+
+/// The verdict of `access-race` from a round with mode 0600 (`shut`) and one with 0666
+/// (`open`, the positive control of both the racer and the watcher).
+fn race_verdict(name: &str, declared: &str, shut: &Raced, open: &Raced) -> PropertyResult {
+    let fail =
+        |observed: String, detail: String| result(name, declared, observed, Verdict::Fail, detail);
+    let made = shut.made;
+    if !shut.entered.is_empty() {
+        return fail(
+            format!(
+                "uid 65534 got into {} of {made} objects made with mode 0600: {:?}",
+                shut.entered.len(),
+                shut.entered
+            ),
+            format!("{} probes", shut.probes),
+        );
+    }
+    if !shut.wider.is_empty() {
+        return fail(
+            format!(
+                "objects asked with mode 0600 appeared with a wider mode (seen by a watcher \
+                 that stats each name as it appears): {:?}",
+                shut.wider
+            ),
+            format!(
+                "{} stats of {made} objects; the racer's {} probes got into none",
+                shut.stats, shut.probes
+            ),
+        );
+    }
+    if open.entered.is_empty() || open.stats == 0 {
+        return fail(
+            format!(
+                "positive control failed: of {} objects made with mode 0666 the racer got \
+                 into {} and the watcher saw {}",
+                open.made,
+                open.entered.len(),
+                open.stats
+            ),
+            "a race that cannot win proves nothing".into(),
+        );
+    }
+    result(
+        name,
+        declared,
+        format!(
+            "uid 65534 got into 0 of {made} objects made 0600 ({} probes as they appeared); \
+             a watcher's {} stats as each name appeared saw no mode wider than 0600; positive \
+             control: got into and saw 0666 ones",
+            shut.probes, shut.stats
+        ),
+        Verdict::Pass,
+        "made in a 0700 staging folder with its final mode, then renamed in".into(),
+    )
 }
 
 /// Serialises the umask changes of [`access_umask`]: the umask is process-wide.
