@@ -36,10 +36,14 @@ pub const DEFAULT_MAX_MESSAGE: usize = 1 << 20;
 pub const MIN_RING: usize = 1 << 20;
 /// Busy polls before sleeping, by default (a few microseconds).
 pub const DEFAULT_SPIN: u32 = 2000;
+/// `sched_yield` calls after the spins and before the futex, by default (`shm`).
+pub const DEFAULT_YIELDS: u32 = 2;
 /// Longest single sleep: the peer's liveness is checked after each.
 pub const SLICE: Duration = Duration::from_millis(20);
 
-/// Shared-memory ring transport. `Shm::default()` (`shm`) spins [`DEFAULT_SPIN`] times,
+/// Shared-memory ring transport. `Shm::default()` (`shm`) spins [`DEFAULT_SPIN`] times
+/// while the peer last ran on another cpu (not at all against a peer on its own cpu,
+/// which cannot progress while it spins), then yields the cpu [`DEFAULT_YIELDS`] times,
 /// then sleeps on a futex; [`Shm::spinning`] (`shm-spinning`) and [`Shm::blocking`]
 /// (`shm-blocking`) are the two extremes. The two variants are not in
 /// [`all`](super::all) (the table shows `shm` once) but
@@ -131,7 +135,7 @@ mod imp {
 
     use super::super::named::unique_name;
     use super::super::{Config, Endpoint, Link, PeerEnd};
-    use super::{DEFAULT_MAX_MESSAGE, MIN_RING, SLICE};
+    use super::{DEFAULT_MAX_MESSAGE, DEFAULT_YIELDS, MIN_RING, SLICE};
     use crate::error::{Error, Result};
     use crate::shm::region::Mapping;
     use crate::shm::ring::{
@@ -159,6 +163,12 @@ mod imp {
     fn policy(spin: u32, timeout: Option<Duration>, nonblocking: bool) -> Wait {
         let wait = Wait {
             spin,
+            spin_same_cpu: spin == u32::MAX,
+            yields: if spin == 0 || spin == u32::MAX {
+                0
+            } else {
+                DEFAULT_YIELDS
+            },
             slice: Some(SLICE),
             liveness: Some(liveness),
             timeout,
@@ -167,6 +177,7 @@ mod imp {
         if nonblocking {
             Wait {
                 spin: 0,
+                yields: 0,
                 timeout: Some(Duration::ZERO),
                 deadline: Some(std::time::Instant::now()),
                 ..wait
