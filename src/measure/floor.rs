@@ -21,15 +21,60 @@ pub enum FloorKind {
     ShmSpin,
     /// A word in shared memory, both sides sleeping on a futex until woken.
     ShmFutex,
+    /// Two pipes, blocking `read`/`write` (the floor of `pipe` and `fifo`).
+    Pipe,
+    /// A Unix stream socket pair.
+    UdsStream,
+    /// A Unix datagram socket pair.
+    UdsDgram,
+    /// A Unix seqpacket socket pair.
+    UdsSeqpacket,
+    /// A TCP connection on loopback (TCP_NODELAY).
+    Tcp,
+    /// Two connected UDP sockets on loopback.
+    Udp,
+    /// A System V queue, blocking `msgsnd`/`msgrcv` by message type.
+    SysvMq,
 }
 
 impl FloorKind {
-    /// `shm-spin` or `shm-futex`.
+    /// `shm-spin`, `shm-futex`, or `raw-` and the method (`raw-pipe`, ...).
     pub fn name(self) -> &'static str {
         match self {
             FloorKind::ShmSpin => "shm-spin",
             FloorKind::ShmFutex => "shm-futex",
+            FloorKind::Pipe => "raw-pipe",
+            FloorKind::UdsStream => "raw-uds-stream",
+            FloorKind::UdsDgram => "raw-uds-dgram",
+            FloorKind::UdsSeqpacket => "raw-uds-seqpacket",
+            FloorKind::Tcp => "raw-tcp",
+            FloorKind::Udp => "raw-udp",
+            FloorKind::SysvMq => "raw-sysv-mq",
         }
+    }
+
+    /// Whether the floor bounces a word in a shared page (else: a method floor).
+    pub fn is_shm(self) -> bool {
+        matches!(self, FloorKind::ShmSpin | FloorKind::ShmFutex)
+    }
+
+    /// The floor of the transport named `method` for the same cpu and for cross cpu:
+    /// its kernel object with the least code (`shm`: the futex hand-off same cpu, the
+    /// spinning line cross cpu; a FIFO is a pipe reached by a path). `None` for the
+    /// methods with no floor of their own yet (then the ratio is to the futex floor).
+    pub fn of_method(method: &str) -> Option<(FloorKind, FloorKind)> {
+        let k = match method {
+            "shm" => return Some((FloorKind::ShmFutex, FloorKind::ShmSpin)),
+            "pipe" | "fifo" => FloorKind::Pipe,
+            "uds-stream" => FloorKind::UdsStream,
+            "uds-dgram" => FloorKind::UdsDgram,
+            "uds-seqpacket" => FloorKind::UdsSeqpacket,
+            "tcp" => FloorKind::Tcp,
+            "udp" => FloorKind::Udp,
+            "sysv-mq" => FloorKind::SysvMq,
+            _ => return None,
+        };
+        Some((k, k))
     }
 }
 
@@ -52,7 +97,7 @@ fn wait_for(kind: FloorKind, word: &AtomicU32, want: u32, deadline: Instant) -> 
                 }
                 std::hint::spin_loop();
             }
-            FloorKind::ShmFutex => {
+            _ => {
                 if Instant::now() >= deadline {
                     return Err(timeout(kind, want, deadline));
                 }
@@ -71,7 +116,7 @@ fn timeout(kind: FloorKind, want: u32, deadline: Instant) -> Error {
 
 fn post(kind: FloorKind, word: &AtomicU32, v: u32) {
     word.store(v, Ordering::Release);
-    if kind == FloorKind::ShmFutex {
+    if kind != FloorKind::ShmSpin {
         futex_wake(word);
     }
 }

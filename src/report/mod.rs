@@ -129,6 +129,16 @@ pub struct Row {
     pub security: String,
     /// Round-trip latency.
     pub latency_ns: LatencyNs,
+    /// The method's own floor ([`FloorKind::of_method`]), measured in the same run just
+    /// before each pinning of this row; none for a method without one.
+    #[serde(default)]
+    pub own_floor: LatencyNs,
+    /// The names of the own floors, same cpu and cross cpu (empty: none).
+    #[serde(default)]
+    pub own_floor_names: Vec<String>,
+    /// The own floors' measurements.
+    #[serde(default)]
+    pub own_floor_details: Vec<Floor>,
     /// Throughput at the headline size (64 KiB, or the largest the transport takes).
     pub throughput_bytes_per_s: Option<f64>,
     /// The headline size of `throughput_bytes_per_s`.
@@ -250,8 +260,16 @@ pub fn run(
         step(name, "audit", &mut done);
         let audit = auditor.audit(t.as_ref());
         let mut row = Row::new(t.as_ref(), audit);
+        let own = FloorKind::of_method(name);
+        if let Some((same, cross)) = own {
+            row.own_floor_names = vec![same.name().into(), cross.name().into()];
+        }
         for pin in [Pin::Same, Pin::Cross] {
             step(name, pin_what(pin), &mut done);
+            if let Some((same, cross)) = own {
+                let kind = if pin == Pin::Same { same } else { cross };
+                row.own_floor_at(launcher, plan, kind, pin);
+            }
             match measure::latency(launcher, t.as_ref(), pin, &plan.latency) {
                 Ok(l) => row.latency.push(l),
                 Err(e) => row.errors.push(format!("latency {}-cpu: {e}", pin.name())),
@@ -309,7 +327,7 @@ pub(crate) fn floors(launcher: &PeerLauncher, plan: &Plan, mut step: impl FnMut(
                 });
                 let cell = match kind {
                     FloorKind::ShmSpin => &mut f.shm_spin,
-                    FloorKind::ShmFutex => &mut f.shm_futex,
+                    _ => &mut f.shm_futex,
                 };
                 match pin {
                     Pin::Same => cell.same_cpu = p,
@@ -342,6 +360,9 @@ impl Row {
             supporting_os: g.platforms.join(", "),
             security: String::new(),
             latency_ns: LatencyNs::default(),
+            own_floor: LatencyNs::default(),
+            own_floor_names: Vec::new(),
+            own_floor_details: Vec::new(),
             throughput_bytes_per_s: None,
             throughput_size: None,
             cpu_ns_per_msg: None,
@@ -356,6 +377,27 @@ impl Row {
             throughput: Vec::new(),
             audit,
             errors: Vec::new(),
+        }
+    }
+
+    /// Measures this row's own floor `kind` at `pin`, just before the transport.
+    fn own_floor_at(&mut self, launcher: &PeerLauncher, plan: &Plan, kind: FloorKind, pin: Pin) {
+        let n = plan.floor_round_trips;
+        match measure::floor(launcher, kind, pin, n / 10, n, plan.latency.timeout) {
+            Ok(fl) => {
+                let p = Some(P50P99 {
+                    p50: fl.stats.p50_ns,
+                    p99: fl.stats.p99_ns,
+                });
+                match pin {
+                    Pin::Same => self.own_floor.same_cpu = p,
+                    Pin::Cross => self.own_floor.cross_cpu = p,
+                }
+                self.own_floor_details.push(fl);
+            }
+            Err(e) => self
+                .errors
+                .push(format!("floor {} {}-cpu: {e}", kind.name(), pin.name())),
         }
     }
 
@@ -524,13 +566,30 @@ pub fn duration_ns(ns: f64) -> String {
 }
 
 impl Table {
-    fn latency_cell(&self, r: &Row) -> String {
+    /// The floor a row's ratio is to, same cpu and cross cpu: its own, else the futex
+    /// floor; with the floor's name.
+    pub fn floor_of(&self, r: &Row) -> [(Option<P50P99>, String); 2] {
         let f = &self.floor.shm_futex;
-        let one = |p: Option<P50P99>, floor: Option<P50P99>| match p {
+        let named = |own: Option<P50P99>, i: usize, futex: Option<P50P99>| match own {
+            Some(p) => (
+                Some(p),
+                r.own_floor_names.get(i).cloned().unwrap_or_default(),
+            ),
+            None => (futex, "shm-futex".to_string()),
+        };
+        [
+            named(r.own_floor.same_cpu, 0, f.same_cpu),
+            named(r.own_floor.cross_cpu, 1, f.cross_cpu),
+        ]
+    }
+
+    fn latency_cell(&self, r: &Row) -> String {
+        let [fs, fc] = self.floor_of(r);
+        let one = |p: Option<P50P99>, (floor, name): (Option<P50P99>, String)| match p {
             Some(p) => {
                 let ratio = floor
                     .filter(|f| f.p50 > 0)
-                    .map(|f| format!(", {:.2}x floor", p.p50 as f64 / f.p50 as f64))
+                    .map(|f| format!(", {:.2}x {name}", p.p50 as f64 / f.p50 as f64))
                     .unwrap_or_default();
                 format!(
                     "{} (p99 {}{ratio})",
@@ -542,8 +601,8 @@ impl Table {
         };
         format!(
             "{} / {}",
-            one(r.latency_ns.same_cpu, f.same_cpu),
-            one(r.latency_ns.cross_cpu, f.cross_cpu)
+            one(r.latency_ns.same_cpu, fs),
+            one(r.latency_ns.cross_cpu, fc)
         )
     }
 
@@ -597,7 +656,7 @@ impl Table {
         };
         let _ = writeln!(
             out,
-            "Floors in this run (p50 round trip): shm-spin cross cpu {}; shm-futex same cpu {}, cross cpu {}. The ratios above are to the shm-futex floor.",
+            "Floors in this run (p50 round trip): shm-spin cross cpu {}; shm-futex same cpu {}, cross cpu {}. Each ratio above is to the floor it names: the method's own (its kernel object with the least code, measured just before the row), or shm-futex for a method without one.",
             fl(self.floor.shm_spin.cross_cpu),
             fl(self.floor.shm_futex.same_cpu),
             fl(self.floor.shm_futex.cross_cpu),

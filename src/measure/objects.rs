@@ -1,0 +1,216 @@
+//! The method floors: the least code that bounces 64 bytes over the very kernel object a
+//! transport uses (two pipes, a socket pair of each Unix type, a TCP or UDP pair on
+//! loopback, a System V queue), with blocking `read`/`write` (`msgsnd`/`msgrcv`) and
+//! nothing else: no framing, no poll, no deadline bookkeeping. The measuring side makes
+//! the objects and hands the peer its ends as aux descriptors (the queue by its id).
+//!
+//! Deadlines without per-call cost: SO_RCVTIMEO on sockets, end of file on a pipe whose
+//! other process died, the per-thread timer of [`crate::sys::timer`] (armed once per
+//! timeout) for the queue on the measuring side; the peer's queue wait ends when the
+//! queue is removed (EIDRM).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, setsockopt, socketpair, sockopt};
+
+use super::FloorKind;
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// Bytes per message of a method floor.
+pub const SIZE: usize = 64;
+/// Message types of the queue floor: to the measuring side, to the peer.
+const TO_LOCAL: i64 = 1;
+const TO_PEER: i64 = 2;
+
+/// The measuring side's objects.
+#[derive(Debug)]
+pub(crate) enum Objects {
+    /// Write to the first, read from the second (one socket: the same twice).
+    Fds(std::fs::File, std::fs::File),
+    /// A System V queue's id, removed on drop.
+    Queue(i32),
+}
+
+impl Drop for Objects {
+    fn drop(&mut self) {
+        if let Objects::Queue(id) = self {
+            let _ = sys::sysv::msg_remove(*id);
+        }
+    }
+}
+
+fn io(what: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::io(format!("method floor: {what}"), e)
+}
+
+fn nix(what: &str) -> impl FnOnce(nix::Error) -> Error + '_ {
+    move |e| Error::sys(format!("method floor: {what}"), e)
+}
+
+fn timed(fd: &OwnedFd, timeout: Duration) -> Result<()> {
+    let tv = nix::sys::time::TimeVal::new(timeout.as_secs() as _, timeout.subsec_micros() as _);
+    setsockopt(fd, sockopt::ReceiveTimeout, &tv).map_err(nix("SO_RCVTIMEO"))
+}
+
+fn files(a: OwnedFd, b: OwnedFd) -> Objects {
+    Objects::Fds(std::fs::File::from(a), std::fs::File::from(b))
+}
+
+/// A socket end twice (to write and to read), with a receive timeout.
+fn duplex(fd: OwnedFd, timeout: Duration) -> Result<(OwnedFd, OwnedFd)> {
+    timed(&fd, timeout)?;
+    let dup = fd.try_clone().map_err(io("dup a socket"))?;
+    Ok((fd, dup))
+}
+
+/// Makes the objects of `kind`: this side's, the peer's aux descriptors (write end,
+/// then read end) and the `aux` argument of its command (the queue id, or 0).
+///
+/// # Errors
+/// [`Error::Unsupported`] for a kind with no objects here (the shm floors); the system
+/// error otherwise.
+pub(crate) fn make(kind: FloorKind, timeout: Duration) -> Result<(Objects, Vec<OwnedFd>, usize)> {
+    let peer_timeout = Duration::from_secs(30);
+    let pair = |ty: SockType| -> Result<(Objects, Vec<OwnedFd>, usize)> {
+        let (a, b) = socketpair(AddressFamily::Unix, ty, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(nix("socketpair"))?;
+        let (a1, a2) = duplex(a, timeout)?;
+        let (b1, b2) = duplex(b, peer_timeout)?;
+        Ok((files(a1, a2), vec![b1, b2], 0))
+    };
+    match kind {
+        FloorKind::Pipe => {
+            let (to_peer_r, to_peer_w) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(nix("pipe2"))?;
+            let (back_r, back_w) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(nix("pipe2"))?;
+            Ok((files(to_peer_w, back_r), vec![back_w, to_peer_r], 0))
+        }
+        FloorKind::UdsStream => pair(SockType::Stream),
+        FloorKind::UdsDgram => pair(SockType::Datagram),
+        FloorKind::UdsSeqpacket => pair(SockType::SeqPacket),
+        FloorKind::Tcp => {
+            let l = TcpListener::bind("127.0.0.1:0").map_err(io("tcp bind"))?;
+            let a = TcpStream::connect(l.local_addr().map_err(io("tcp addr"))?)
+                .map_err(io("tcp connect"))?;
+            let (b, _) = l.accept().map_err(io("tcp accept"))?;
+            a.set_nodelay(true).map_err(io("TCP_NODELAY"))?;
+            b.set_nodelay(true).map_err(io("TCP_NODELAY"))?;
+            let (a1, a2) = duplex(a.into(), timeout)?;
+            let (b1, b2) = duplex(b.into(), peer_timeout)?;
+            Ok((files(a1, a2), vec![b1, b2], 0))
+        }
+        FloorKind::Udp => {
+            let a = UdpSocket::bind("127.0.0.1:0").map_err(io("udp bind"))?;
+            let b = UdpSocket::bind("127.0.0.1:0").map_err(io("udp bind"))?;
+            a.connect(b.local_addr().map_err(io("udp addr"))?)
+                .map_err(io("udp connect"))?;
+            b.connect(a.local_addr().map_err(io("udp addr"))?)
+                .map_err(io("udp connect"))?;
+            let (a1, a2) = duplex(a.into(), timeout)?;
+            let (b1, b2) = duplex(b.into(), peer_timeout)?;
+            Ok((files(a1, a2), vec![b1, b2], 0))
+        }
+        FloorKind::SysvMq => {
+            let id = sys::sysv::msgget_private(0o600).map_err(nix("msgget"))?;
+            Ok((Objects::Queue(id), Vec::new(), id as usize))
+        }
+        FloorKind::ShmSpin | FloorKind::ShmFutex => Err(Error::Unsupported(format!(
+            "{}: a shared-page floor, not a method floor",
+            kind.name()
+        ))),
+    }
+}
+
+/// Sends `msg` whole and reads a whole answer of the same size into `buf`.
+fn bounce(w: &mut std::fs::File, r: &mut std::fs::File, msg: &[u8], buf: &mut [u8]) -> Result<()> {
+    w.write_all(msg).map_err(io("write"))?;
+    r.read_exact(buf).map_err(io("read"))
+}
+
+/// A queue message: the type, then [`SIZE`] bytes.
+fn queue_msg(mtype: i64) -> Vec<u8> {
+    let mut m = mtype.to_ne_bytes().to_vec();
+    m.resize(sys::sysv::MTYPE_LEN + SIZE, 0xa5);
+    m
+}
+
+/// The measuring side: `count` round trips, each timed and given to `record` in ns.
+///
+/// # Errors
+/// The system error, or a timeout of `timeout` per round trip.
+pub(crate) fn local(
+    objects: &mut Objects,
+    count: usize,
+    timeout: Duration,
+    mut record: impl FnMut(u64),
+) -> Result<()> {
+    match objects {
+        Objects::Fds(w, r) => {
+            let msg = [0xa5u8; SIZE];
+            let mut buf = [0u8; SIZE];
+            for _ in 0..count {
+                let t = Instant::now();
+                bounce(w, r, &msg, &mut buf)?;
+                record(t.elapsed().as_nanos() as u64);
+            }
+        }
+        Objects::Queue(id) => {
+            let id = *id;
+            let msg = queue_msg(TO_PEER);
+            let mut buf = queue_msg(0);
+            for _ in 0..count {
+                let t = Instant::now();
+                sys::sysv::msgsnd(id, &msg, false).map_err(nix("msgsnd"))?;
+                match sys::timer::bounded(t + timeout, || {
+                    sys::sysv::msgrcv(id, &mut buf, TO_LOCAL, false)
+                }) {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(nix("msgrcv")(e)),
+                    None => return Err(Error::Unsupported("no timer for the queue floor".into())),
+                }
+                record(t.elapsed().as_nanos() as u64);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The peer's side: answers `count` round trips over its aux descriptors `fds` (write
+/// end, read end), or over queue `aux`.
+///
+/// # Errors
+/// The system error.
+pub(crate) fn peer(kind: FloorKind, fds: Vec<OwnedFd>, aux: usize, count: usize) -> Result<()> {
+    if kind == FloorKind::SysvMq {
+        let id = aux as i32;
+        let msg = queue_msg(TO_LOCAL);
+        let mut buf = queue_msg(0);
+        for _ in 0..count {
+            while let Err(e) = sys::sysv::msgrcv(id, &mut buf, TO_PEER, false) {
+                if e != nix::errno::Errno::EINTR {
+                    return Err(nix("msgrcv")(e));
+                }
+            }
+            sys::sysv::msgsnd(id, &msg, false).map_err(nix("msgsnd"))?;
+        }
+        return Ok(());
+    }
+    let mut it = fds.into_iter();
+    let (Some(w), Some(r)) = (it.next(), it.next()) else {
+        return Err(Error::Protocol(
+            "method floor: the peer needs two descriptors".into(),
+        ));
+    };
+    let (mut w, mut r) = (std::fs::File::from(w), std::fs::File::from(r));
+    let mut buf = [0u8; SIZE];
+    for _ in 0..count {
+        r.read_exact(&mut buf).map_err(io("read"))?;
+        w.write_all(&buf).map_err(io("write"))?;
+    }
+    Ok(())
+}
