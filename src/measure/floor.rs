@@ -21,6 +21,9 @@ pub enum FloorKind {
     ShmSpin,
     /// A word in shared memory, both sides sleeping on a futex until woken.
     ShmFutex,
+    /// Two cache lines per direction, both sides spinning: what a 64-byte payload and
+    /// its signal need at least (`scripts/experiments/two-line-bounce.c`, "two-par").
+    ShmTwoLine,
     /// Two pipes, blocking `read`/`write` (the floor of `pipe` and `fifo`).
     Pipe,
     /// A Unix stream socket pair.
@@ -35,6 +38,10 @@ pub enum FloorKind {
     Udp,
     /// A System V queue, blocking `msgsnd`/`msgrcv` by message type.
     SysvMq,
+    /// Two POSIX queues (`mq_send`/`mq_timedreceive`).
+    PosixMq,
+    /// Two named POSIX semaphores (`sem_post`/`sem_wait`), no data.
+    Semaphore,
 }
 
 impl FloorKind {
@@ -43,6 +50,7 @@ impl FloorKind {
         match self {
             FloorKind::ShmSpin => "shm-spin",
             FloorKind::ShmFutex => "shm-futex",
+            FloorKind::ShmTwoLine => "shm-two-line",
             FloorKind::Pipe => "raw-pipe",
             FloorKind::UdsStream => "raw-uds-stream",
             FloorKind::UdsDgram => "raw-uds-dgram",
@@ -50,21 +58,26 @@ impl FloorKind {
             FloorKind::Tcp => "raw-tcp",
             FloorKind::Udp => "raw-udp",
             FloorKind::SysvMq => "raw-sysv-mq",
+            FloorKind::PosixMq => "raw-posix-mq",
+            FloorKind::Semaphore => "raw-semaphore",
         }
     }
 
     /// Whether the floor bounces a word in a shared page (else: a method floor).
     pub fn is_shm(self) -> bool {
-        matches!(self, FloorKind::ShmSpin | FloorKind::ShmFutex)
+        matches!(
+            self,
+            FloorKind::ShmSpin | FloorKind::ShmFutex | FloorKind::ShmTwoLine
+        )
     }
 
     /// The floor of the transport named `method` for the same cpu and for cross cpu:
     /// its kernel object with the least code (`shm`: the futex hand-off same cpu, the
-    /// spinning line cross cpu; a FIFO is a pipe reached by a path). `None` for the
+    /// two-line bounce cross cpu; a FIFO is a pipe reached by a path). `None` for the
     /// methods with no floor of their own yet (then the ratio is to the futex floor).
     pub fn of_method(method: &str) -> Option<(FloorKind, FloorKind)> {
         let k = match method {
-            "shm" => return Some((FloorKind::ShmFutex, FloorKind::ShmSpin)),
+            "shm" => return Some((FloorKind::ShmFutex, FloorKind::ShmTwoLine)),
             "pipe" | "fifo" => FloorKind::Pipe,
             "uds-stream" => FloorKind::UdsStream,
             "uds-dgram" => FloorKind::UdsDgram,
@@ -72,6 +85,8 @@ impl FloorKind {
             "tcp" => FloorKind::Tcp,
             "udp" => FloorKind::Udp,
             "sysv-mq" => FloorKind::SysvMq,
+            "posix-mq" => FloorKind::PosixMq,
+            "semaphore" => FloorKind::Semaphore,
             _ => return None,
         };
         Some((k, k))
@@ -121,11 +136,60 @@ fn post(kind: FloorKind, word: &AtomicU32, v: u32) {
     }
 }
 
+/// Word index of line `line` (0: the signal, 1: the payload's) of direction `dir` (0:
+/// to the peer, 1: back) in the page: 256 bytes apart, each direction in its own half.
+fn two_line(dir: usize, line: usize) -> usize {
+    dir * 512 + line * 64
+}
+
+/// Sends `v` one way of the two-line bounce: the payload's line, then the signal's.
+fn two_send(page: &SharedPage, dir: usize, v: u32) {
+    page.word_at(two_line(dir, 1)).store(v, Ordering::Relaxed);
+    page.word_at(two_line(dir, 0)).store(v, Ordering::Release);
+}
+
+/// Waits for `v` on the signal line of `dir`, touching the payload's line meanwhile so
+/// that both travel in parallel; then checks the payload.
+fn two_recv(page: &SharedPage, dir: usize, v: u32, deadline: Instant) -> Result<()> {
+    let (sig, data) = (
+        page.word_at(two_line(dir, 0)),
+        page.word_at(two_line(dir, 1)),
+    );
+    let mut spins = 0u32;
+    while sig.load(Ordering::Acquire) != v {
+        let _ = data.load(Ordering::Relaxed);
+        spins = spins.wrapping_add(1);
+        if spins.is_multiple_of(4096) && Instant::now() >= deadline {
+            return Err(timeout(FloorKind::ShmTwoLine, v, deadline));
+        }
+    }
+    if data.load(Ordering::Relaxed) != v {
+        return Err(Error::Protocol(format!(
+            "shm-two-line floor: payload line not {v} after its signal"
+        )));
+    }
+    Ok(())
+}
+
+/// Zeroes the words a floor uses, before a batch.
+pub(crate) fn reset(page: &SharedPage) {
+    for i in [0, two_line(0, 1), two_line(1, 0), two_line(1, 1)] {
+        page.word_at(i).store(0, Ordering::Release);
+    }
+}
+
 /// The peer's side: answers `count` rounds on the page it inherited.
 pub(crate) fn peer(kind: FloorKind, fd: OwnedFd, count: usize) -> Result<()> {
     let page = SharedPage::map(fd)?;
     let word = page.word();
     let deadline = Instant::now() + Duration::from_secs(30);
+    if kind == FloorKind::ShmTwoLine {
+        for i in 1..=count as u32 {
+            two_recv(&page, 0, i, deadline)?;
+            two_send(&page, 1, i);
+        }
+        return Ok(());
+    }
     for i in 0..count as u32 {
         wait_for(kind, word, 2 * i + 1, deadline)?;
         post(kind, word, 2 * i + 2);
@@ -143,6 +207,15 @@ pub(crate) fn local(
     mut record: impl FnMut(u64),
 ) -> Result<()> {
     let word = page.word();
+    if kind == FloorKind::ShmTwoLine {
+        for i in 1..=count as u32 {
+            let t = Instant::now();
+            two_send(page, 0, i);
+            two_recv(page, 1, i, t + timeout)?;
+            record(t.elapsed().as_nanos() as u64);
+        }
+        return Ok(());
+    }
     for i in 0..count as u32 {
         let deadline = Instant::now() + timeout;
         let t = Instant::now();

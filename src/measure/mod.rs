@@ -822,7 +822,7 @@ pub fn floor(
     count: usize,
     timeout: Duration,
 ) -> Result<Floor> {
-    if kind == FloorKind::ShmSpin && pin == Pin::Same {
+    if matches!(kind, FloorKind::ShmSpin | FloorKind::ShmTwoLine) && pin == Pin::Same {
         return Err(Error::Unsupported(
             "shm-spin on one cpu: a spinner waits out the other's time slice".into(),
         ));
@@ -861,7 +861,7 @@ pub fn floor(
         };
         match &mut local {
             FloorSide::Page(page) => {
-                page.word().store(0, std::sync::atomic::Ordering::Release);
+                floor::reset(page);
                 floor::local(kind, page, n, timeout, record)?;
             }
             FloorSide::Objects(o) => objects::local(o, n, timeout, record)?,

@@ -14,11 +14,19 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
+use std::ffi::CString;
+use std::os::fd::AsFd;
+
+use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_open, mq_send, mq_timedreceive, mq_unlink};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, setsockopt, socketpair, sockopt};
+use nix::sys::stat::Mode;
+use nix::sys::time::TimeSpec;
+use nix::time::{ClockId, clock_gettime};
 
 use super::FloorKind;
 use crate::error::{Error, Result};
 use crate::sys;
+use crate::sys::sem::NamedSem;
 
 /// Bytes per message of a method floor.
 pub const SIZE: usize = 64;
@@ -33,14 +41,68 @@ pub(crate) enum Objects {
     Fds(std::fs::File, std::fs::File),
     /// A System V queue's id, removed on drop.
     Queue(i32),
+    /// POSIX queues: to the peer, back (both unlinked once open).
+    Mq(MqdT, MqdT),
+    /// Named semaphores: to the peer, back, and their names, unlinked on drop.
+    Sems(NamedSem, NamedSem, [CString; 2]),
 }
 
 impl Drop for Objects {
     fn drop(&mut self) {
-        if let Objects::Queue(id) = self {
-            let _ = sys::sysv::msg_remove(*id);
+        match self {
+            Objects::Queue(id) => {
+                let _ = sys::sysv::msg_remove(*id);
+            }
+            Objects::Sems(_, _, names) => {
+                for n in names.iter() {
+                    let _ = sys::sem::unlink(n);
+                }
+            }
+            _ => {}
         }
     }
+}
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The names of the semaphore floor numbered `aux` (the maker's pid, high 32 bits, and
+/// a counter): to the peer, back.
+fn sem_names(aux: usize) -> Result<[CString; 2]> {
+    let (pid, n) = (aux >> 32, aux & 0xffff_ffff);
+    let name = |d: &str| {
+        CString::new(format!("/ipc-audit-floor-{pid}-{n}-{d}"))
+            .map_err(|_| Error::Protocol("method floor: a NUL in a name".into()))
+    };
+    Ok([name("a")?, name("b")?])
+}
+
+/// Two POSIX queues of [`SIZE`]-byte messages, unlinked at once (their descriptors
+/// keep them).
+fn mq_pair() -> Result<(MqdT, MqdT)> {
+    let attr = MqAttr::new(0, 4, SIZE as _, 0);
+    let open = |d: &str| -> Result<MqdT> {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("/ipc-audit-floor-{}-{n}-{d}", std::process::id());
+        let q = mq_open(
+            name.as_str(),
+            MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+            Some(&attr),
+        )
+        .map_err(nix("mq_open"))?;
+        let _ = mq_unlink(name.as_str());
+        Ok(q)
+    };
+    Ok((open("a")?, open("b")?))
+}
+
+fn mq_fd(q: &MqdT) -> Result<OwnedFd> {
+    q.as_fd().try_clone_to_owned().map_err(io("dup a queue"))
+}
+
+fn abs_deadline(clock: ClockId, timeout: Duration) -> Result<TimeSpec> {
+    let now = clock_gettime(clock).map_err(nix("clock_gettime"))?;
+    Ok(now + TimeSpec::from_duration(timeout))
 }
 
 fn io(what: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -119,7 +181,20 @@ pub(crate) fn make(kind: FloorKind, timeout: Duration) -> Result<(Objects, Vec<O
             let id = sys::sysv::msgget_private(0o600).map_err(nix("msgget"))?;
             Ok((Objects::Queue(id), Vec::new(), id as usize))
         }
-        FloorKind::ShmSpin | FloorKind::ShmFutex => Err(Error::Unsupported(format!(
+        FloorKind::PosixMq => {
+            let (to_peer, back) = mq_pair()?;
+            let fds = vec![mq_fd(&back)?, mq_fd(&to_peer)?];
+            Ok((Objects::Mq(to_peer, back), fds, 0))
+        }
+        FloorKind::Semaphore => {
+            let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & 0xffff_ffff;
+            let aux = (std::process::id() as usize) << 32 | n;
+            let names = sem_names(aux)?;
+            let a = NamedSem::create(&names[0], 0o600).map_err(nix("sem_open"))?;
+            let b = NamedSem::create(&names[1], 0o600).map_err(nix("sem_open"))?;
+            Ok((Objects::Sems(a, b, names), Vec::new(), aux))
+        }
+        _ => Err(Error::Unsupported(format!(
             "{}: a shared-page floor, not a method floor",
             kind.name()
         ))),
@@ -156,6 +231,27 @@ pub(crate) fn local(
             for _ in 0..count {
                 let t = Instant::now();
                 bounce(w, r, &msg, &mut buf)?;
+                record(t.elapsed().as_nanos() as u64);
+            }
+        }
+        Objects::Mq(to_peer, back) => {
+            let msg = [0xa5u8; SIZE];
+            let mut buf = [0u8; SIZE];
+            let mut prio = 0;
+            for _ in 0..count {
+                let t = Instant::now();
+                mq_send(to_peer, &msg, 0).map_err(nix("mq_send"))?;
+                let abs = abs_deadline(ClockId::CLOCK_REALTIME, timeout)?;
+                mq_timedreceive(back, &mut buf, &mut prio, &abs).map_err(nix("mq_timedreceive"))?;
+                record(t.elapsed().as_nanos() as u64);
+            }
+        }
+        Objects::Sems(to_peer, back, _) => {
+            for _ in 0..count {
+                let t = Instant::now();
+                to_peer.post().map_err(nix("sem_post"))?;
+                let abs = abs_deadline(ClockId::CLOCK_REALTIME, timeout)?;
+                back.timed_wait(&abs).map_err(nix("sem_timedwait"))?;
                 record(t.elapsed().as_nanos() as u64);
             }
         }
@@ -200,12 +296,38 @@ pub(crate) fn peer(kind: FloorKind, fds: Vec<OwnedFd>, aux: usize, count: usize)
         }
         return Ok(());
     }
+    if kind == FloorKind::Semaphore {
+        let names = sem_names(aux)?;
+        let from = NamedSem::open(&names[0]).map_err(nix("sem_open"))?;
+        let back = NamedSem::open(&names[1]).map_err(nix("sem_open"))?;
+        for _ in 0..count {
+            while let Err(e) = from.wait() {
+                if e != nix::errno::Errno::EINTR {
+                    return Err(nix("sem_wait")(e));
+                }
+            }
+            back.post().map_err(nix("sem_post"))?;
+        }
+        return Ok(());
+    }
     let mut it = fds.into_iter();
     let (Some(w), Some(r)) = (it.next(), it.next()) else {
         return Err(Error::Protocol(
             "method floor: the peer needs two descriptors".into(),
         ));
     };
+    if kind == FloorKind::PosixMq {
+        let (back, from) = (sys::fd::mqd(w), sys::fd::mqd(r));
+        let mut buf = [0u8; SIZE];
+        let mut prio = 0;
+        for _ in 0..count {
+            let abs = abs_deadline(ClockId::CLOCK_REALTIME, Duration::from_secs(30))?;
+            let n = mq_timedreceive(&from, &mut buf, &mut prio, &abs)
+                .map_err(nix("mq_timedreceive"))?;
+            mq_send(&back, &buf[..n], 0).map_err(nix("mq_send"))?;
+        }
+        return Ok(());
+    }
     let (mut w, mut r) = (std::fs::File::from(w), std::fs::File::from(r));
     let mut buf = [0u8; SIZE];
     for _ in 0..count {

@@ -156,7 +156,7 @@ impl Role for MeasureRole {
                 };
                 let r = if kind.is_shm() {
                     floor::peer(kind, dup(aux)?, count)
-                } else if kind == FloorKind::SysvMq {
+                } else if matches!(kind, FloorKind::SysvMq | FloorKind::Semaphore) {
                     objects::peer(kind, Vec::new(), aux, count)
                 } else {
                     objects::peer(kind, vec![dup(0)?, dup(1)?], aux, count)

@@ -188,3 +188,13 @@ mod tests {
         }
     }
 }
+
+/// A POSIX queue descriptor from the file descriptor it is on Linux (handed to a peer
+/// process as one), owned by the result.
+#[cfg(target_os = "linux")]
+pub fn mqd(fd: OwnedFd) -> nix::mqueue::MqdT {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // SAFETY: `fd` is an open queue descriptor given up whole (into_raw_fd): the MqdT
+    // owns it from now on and closes it once.
+    unsafe { nix::mqueue::MqdT::from_raw_fd(fd.into_raw_fd()) }
+}
