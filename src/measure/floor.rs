@@ -25,22 +25,31 @@ pub enum FloorKind {
     /// its signal need at least (`scripts/experiments/two-line-bounce.c`, "two-par").
     ShmTwoLine,
     /// Two pipes, blocking `read`/`write` (the floor of `pipe` and `fifo`).
+    #[serde(rename = "raw-pipe")]
     Pipe,
     /// A Unix stream socket pair.
+    #[serde(rename = "raw-uds-stream")]
     UdsStream,
     /// A Unix datagram socket pair.
+    #[serde(rename = "raw-uds-dgram")]
     UdsDgram,
     /// A Unix seqpacket socket pair.
+    #[serde(rename = "raw-uds-seqpacket")]
     UdsSeqpacket,
     /// A TCP connection on loopback (TCP_NODELAY).
+    #[serde(rename = "raw-tcp")]
     Tcp,
     /// Two connected UDP sockets on loopback.
+    #[serde(rename = "raw-udp")]
     Udp,
     /// A System V queue, blocking `msgsnd`/`msgrcv` by message type.
+    #[serde(rename = "raw-sysv-mq")]
     SysvMq,
     /// Two POSIX queues (`mq_send`/`mq_timedreceive`).
+    #[serde(rename = "raw-posix-mq")]
     PosixMq,
     /// Two named POSIX semaphores (`sem_post`/`sem_wait`), no data.
+    #[serde(rename = "raw-semaphore")]
     Semaphore,
 }
 
