@@ -44,6 +44,27 @@ pub struct Plan {
     pub floor_round_trips: usize,
     /// Audit cases per property; `None` keeps the auditor's default.
     pub audit_cases: Option<u32>,
+    /// Latency by message size: the sizes (those over a method's maximum are left
+    /// out), the pinnings, and the round trips of each (fewer past the budget).
+    pub by_size: BySize,
+}
+
+/// How the table measures latency by message size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BySize {
+    /// Message sizes.
+    pub sizes: Vec<usize>,
+    /// Pinnings.
+    pub pins: Vec<Pin>,
+    /// Round trips and budget per size (the warm-up is a tenth).
+    pub round_trips: usize,
+    /// Longest one size may take.
+    pub budget: Duration,
+}
+
+/// 64 B to 1 MiB in powers of 4.
+pub fn sizes_by_4() -> Vec<usize> {
+    (0..8).map(|k| 64usize << (2 * k)).collect()
 }
 
 impl Plan {
@@ -61,6 +82,12 @@ impl Plan {
             stream_limit: Duration::from_millis(150),
             floor_round_trips: 5000,
             audit_cases: Some(2),
+            by_size: BySize {
+                sizes: sizes_by_4(),
+                pins: vec![Pin::Same],
+                round_trips: 300,
+                budget: Duration::from_millis(40),
+            },
         }
     }
 
@@ -72,6 +99,12 @@ impl Plan {
             stream_limit: Duration::from_secs(2),
             floor_round_trips: 50_000,
             audit_cases: None,
+            by_size: BySize {
+                sizes: sizes_by_4(),
+                pins: vec![Pin::Same, Pin::Cross],
+                round_trips: 2000,
+                budget: Duration::from_millis(60),
+            },
         }
     }
 }
@@ -156,6 +189,9 @@ pub struct Row {
     pub usability: String,
     /// Every latency measurement.
     pub latency: Vec<Latency>,
+    /// Latency by message size ([`Plan::by_size`]), one entry per size and pinning.
+    #[serde(default)]
+    pub latency_by_size: Vec<Latency>,
     /// Every throughput measurement.
     pub throughput: Vec<Throughput>,
     /// The audit's verdicts.
@@ -275,6 +311,7 @@ pub fn run(
                 Err(e) => row.errors.push(format!("latency {}-cpu: {e}", pin.name())),
             }
         }
+        row.by_size(launcher, t.as_ref(), plan);
         step(name, "throughput", &mut done);
         if t.guarantees().carries_data {
             match measure::throughput(
@@ -374,9 +411,36 @@ impl Row {
             },
             usability: String::new(),
             latency: Vec::new(),
+            latency_by_size: Vec::new(),
             throughput: Vec::new(),
             audit,
             errors: Vec::new(),
+        }
+    }
+
+    /// Measures latency by message size (sizes up to the transport's maximum).
+    fn by_size(&mut self, launcher: &PeerLauncher, t: &dyn Transport, plan: &Plan) {
+        let g = t.guarantees();
+        if !g.carries_data {
+            return;
+        }
+        let b = &plan.by_size;
+        for &pin in &b.pins {
+            for &size in b.sizes.iter().filter(|&&s| s <= g.max_message) {
+                let opts = LatencyOptions {
+                    size,
+                    warmup: (b.round_trips / 10).max(1),
+                    round_trips: b.round_trips,
+                    budget: b.budget,
+                    timeout: plan.latency.timeout,
+                };
+                match measure::latency(launcher, t, pin, &opts) {
+                    Ok(l) => self.latency_by_size.push(l),
+                    Err(e) => self
+                        .errors
+                        .push(format!("latency {size} B {}-cpu: {e}", pin.name())),
+                }
+            }
         }
     }
 
@@ -527,7 +591,7 @@ fn usability(g: &Guarantees, audit: &TransportReport) -> String {
 }
 
 /// 1536 -> "1.5 KiB".
-fn bytes(n: f64) -> String {
+pub(crate) fn bytes(n: f64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n;
     let mut u = 0;
