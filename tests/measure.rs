@@ -81,7 +81,7 @@ fn table_quick_json_has_a_row_per_transport_with_positive_numbers() {
 /// Markdown: the seed's seven columns and one line per transport.
 #[test]
 fn table_quick_markdown_has_the_seed_columns() {
-    let (ok, stdout, stderr) = ipc_audit(&["table", "--quick", "fifo"]);
+    let (ok, stdout, stderr) = ipc_audit(&["table", "--quick", "--format", "md", "fifo"]);
     assert!(ok, "table failed: {stderr}");
     let mut lines = stdout.lines();
     let head = lines.next().unwrap_or_default();

@@ -606,6 +606,34 @@ pub(crate) fn bytes(n: f64) -> String {
     }
 }
 
+/// `s` cut to `n` characters (the last one an ellipsis when cut).
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let mut c: String = s.chars().take(n.saturating_sub(1)).collect();
+    c.push('…');
+    c
+}
+
+/// The audit of a row in a few words: passed, failed, other verdicts.
+fn audit_counts(r: &Row) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for p in &r.audit.properties {
+        let v = format!("{:?}", p.verdict).to_lowercase();
+        match counts.iter_mut().find(|c| c.0 == v) {
+            Some(c) => c.1 += 1,
+            None => counts.push((v, 1)),
+        }
+    }
+    let parts: Vec<String> = counts.iter().map(|(v, n)| format!("{n} {v}")).collect();
+    if parts.is_empty() {
+        "not audited".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
 /// 1.8e9 -> "1.8 GB/s".
 fn rate(bps: f64) -> String {
     const UNITS: [&str; 5] = ["B/s", "kB/s", "MB/s", "GB/s", "TB/s"];
@@ -687,6 +715,107 @@ impl Table {
         parts.join(", ")
     }
 
+    /// The table for a terminal, at most 160 columns: per method the p50 and its ratio
+    /// to the row's floor for each pinning, the floor's name, the throughput and the
+    /// audit's counts; with `detail`, each row's long cells (security, complexity,
+    /// usability, errors) below it. The floors and the machine follow.
+    pub fn to_text(&self, detail: bool) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<14} {:>9} {:>7} {:>9} {:>7}  {:<31} {:>17}  {}",
+            "METHOD",
+            "SAME p50",
+            "x FLOOR",
+            "CROSS p50",
+            "x FLOOR",
+            "FLOOR (same / cross)",
+            "THROUGHPUT",
+            "AUDIT"
+        );
+        for r in &self.rows {
+            let [fs, fc] = self.floor_of(r);
+            let cell = |p: Option<P50P99>| p.map_or("n/a".into(), |p| duration_ns(p.p50 as f64));
+            let ratio = |p: Option<P50P99>, f: Option<P50P99>| match (p, f) {
+                (Some(p), Some(f)) if f.p50 > 0 => format!("{:.2}x", p.p50 as f64 / f.p50 as f64),
+                _ => "-".into(),
+            };
+            let thr = match (r.throughput_bytes_per_s, r.throughput_size) {
+                (Some(t), Some(s)) => format!("{} @ {}", rate(t), bytes(s as f64)),
+                _ => "-".into(),
+            };
+            let line = format!(
+                "{:<14} {:>9} {:>7} {:>9} {:>7}  {:<31} {:>17}  {}",
+                clip(&r.method, 14),
+                cell(r.latency_ns.same_cpu),
+                ratio(r.latency_ns.same_cpu, fs.0),
+                cell(r.latency_ns.cross_cpu),
+                ratio(r.latency_ns.cross_cpu, fc.0),
+                clip(&format!("{} / {}", fs.1, fc.1), 31),
+                thr,
+                audit_counts(r),
+            );
+            let _ = writeln!(out, "{}", clip(&line, 160));
+            if detail {
+                for (k, v) in [
+                    ("security", &r.security),
+                    ("os", &r.supporting_os),
+                    ("complexity", &r.complexity),
+                    ("usability", &r.usability),
+                ] {
+                    let _ = writeln!(out, "    {k}: {v}");
+                }
+                for p in &r.audit.properties {
+                    let _ = writeln!(
+                        out,
+                        "    audit {}: {:?}: {}",
+                        p.property, p.verdict, p.observed
+                    );
+                }
+                for e in &r.errors {
+                    let _ = writeln!(out, "    error: {e}");
+                }
+            }
+        }
+        out.push('\n');
+        out.push_str(&self.footer());
+        if !detail {
+            out.push_str("Long cells: --detail, --format md or --format json.\n");
+        }
+        out
+    }
+
+    /// The floors, the machine and the time taken.
+    fn footer(&self) -> String {
+        let mut out = String::new();
+        let fl = |p: Option<P50P99>| {
+            p.map(|p| duration_ns(p.p50 as f64))
+                .unwrap_or_else(|| "n/a".into())
+        };
+        let _ = writeln!(
+            out,
+            "Floors in this run (p50 round trip): shm-spin cross cpu {}; shm-futex same cpu {}, cross cpu {}.\n\
+             Each ratio is to the floor it names: the method's own (its kernel object with the least code,\n\
+             measured just before the row), or shm-futex for a method without one.",
+            fl(self.floor.shm_spin.cross_cpu),
+            fl(self.floor.shm_futex.same_cpu),
+            fl(self.floor.shm_futex.cross_cpu),
+        );
+        for e in &self.floor.errors {
+            let _ = writeln!(out, "Floor not measured: {e}");
+        }
+        let _ = writeln!(
+            out,
+            "Machine: {} cpus ({}), Linux {}. {} run, {:.1} s.",
+            self.machine.cpus,
+            self.machine.cpu_model,
+            self.machine.kernel,
+            if self.quick { "Quick" } else { "Full" },
+            self.seconds
+        );
+        out
+    }
+
     /// The table in Markdown, with the floors, the machine and the time taken below it.
     pub fn to_markdown(&self) -> String {
         let mut out = String::new();
@@ -714,29 +843,7 @@ impl Table {
             );
         }
         out.push('\n');
-        let fl = |p: Option<P50P99>| {
-            p.map(|p| duration_ns(p.p50 as f64))
-                .unwrap_or_else(|| "n/a".into())
-        };
-        let _ = writeln!(
-            out,
-            "Floors in this run (p50 round trip): shm-spin cross cpu {}; shm-futex same cpu {}, cross cpu {}. Each ratio above is to the floor it names: the method's own (its kernel object with the least code, measured just before the row), or shm-futex for a method without one.",
-            fl(self.floor.shm_spin.cross_cpu),
-            fl(self.floor.shm_futex.same_cpu),
-            fl(self.floor.shm_futex.cross_cpu),
-        );
-        for e in &self.floor.errors {
-            let _ = writeln!(out, "Floor not measured: {e}");
-        }
-        let _ = writeln!(
-            out,
-            "Machine: {} cpus ({}), Linux {}. {} run, {:.1} s.",
-            self.machine.cpus,
-            self.machine.cpu_model,
-            self.machine.kernel,
-            if self.quick { "Quick" } else { "Full" },
-            self.seconds
-        );
+        out.push_str(&self.footer());
         out
     }
 

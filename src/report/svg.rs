@@ -247,8 +247,9 @@ pub fn by_size_svg(t: &Table) -> String {
             .x_label_formatter(&|x| super::bytes(*x))
             .draw()
             .map_err(text)?;
-        for (k, s) in series.iter().enumerate() {
-            let color = Palette99::pick(k).to_rgba();
+        let mut ends = Vec::new();
+        for s in &series {
+            let color = COLORS[s.index % COLORS.len()];
             let style = color.stroke_width(2);
             if s.pin == Pin::Same {
                 c.draw_series([PathElement::new(s.points.clone(), style)])
@@ -263,20 +264,59 @@ pub fn by_size_svg(t: &Table) -> String {
             }
             if let Some(&last) = s.points.last() {
                 let (x, y) = c.backend_coord(&last);
-                let (ox, oy) = c.plotting_area().get_base_pixel();
                 let pin = if s.pin == Pin::Same { "" } else { " (x)" };
-                c.plotting_area()
-                    .strip_coord_spec()
-                    .draw(&Text::new(
-                        format!("{}{pin}", s.method),
-                        (x - ox + 6, y - oy - 6),
-                        (FONT, 12).into_font().color(&color),
-                    ))
-                    .map_err(text)?;
+                ends.push((x, y, format!("{}{pin}", s.method), color));
             }
         }
-        Ok(())
+        end_labels(&c, ends)
     })
+}
+
+/// Dark, distinct line colours (a method's two pinnings share one).
+const COLORS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(90, 90, 90),
+    RGBColor(23, 190, 207),
+    RGBColor(120, 120, 20),
+];
+
+/// The lines' names at their right ends, pushed apart so that none covers another.
+fn end_labels<X, Y>(
+    c: &ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, Y>>,
+    mut ends: Vec<(i32, i32, String, RGBColor)>,
+) -> Drawn
+where
+    X: plotters::coord::ranged1d::Ranged,
+    Y: plotters::coord::ranged1d::Ranged,
+{
+    let area = c.plotting_area();
+    let (ox, oy) = area.get_base_pixel();
+    ends.sort_by_key(|e| (e.0, e.1));
+    let mut placed: Vec<(i32, i32)> = Vec::new();
+    for (x, y, name, color) in ends {
+        let mut y = y - 7;
+        while placed
+            .iter()
+            .any(|&(px, py)| (px - x).abs() < 120 && (py - y).abs() < 13)
+        {
+            y += 13;
+        }
+        placed.push((x, y));
+        area.strip_coord_spec()
+            .draw(&Text::new(
+                name,
+                (x - ox + 6, y - oy),
+                (FONT, 12).into_font().color(&color),
+            ))
+            .map_err(text)?;
+    }
+    Ok(())
 }
 
 /// The dashes of a log-log polyline: each segment cut into 8 pieces (in log space),
@@ -303,13 +343,15 @@ fn dashes(points: &[(f64, f64)]) -> Vec<Vec<(f64, f64)>> {
 /// One line of [`by_size_svg`]: a method at one pinning, (size, µs) points.
 struct SizeSeries {
     method: String,
+    /// The method's place in the table (its colour).
+    index: usize,
     pin: Pin,
     points: Vec<(f64, f64)>,
 }
 
 fn size_series(rows: &[Row]) -> Vec<SizeSeries> {
     let mut out = Vec::new();
-    for r in rows {
+    for (index, r) in rows.iter().enumerate() {
         for pin in [Pin::Same, Pin::Cross] {
             let points: Vec<(f64, f64)> = r
                 .latency_by_size
@@ -320,6 +362,7 @@ fn size_series(rows: &[Row]) -> Vec<SizeSeries> {
             if !points.is_empty() {
                 out.push(SizeSeries {
                     method: r.method.clone(),
+                    index,
                     pin,
                     points,
                 });
@@ -485,6 +528,34 @@ mod tests {
         }
         // Without own floors and without a futex floor: no tick at all.
         assert_eq!(latency_svg(&none).matches("stroke-width=\"3\"").count(), 0);
+    }
+
+    /// (The chart tests' table serves the terminal table too.)
+    #[test]
+    fn the_text_table_fits_160_columns_and_detail_adds_the_long_cells() {
+        let mut t = table();
+        for r in &mut t.rows {
+            r.security = "x".repeat(300);
+        }
+        let short = t.to_text(false);
+        for l in short.lines() {
+            assert!(
+                l.chars().count() <= 160,
+                "{} columns: {l}",
+                l.chars().count()
+            );
+        }
+        assert!(!short.contains(&"x".repeat(300)));
+        for m in METHODS {
+            assert!(
+                short.lines().any(|l| l.starts_with(&format!("{m} "))),
+                "{m}"
+            );
+        }
+        assert!(
+            t.to_text(true)
+                .contains(&format!("security: {}", "x".repeat(300)))
+        );
     }
 
     #[test]
