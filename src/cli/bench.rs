@@ -91,10 +91,17 @@ fn run(launcher: &PeerLauncher, t: &dyn Transport, pin: Pin, size: usize, count:
         budget: Duration::from_secs(3600),
         ..LatencyOptions::default()
     };
-    let floor_kinds: &[FloorKind] = match pin {
-        Pin::Same => &[FloorKind::ShmFutex],
-        Pin::Cross => &[FloorKind::ShmSpin, FloorKind::ShmFutex],
+    let mut floor_kinds = match pin {
+        Pin::Same => vec![FloorKind::ShmFutex],
+        Pin::Cross => vec![FloorKind::ShmSpin, FloorKind::ShmFutex],
     };
+    // The method's own floor too.
+    if let Some((same, cross)) = FloorKind::of_method(t.name()) {
+        let own = if pin == Pin::Same { same } else { cross };
+        if !floor_kinds.contains(&own) {
+            floor_kinds.push(own);
+        }
+    }
     let measure_floors = || {
         floor_kinds
             .iter()

@@ -70,9 +70,13 @@ enum Command {
         /// A few cases and short runs: under a minute for every transport.
         #[arg(long)]
         quick: bool,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = TableFormat::Md)]
+        /// Output format: `text` fits 160 columns; `md` is the seed's table with every
+        /// cell in full.
+        #[arg(long, value_enum, default_value_t = TableFormat::Text)]
         format: TableFormat,
+        /// With `--format text`: each row's long cells and audit verdicts below it.
+        #[arg(long)]
+        detail: bool,
         /// Also draw latency and throughput per method into this SVG file.
         #[arg(long)]
         svg: Option<std::path::PathBuf>,
@@ -103,6 +107,7 @@ enum PinArg {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum TableFormat {
+    Text,
     Md,
     Json,
     Csv,
@@ -135,8 +140,9 @@ pub fn main() -> ExitCode {
             transports,
             quick,
             format,
+            detail,
             svg,
-        } => table::run_table(transports, quick, format, svg),
+        } => table::run_table(transports, quick, (format, detail), svg),
         Command::Report {
             transports,
             quick,

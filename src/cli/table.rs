@@ -8,7 +8,7 @@ use crate::report;
 pub(super) fn run_table(
     names: Vec<String>,
     quick: bool,
-    format: TableFormat,
+    (format, detail): (TableFormat, bool),
     svg: Option<std::path::PathBuf>,
 ) -> ExitCode {
     let selected = match select(&names) {
@@ -22,6 +22,10 @@ pub(super) fn run_table(
         Ok(l) => l,
         Err(c) => return c,
     };
+    if detail && !matches!(format, TableFormat::Text) {
+        eprintln!("ipc-audit: --detail goes with --format text (md and json have every cell)");
+        return ExitCode::from(2);
+    }
     let plan = if quick {
         report::Plan::quick()
     } else {
@@ -41,6 +45,7 @@ pub(super) fn run_table(
     });
     bar.finish_and_clear();
     match format {
+        TableFormat::Text => out!("{}", t.to_text(detail)),
         TableFormat::Md => out!("{}", t.to_markdown()),
         TableFormat::Json => outln!("{}", t.to_json()),
         TableFormat::Csv => out!("{}", t.to_csv()),

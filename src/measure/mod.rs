@@ -52,6 +52,7 @@ use crate::transport::{Config, Endpoint, Link, PeerEnd, Transport};
 
 pub use crate::sys::alloc;
 pub(crate) mod floor;
+pub(crate) mod objects;
 pub(crate) mod role;
 pub(crate) use crate::sys;
 
@@ -810,8 +811,25 @@ pub fn throughput(
     Ok(out)
 }
 
+/// The measuring side of a floor.
+enum FloorSide {
+    Page(sys::SharedPage),
+    Objects(objects::Objects),
+}
+
+fn floor_done(peer: &mut PeerProcess, label: &str, timeout: Duration) -> Result<()> {
+    match expect(peer, label, timeout)? {
+        Event::FloorDone { error: None, .. } => Ok(()),
+        Event::FloorDone { error: Some(e), .. } => Err(Error::Peer(format!("{label}: {e}"))),
+        other => Err(Error::Peer(format!(
+            "{label}: expected floor-done, got {other:?}"
+        ))),
+    }
+}
+
 /// Measures a floor: `count` round trips after `warmup`, between this process and a
-/// peer (with no transport) over a shared page.
+/// peer (with no transport) over a shared page, or over a method's kernel object with
+/// the least code ([`FloorKind::of_method`]).
 ///
 /// # Errors
 /// [`Error::Unsupported`] off Linux or for `shm-spin` on one cpu; the peer's errors.
@@ -823,19 +841,26 @@ pub fn floor(
     count: usize,
     timeout: Duration,
 ) -> Result<Floor> {
-    if kind == FloorKind::ShmSpin && pin == Pin::Same {
+    if matches!(kind, FloorKind::ShmSpin | FloorKind::ShmTwoLine) && pin == Pin::Same {
         return Err(Error::Unsupported(
             "shm-spin on one cpu: a spinner waits out the other's time slice".into(),
         ));
     }
     let label = format!("{} floor {}-cpu", kind.name(), pin.name());
     let (local_cpu, peer_cpu) = pin.cpus()?;
-    let page = sys::SharedPage::create()?;
+    let (mut local, aux, arg) = if kind.is_shm() {
+        let page = sys::SharedPage::create()?;
+        let share = vec![page.share()?];
+        (FloorSide::Page(page), share, 0)
+    } else {
+        let (objects, fds, arg) = objects::make(kind, timeout)?;
+        (FloorSide::Objects(objects), fds, arg)
+    };
     let mut peer = start_peer(
         launcher,
         NO_TRANSPORT,
         PeerEnd::default(),
-        vec![page.share()?],
+        aux,
         &label,
         peer_cpu,
         timeout,
@@ -843,28 +868,24 @@ pub fn floor(
     let _pinned = sys::pin_process(local_cpu)?;
     let mut h = histogram()?;
     for (n, keep) in [(warmup, false), (count, true)] {
-        page.word().store(0, std::sync::atomic::Ordering::Release);
         peer.command(&Cmd::Floor {
             kind,
             count: n,
-            aux: 0,
+            aux: arg,
         })?;
-        floor::local(kind, &page, n, timeout, |ns| {
+        let record = |ns: u64| {
             if keep {
                 let _ = h.record(ns.max(1));
             }
-        })?;
-        match expect(&mut peer, &label, timeout)? {
-            Event::FloorDone { error: None, .. } => {}
-            Event::FloorDone { error: Some(e), .. } => {
-                return Err(Error::Peer(format!("{label}: {e}")));
+        };
+        match &mut local {
+            FloorSide::Page(page) => {
+                floor::reset(page);
+                floor::local(kind, page, n, timeout, record)?;
             }
-            other => {
-                return Err(Error::Peer(format!(
-                    "{label}: expected floor-done, got {other:?}"
-                )));
-            }
+            FloorSide::Objects(o) => objects::local(o, n, timeout, record)?,
         }
+        floor_done(&mut peer, &label, timeout)?;
     }
     peer.finish(Instant::now() + timeout)?;
     Ok(Floor {

@@ -1,11 +1,11 @@
 //! The measurements' peer role: pin, open the link back, echo, stream, bounce a floor.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FloorKind, Usage, floor, peer_echo, peer_stream, send_fds, sys};
+use super::{FloorKind, Usage, floor, objects, peer_echo, peer_stream, send_fds, sys};
 use crate::error::{Error, ErrorReport, Result};
 use crate::peer::{self, Peer, Role};
 use crate::transport::{Config, Endpoint, Link};
@@ -53,7 +53,9 @@ pub enum Cmd {
         /// The time limit.
         limit_ms: u64,
     },
-    /// Bounce `count` round trips over the shared page at aux descriptor `aux`.
+    /// Bounce `count` round trips over the shared page at aux descriptor `aux`; for a
+    /// method floor over aux descriptors 0 (write) and 1 (read), or over the System V
+    /// queue whose id is `aux`.
     Floor {
         /// Which floor.
         kind: FloorKind,
@@ -147,11 +149,19 @@ impl Role for MeasureRole {
                 })
             }
             Cmd::Floor { kind, count, aux } => {
-                let fd = peer
-                    .aux(aux)?
-                    .try_clone()
-                    .map_err(|e| Error::io("peer: dup the floor page", e))?;
-                Ok(match floor::peer(kind, fd, count) {
+                let dup = |i: usize| -> Result<OwnedFd> {
+                    peer.aux(i)?
+                        .try_clone()
+                        .map_err(|e| Error::io("peer: dup a floor descriptor", e))
+                };
+                let r = if kind.is_shm() {
+                    floor::peer(kind, dup(aux)?, count)
+                } else if matches!(kind, FloorKind::SysvMq | FloorKind::Semaphore) {
+                    objects::peer(kind, Vec::new(), aux, count)
+                } else {
+                    objects::peer(kind, vec![dup(0)?, dup(1)?], aux, count)
+                };
+                Ok(match r {
                     Ok(()) => Event::FloorDone { count, error: None },
                     Err(e) => Event::FloorDone {
                         count: 0,

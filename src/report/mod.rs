@@ -48,6 +48,27 @@ pub struct Plan {
     pub floor_round_trips: usize,
     /// Audit cases per property; `None` keeps the auditor's default.
     pub audit_cases: Option<u32>,
+    /// Latency by message size: the sizes (those over a method's maximum are left
+    /// out), the pinnings, and the round trips of each (fewer past the budget).
+    pub by_size: BySize,
+}
+
+/// How the table measures latency by message size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BySize {
+    /// Message sizes.
+    pub sizes: Vec<usize>,
+    /// Pinnings.
+    pub pins: Vec<Pin>,
+    /// Round trips and budget per size (the warm-up is a tenth).
+    pub round_trips: usize,
+    /// Longest one size may take.
+    pub budget: Duration,
+}
+
+/// 64 B to 1 MiB in powers of 4.
+pub fn sizes_by_4() -> Vec<usize> {
+    (0..8).map(|k| 64usize << (2 * k)).collect()
 }
 
 impl Plan {
@@ -65,6 +86,13 @@ impl Plan {
             stream_limit: Duration::from_millis(150),
             floor_round_trips: 5000,
             audit_cases: Some(2),
+            // Latency by size: the full run only (a peer per size and pinning).
+            by_size: BySize {
+                sizes: Vec::new(),
+                pins: vec![Pin::Same],
+                round_trips: 300,
+                budget: Duration::from_millis(40),
+            },
         }
     }
 
@@ -76,6 +104,12 @@ impl Plan {
             stream_limit: Duration::from_secs(2),
             floor_round_trips: 50_000,
             audit_cases: None,
+            by_size: BySize {
+                sizes: sizes_by_4(),
+                pins: vec![Pin::Same, Pin::Cross],
+                round_trips: 500,
+                budget: Duration::from_millis(30),
+            },
         }
     }
 }
@@ -133,6 +167,16 @@ pub struct Row {
     pub security: String,
     /// Round-trip latency.
     pub latency_ns: LatencyNs,
+    /// The method's own floor ([`FloorKind::of_method`]), measured in the same run just
+    /// before each pinning of this row; none for a method without one.
+    #[serde(default)]
+    pub own_floor: LatencyNs,
+    /// The names of the own floors, same cpu and cross cpu (empty: none).
+    #[serde(default)]
+    pub own_floor_names: Vec<String>,
+    /// The own floors' measurements.
+    #[serde(default)]
+    pub own_floor_details: Vec<Floor>,
     /// Throughput at the headline size (64 KiB, or the largest the transport takes).
     pub throughput_bytes_per_s: Option<f64>,
     /// The headline size of `throughput_bytes_per_s`.
@@ -150,6 +194,9 @@ pub struct Row {
     pub usability: String,
     /// Every latency measurement.
     pub latency: Vec<Latency>,
+    /// Latency by message size ([`Plan::by_size`]), one entry per size and pinning.
+    #[serde(default)]
+    pub latency_by_size: Vec<Latency>,
     /// Every throughput measurement.
     pub throughput: Vec<Throughput>,
     /// The audit's verdicts.
@@ -254,13 +301,22 @@ pub fn run(
         step(name, "audit", &mut done);
         let audit = auditor.audit(t.as_ref());
         let mut row = Row::new(t.as_ref(), audit);
+        let own = FloorKind::of_method(name);
+        if let Some((same, cross)) = own {
+            row.own_floor_names = vec![same.name().into(), cross.name().into()];
+        }
         for pin in [Pin::Same, Pin::Cross] {
             step(name, pin_what(pin), &mut done);
+            if let Some((same, cross)) = own {
+                let kind = if pin == Pin::Same { same } else { cross };
+                row.own_floor_at(launcher, plan, kind, pin);
+            }
             match measure::latency(launcher, t.as_ref(), pin, &plan.latency) {
                 Ok(l) => row.latency.push(l),
                 Err(e) => row.errors.push(format!("latency {}-cpu: {e}", pin.name())),
             }
         }
+        row.by_size(launcher, t.as_ref(), plan);
         step(name, "throughput", &mut done);
         if t.guarantees().carries_data {
             match measure::throughput(
@@ -313,7 +369,7 @@ pub(crate) fn floors(launcher: &PeerLauncher, plan: &Plan, mut step: impl FnMut(
                 });
                 let cell = match kind {
                     FloorKind::ShmSpin => &mut f.shm_spin,
-                    FloorKind::ShmFutex => &mut f.shm_futex,
+                    _ => &mut f.shm_futex,
                 };
                 match pin {
                     Pin::Same => cell.same_cpu = p,
@@ -346,6 +402,9 @@ impl Row {
             supporting_os: g.platforms.join(", "),
             security: String::new(),
             latency_ns: LatencyNs::default(),
+            own_floor: LatencyNs::default(),
+            own_floor_names: Vec::new(),
+            own_floor_details: Vec::new(),
             throughput_bytes_per_s: None,
             throughput_size: None,
             cpu_ns_per_msg: None,
@@ -357,9 +416,57 @@ impl Row {
             },
             usability: String::new(),
             latency: Vec::new(),
+            latency_by_size: Vec::new(),
             throughput: Vec::new(),
             audit,
             errors: Vec::new(),
+        }
+    }
+
+    /// Measures latency by message size (sizes up to the transport's maximum).
+    fn by_size(&mut self, launcher: &PeerLauncher, t: &dyn Transport, plan: &Plan) {
+        let g = t.guarantees();
+        if !g.carries_data {
+            return;
+        }
+        let b = &plan.by_size;
+        for &pin in &b.pins {
+            for &size in b.sizes.iter().filter(|&&s| s <= g.max_message) {
+                let opts = LatencyOptions {
+                    size,
+                    warmup: (b.round_trips / 10).max(1),
+                    round_trips: b.round_trips,
+                    budget: b.budget,
+                    timeout: plan.latency.timeout,
+                };
+                match measure::latency(launcher, t, pin, &opts) {
+                    Ok(l) => self.latency_by_size.push(l),
+                    Err(e) => self
+                        .errors
+                        .push(format!("latency {size} B {}-cpu: {e}", pin.name())),
+                }
+            }
+        }
+    }
+
+    /// Measures this row's own floor `kind` at `pin`, just before the transport.
+    fn own_floor_at(&mut self, launcher: &PeerLauncher, plan: &Plan, kind: FloorKind, pin: Pin) {
+        let n = plan.floor_round_trips;
+        match measure::floor(launcher, kind, pin, n / 10, n, plan.latency.timeout) {
+            Ok(fl) => {
+                let p = Some(P50P99 {
+                    p50: fl.stats.p50_ns,
+                    p99: fl.stats.p99_ns,
+                });
+                match pin {
+                    Pin::Same => self.own_floor.same_cpu = p,
+                    Pin::Cross => self.own_floor.cross_cpu = p,
+                }
+                self.own_floor_details.push(fl);
+            }
+            Err(e) => self
+                .errors
+                .push(format!("floor {} {}-cpu: {e}", kind.name(), pin.name())),
         }
     }
 
@@ -489,7 +596,7 @@ fn usability(g: &Guarantees, audit: &TransportReport) -> String {
 }
 
 /// 1536 -> "1.5 KiB".
-fn bytes(n: f64) -> String {
+pub(crate) fn bytes(n: f64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n;
     let mut u = 0;
@@ -501,6 +608,34 @@ fn bytes(n: f64) -> String {
         format!("{v:.0} {}", UNITS[u])
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// `s` cut to `n` characters (the last one an ellipsis when cut).
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let mut c: String = s.chars().take(n.saturating_sub(1)).collect();
+    c.push('…');
+    c
+}
+
+/// The audit of a row in a few words: passed, failed, other verdicts.
+fn audit_counts(r: &Row) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for p in &r.audit.properties {
+        let v = format!("{:?}", p.verdict).to_lowercase();
+        match counts.iter_mut().find(|c| c.0 == v) {
+            Some(c) => c.1 += 1,
+            None => counts.push((v, 1)),
+        }
+    }
+    let parts: Vec<String> = counts.iter().map(|(v, n)| format!("{n} {v}")).collect();
+    if parts.is_empty() {
+        "not audited".into()
+    } else {
+        parts.join(", ")
     }
 }
 
@@ -528,13 +663,30 @@ pub fn duration_ns(ns: f64) -> String {
 }
 
 impl Table {
-    fn latency_cell(&self, r: &Row) -> String {
+    /// The floor a row's ratio is to, same cpu and cross cpu: its own, else the futex
+    /// floor; with the floor's name.
+    pub fn floor_of(&self, r: &Row) -> [(Option<P50P99>, String); 2] {
         let f = &self.floor.shm_futex;
-        let one = |p: Option<P50P99>, floor: Option<P50P99>| match p {
+        let named = |own: Option<P50P99>, i: usize, futex: Option<P50P99>| match own {
+            Some(p) => (
+                Some(p),
+                r.own_floor_names.get(i).cloned().unwrap_or_default(),
+            ),
+            None => (futex, "shm-futex".to_string()),
+        };
+        [
+            named(r.own_floor.same_cpu, 0, f.same_cpu),
+            named(r.own_floor.cross_cpu, 1, f.cross_cpu),
+        ]
+    }
+
+    fn latency_cell(&self, r: &Row) -> String {
+        let [fs, fc] = self.floor_of(r);
+        let one = |p: Option<P50P99>, (floor, name): (Option<P50P99>, String)| match p {
             Some(p) => {
                 let ratio = floor
                     .filter(|f| f.p50 > 0)
-                    .map(|f| format!(", {:.2}x floor", p.p50 as f64 / f.p50 as f64))
+                    .map(|f| format!(", {:.2}x {name}", p.p50 as f64 / f.p50 as f64))
                     .unwrap_or_default();
                 format!(
                     "{} (p99 {}{ratio})",
@@ -546,8 +698,8 @@ impl Table {
         };
         format!(
             "{} / {}",
-            one(r.latency_ns.same_cpu, f.same_cpu),
-            one(r.latency_ns.cross_cpu, f.cross_cpu)
+            one(r.latency_ns.same_cpu, fs),
+            one(r.latency_ns.cross_cpu, fc)
         )
     }
 
@@ -566,6 +718,106 @@ impl Table {
             None => parts.push("allocs not counted".into()),
         }
         parts.join(", ")
+    }
+
+    /// The table for a terminal, at most 160 columns: per method the p50 and its ratio
+    /// to the row's floor for each pinning, the floor's name, the throughput and the
+    /// audit's counts; with `detail`, each row's long cells (security, complexity,
+    /// usability, errors) below it. The floors and the machine follow.
+    pub fn to_text(&self, detail: bool) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<14} {:>9} {:>7} {:>9} {:>7}  {:<31} {:>17}  AUDIT",
+            "METHOD",
+            "SAME p50",
+            "x FLOOR",
+            "CROSS p50",
+            "x FLOOR",
+            "FLOOR (same / cross)",
+            "THROUGHPUT",
+        );
+        for r in &self.rows {
+            let [fs, fc] = self.floor_of(r);
+            let cell = |p: Option<P50P99>| p.map_or("n/a".into(), |p| duration_ns(p.p50 as f64));
+            let ratio = |p: Option<P50P99>, f: Option<P50P99>| match (p, f) {
+                (Some(p), Some(f)) if f.p50 > 0 => format!("{:.2}x", p.p50 as f64 / f.p50 as f64),
+                _ => "-".into(),
+            };
+            let thr = match (r.throughput_bytes_per_s, r.throughput_size) {
+                (Some(t), Some(s)) => format!("{} @ {}", rate(t), bytes(s as f64)),
+                _ => "-".into(),
+            };
+            let line = format!(
+                "{:<14} {:>9} {:>7} {:>9} {:>7}  {:<31} {:>17}  {}",
+                clip(&r.method, 14),
+                cell(r.latency_ns.same_cpu),
+                ratio(r.latency_ns.same_cpu, fs.0),
+                cell(r.latency_ns.cross_cpu),
+                ratio(r.latency_ns.cross_cpu, fc.0),
+                clip(&format!("{} / {}", fs.1, fc.1), 31),
+                thr,
+                audit_counts(r),
+            );
+            let _ = writeln!(out, "{}", clip(&line, 160));
+            if detail {
+                for (k, v) in [
+                    ("security", &r.security),
+                    ("os", &r.supporting_os),
+                    ("complexity", &r.complexity),
+                    ("usability", &r.usability),
+                ] {
+                    let _ = writeln!(out, "    {k}: {v}");
+                }
+                for p in &r.audit.properties {
+                    let _ = writeln!(
+                        out,
+                        "    audit {}: {:?}: {}",
+                        p.property, p.verdict, p.observed
+                    );
+                }
+                for e in &r.errors {
+                    let _ = writeln!(out, "    error: {e}");
+                }
+            }
+        }
+        out.push('\n');
+        out.push_str(&self.footer());
+        if !detail {
+            out.push_str("Long cells: --detail, --format md or --format json.\n");
+        }
+        out
+    }
+
+    /// The floors, the machine and the time taken.
+    fn footer(&self) -> String {
+        let mut out = String::new();
+        let fl = |p: Option<P50P99>| {
+            p.map(|p| duration_ns(p.p50 as f64))
+                .unwrap_or_else(|| "n/a".into())
+        };
+        let _ = writeln!(
+            out,
+            "Floors in this run (p50 round trip): shm-spin cross cpu {}; shm-futex same cpu {}, cross cpu {}.\n\
+             Each ratio is to the floor it names: the method's own (its kernel object with the least code,\n\
+             measured just before the row), or shm-futex for a method without one.",
+            fl(self.floor.shm_spin.cross_cpu),
+            fl(self.floor.shm_futex.same_cpu),
+            fl(self.floor.shm_futex.cross_cpu),
+        );
+        for e in &self.floor.errors {
+            let _ = writeln!(out, "Floor not measured: {e}");
+        }
+        let _ = writeln!(
+            out,
+            "Machine: {} cpus ({}), Linux {}. {} run, {:.1} s.",
+            self.machine.cpus,
+            self.machine.cpu_model,
+            self.machine.kernel,
+            if self.quick { "Quick" } else { "Full" },
+            self.seconds
+        );
+        out
     }
 
     /// The table in Markdown, with the floors, the machine and the time taken below it.
@@ -595,29 +847,7 @@ impl Table {
             );
         }
         out.push('\n');
-        let fl = |p: Option<P50P99>| {
-            p.map(|p| duration_ns(p.p50 as f64))
-                .unwrap_or_else(|| "n/a".into())
-        };
-        let _ = writeln!(
-            out,
-            "Floors in this run (p50 round trip): shm-spin cross cpu {}; shm-futex same cpu {}, cross cpu {}. The ratios above are to the shm-futex floor.",
-            fl(self.floor.shm_spin.cross_cpu),
-            fl(self.floor.shm_futex.same_cpu),
-            fl(self.floor.shm_futex.cross_cpu),
-        );
-        for e in &self.floor.errors {
-            let _ = writeln!(out, "Floor not measured: {e}");
-        }
-        let _ = writeln!(
-            out,
-            "Machine: {} cpus ({}), Linux {}. {} run, {:.1} s.",
-            self.machine.cpus,
-            self.machine.cpu_model,
-            self.machine.kernel,
-            if self.quick { "Quick" } else { "Full" },
-            self.seconds
-        );
+        out.push_str(&self.footer());
         out
     }
 

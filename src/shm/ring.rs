@@ -167,6 +167,54 @@ pub struct Header {
     data_waiting: Padded<AtomicU32>,
     /// 1 while the producer sleeps (or is about to) on a full ring; its futex word.
     space_waiting: Padded<AtomicU32>,
+    /// The cpus the two sides last ran on, for the wait policy only (see [`Wait`]).
+    cpus: Padded<Cpus>,
+}
+
+/// The cpu each side last ran on, plus one (0: not known). Written by its side when it
+/// changes (rarely: a migration), read by the other side before it spins. Garbage here
+/// only changes whether a wait spins.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct Cpus {
+    producer: AtomicU32,
+    consumer: AtomicU32,
+}
+
+/// The cpu this thread runs on, plus one (0: unknown); none under loom.
+#[inline(always)]
+fn this_cpu() -> u32 {
+    #[cfg(loom)]
+    return 0;
+    #[cfg(not(loom))]
+    crate::sys::cpu::current_cpu_plus_one()
+}
+
+/// Stores `cpu` in `word` when it differs from `*mine` (the side's own copy).
+#[inline(always)]
+fn publish_cpu(word: &AtomicU32, mine: &mut u32, cpu: u32) {
+    if cpu != *mine {
+        *mine = cpu;
+        word.store(cpu, Ordering::Relaxed);
+    }
+}
+
+/// The busy polls a wait may make: none when the peer last ran on this very cpu (it
+/// cannot make progress while this side spins), unless the policy spins regardless.
+fn spin_budget(policy: &Wait, peer_cpu: &AtomicU32, me: u32) -> u32 {
+    if policy.spin_same_cpu || me == 0 || peer_cpu.load(Ordering::Relaxed) != me {
+        policy.spin
+    } else {
+        0
+    }
+}
+
+/// Gives the cpu to another runnable thread (a peer on this cpu), outside loom.
+fn yield_cpu() {
+    #[cfg(not(loom))]
+    let _ = nix::sched::sched_yield();
+    #[cfg(loom)]
+    loom::thread::yield_now();
 }
 
 #[repr(C)]
@@ -706,8 +754,15 @@ impl From<PopError> for Error {
 /// How a blocking [`Producer::push`] or [`Consumer::pop`] waits.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Wait {
-    /// Busy polls before sleeping (0: sleep at once).
+    /// Busy polls before yielding or sleeping (0: none), made only while the peer last
+    /// ran on another cpu (a peer on this cpu cannot progress while this side spins)
+    /// unless `spin_same_cpu`.
     pub spin: u32,
+    /// Spin even when the peer last ran on this cpu (`shm-spinning`).
+    pub spin_same_cpu: bool,
+    /// `sched_yield` calls after the spins and before sleeping: a peer that is runnable
+    /// on this cpu runs at once, and its answer needs no futex wake-up.
+    pub yields: u32,
     /// Give up with [`Error::Timeout`] at this instant. `None` with a `timeout`: the
     /// deadline is `timeout` after the wait's first deadline check (after 1024 polls, or
     /// before its first sleep), so that an operation that need not wait, or waits only
@@ -997,6 +1052,7 @@ impl Ring {
             seq: 0,
             tail_cache: 0,
             seq_cache: 0,
+            cpu: 0,
         }
     }
 
@@ -1069,6 +1125,8 @@ pub struct Producer {
     tail_cache: u64,
     /// Messages read, by the last tail read from the header.
     seq_cache: u64,
+    /// The cpu last published in the header's `cpus` (plus one).
+    cpu: u32,
 }
 
 impl std::fmt::Debug for Producer {
@@ -1147,6 +1205,12 @@ impl Producer {
         self.head = self.head.wrapping_add(rec as u64);
         self.seq = self.seq.wrapping_add(1);
         self.shared.wake(&self.shared.header().data_waiting.0);
+        // The cpu this side runs on, for the consumer's wait policy.
+        publish_cpu(
+            &self.shared.header().cpus.0.producer,
+            &mut self.cpu,
+            this_cpu(),
+        );
         Ok(true)
     }
 
@@ -1172,15 +1236,22 @@ impl Producer {
         // that a wait that ends within 1024 polls reads no clock.
         let mut policy = *policy;
         let rec = self.shared.record_size(msg.len());
-        let mut spins = 0;
+        let me = this_cpu();
+        let cpus = &self.shared.header().cpus.0;
+        publish_cpu(&cpus.producer, &mut self.cpu, me);
+        let budget = spin_budget(&policy, &cpus.consumer, me);
+        let (mut spins, mut yields) = (0, 0);
         let mut slept = false;
         loop {
-            if spins < policy.spin {
+            if spins < budget {
                 spins += 1;
                 let pid = &self.shared.header().meta.0.consumer_pid;
                 self.shared
                     .spin_check(spins, &mut policy, pid, "shm: send")?;
                 spin_wait(spins);
+            } else if yields < policy.yields {
+                yields += 1;
+                yield_cpu();
             } else {
                 let h = self.shared.header();
                 let waiting = &h.space_waiting.0;
@@ -1225,6 +1296,8 @@ pub struct Consumer {
     seq: u64,
     /// `tail` and `seq` as last published in the header's `tail` word.
     released: (u64, u64),
+    /// The cpu last published in the header's `cpus` (plus one).
+    cpu: u32,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -1243,6 +1316,7 @@ impl Consumer {
             tail: 0,
             seq: 0,
             released: (0, 0),
+            cpu: 0,
         }
     }
 
@@ -1385,10 +1459,14 @@ impl Consumer {
     ) -> std::result::Result<usize, PopError> {
         // As in `Producer::push_wait`: the deadline is fixed late.
         let mut policy = *policy;
-        let mut spins = 0;
+        let me = this_cpu();
+        let cpus = &self.shared.header().cpus.0;
+        publish_cpu(&cpus.consumer, &mut self.cpu, me);
+        let budget = spin_budget(&policy, &cpus.producer, me);
+        let (mut spins, mut yields) = (0, 0);
         let mut slept = false;
         loop {
-            if spins < policy.spin {
+            if spins < budget {
                 spins += 1;
                 // Also touch the data line the next payload starts in, so that it
                 // travels in parallel with the slot's line instead of after it.
@@ -1398,6 +1476,9 @@ impl Consumer {
                 self.shared
                     .spin_check(spins, &mut policy, pid, "shm: recv")?;
                 spin_wait(spins);
+            } else if yields < policy.yields {
+                yields += 1;
+                yield_cpu();
             } else {
                 let h = self.shared.header();
                 let waiting = &h.data_waiting.0;

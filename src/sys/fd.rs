@@ -155,6 +155,16 @@ pub fn open_fd_targets() -> Vec<(RawFd, String)> {
     v
 }
 
+/// A POSIX queue descriptor from the file descriptor it is on Linux (handed to a peer
+/// process as one), owned by the result.
+#[cfg(target_os = "linux")]
+pub fn mqd(fd: OwnedFd) -> nix::mqueue::MqdT {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // SAFETY: `fd` is an open queue descriptor given up whole (into_raw_fd): the MqdT
+    // owns it from now on and closes it once.
+    unsafe { nix::mqueue::MqdT::from_raw_fd(fd.into_raw_fd()) }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsFd;

@@ -175,12 +175,18 @@ impl SharedPage {
 
     /// The page's first word.
     pub fn word(&self) -> &AtomicU32 {
+        self.word_at(0)
+    }
+
+    /// The word `i` (of 1024; panics past them: a fixed index of the caller's layout).
+    pub fn word_at(&self, i: usize) -> &AtomicU32 {
+        assert!(i < 1024, "word {i} outside the 4096-byte floor page");
         #[cfg(target_os = "linux")]
         {
-            // SAFETY: the mapping is page-aligned, PAGE bytes, lives as long as `self`
-            // (the reference borrows it), and is only ever accessed through this atomic
-            // (in both processes).
-            unsafe { self.map.ptr().cast::<AtomicU32>().as_ref() }
+            // SAFETY: the mapping is page-aligned, PAGE bytes (word `i < 1024` is inside
+            // and aligned), lives as long as `self` (the reference borrows it), and is
+            // only ever accessed through atomics (in both processes).
+            unsafe { self.map.ptr().cast::<AtomicU32>().add(i).as_ref() }
         }
         #[cfg(not(target_os = "linux"))]
         {

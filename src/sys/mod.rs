@@ -21,6 +21,7 @@
 //! | [`cpu`] | affinity (pinning) and `getrusage` |
 //! | [`signal`] | signal masks, `signalfd`, `rt_sigqueueinfo`/`rt_tgsigqueueinfo`, `tgkill`, SIGPIPE |
 //! | [`sysv`] | System V message queues (`msgget`, `msgsnd`, `msgrcv`, `msgctl`) |
+//! | [`timer`] | a per-thread POSIX timer (`timer_create`, SIGEV_THREAD_ID) bounding a blocking call |
 //! | [`sem`] | POSIX named semaphores (`sem_open` and friends) |
 //! | [`process`] | descriptors placed for a peer before exec and taken over after, SIGPIPE, groups |
 
@@ -35,6 +36,8 @@ pub mod sem;
 pub mod signal;
 #[cfg(target_os = "linux")]
 pub mod sysv;
+#[cfg(target_os = "linux")]
+pub mod timer;
 
 pub use cpu::{Pinned, Usage, allowed_cpus, pin_process};
 pub use fd::open_fds;

@@ -32,35 +32,41 @@ pub fn msgget_private(mode: u32) -> nix::Result<i32> {
     if id < 0 { Err(Errno::last()) } else { Ok(id) }
 }
 
-/// Sends the message in `buf` (type, then text) to queue `id` without waiting
-/// (IPC_NOWAIT: `EAGAIN` when the queue is full).
+/// Sends the message in `buf` (type, then text) to queue `id`; with `nowait`
+/// (IPC_NOWAIT) `EAGAIN` when the queue is full, else it waits for room (until a
+/// signal: `EINTR`, never restarted).
 ///
 /// # Errors
 /// `EINVAL` for a buffer shorter than the type, or the errno of `msgsnd`.
-pub fn msgsnd_nowait(id: i32, buf: &[u8]) -> nix::Result<()> {
+pub fn msgsnd(id: i32, buf: &[u8], nowait: bool) -> nix::Result<()> {
     let Some(text) = buf.len().checked_sub(MTYPE_LEN) else {
         return Err(Errno::EINVAL);
     };
     // SAFETY: `buf` holds an mtype (a c_long) followed by `text` bytes, which is what
     // msgsnd reads with msgsz = text; the kernel copies it, with no alignment need.
-    let r = unsafe { libc::msgsnd(id, buf.as_ptr().cast(), text, libc::IPC_NOWAIT) };
+    let r = unsafe { libc::msgsnd(id, buf.as_ptr().cast(), text, flags(nowait)) };
     if r == 0 { Ok(()) } else { Err(Errno::last()) }
 }
 
+fn flags(nowait: bool) -> libc::c_int {
+    if nowait { libc::IPC_NOWAIT } else { 0 }
+}
+
 /// Receives the first message of type `mtype` from queue `id` into `buf` (type, then
-/// at most `buf.len() - MTYPE_LEN` bytes of text) without waiting (IPC_NOWAIT:
-/// `ENOMSG` when there is none). Returns the length of the text.
+/// at most `buf.len() - MTYPE_LEN` bytes of text); with `nowait` (IPC_NOWAIT) `ENOMSG`
+/// when there is none, else it waits for one (until a signal: `EINTR`, never
+/// restarted). Returns the length of the text.
 ///
 /// # Errors
 /// `EINVAL` for a buffer shorter than the type, `E2BIG` for a longer message (it stays
 /// queued), or the errno of `msgrcv`.
-pub fn msgrcv_nowait(id: i32, buf: &mut [u8], mtype: c_long) -> nix::Result<usize> {
+pub fn msgrcv(id: i32, buf: &mut [u8], mtype: c_long, nowait: bool) -> nix::Result<usize> {
     let Some(cap) = buf.len().checked_sub(MTYPE_LEN) else {
         return Err(Errno::EINVAL);
     };
     // SAFETY: `buf` has MTYPE_LEN + cap writable bytes: room for the mtype and `cap`
     // bytes of text, which is all msgrcv writes with msgsz = cap.
-    let r = unsafe { libc::msgrcv(id, buf.as_mut_ptr().cast(), cap, mtype, libc::IPC_NOWAIT) };
+    let r = unsafe { libc::msgrcv(id, buf.as_mut_ptr().cast(), cap, mtype, flags(nowait)) };
     if r < 0 {
         Err(Errno::last())
     } else {

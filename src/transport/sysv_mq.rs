@@ -3,10 +3,14 @@
 //! nix has no System V IPC: the four calls (`msgget`, `msgsnd`, `msgrcv`, `msgctl`) are
 //! [`crate::sys::sysv`]'s.
 //!
-//! Waits: a System V queue has no descriptor to `poll`, so a send to a full queue or a
-//! receive from an empty one is retried with IPC_NOWAIT and a sleep that grows from
-//! 20 µs to 1 ms, until the endpoint's deadline. That costs a wake-up per millisecond
-//! while waiting, and up to a millisecond of added latency after a long wait.
+//! Waits: a System V queue has no descriptor to `poll` and no timed call, so a send to
+//! a full queue or a receive from an empty one blocks in the kernel (`msgsnd`/`msgrcv`
+//! without IPC_NOWAIT) and the endpoint's deadline is kept by a per-thread timer signal
+//! ([`crate::sys::timer`]: SIGRTMIN + 14 interrupts the call at the deadline). No
+//! polling: the waiting thread sleeps until the message, the room or the deadline. Only
+//! when the thread can have no timer (RLIMIT_SIGPENDING used up when it is first
+//! needed) does a wait fall back to retrying with IPC_NOWAIT and a sleep that grows from
+//! 20 µs to 1 ms.
 
 use std::ffi::{c_int, c_long};
 use std::time::{Duration, Instant};
@@ -18,6 +22,7 @@ use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, Pe
 use super::{Rendezvous, Transport};
 use crate::error::{Error, Result};
 use crate::sys::sysv::{self as raw, MTYPE_LEN as MTYPE};
+use crate::sys::timer;
 
 const NAME: &str = "sysv-mq";
 
@@ -112,7 +117,8 @@ pub struct SysvEndpoint {
     ops: Box<[String; 2]>,
 }
 
-/// Sleeps a little longer each time, up to 1 ms; `Err(Timeout)` past the deadline.
+/// The fallback wait, without a timer: sleeps a little longer each time, up to 1 ms;
+/// `Err(Timeout)` past the deadline.
 fn backoff(step: &mut u32, dl: Option<Instant>, op: &str, started: Instant) -> Result<()> {
     if let Some(d) = dl
         && Instant::now() >= d
@@ -129,6 +135,48 @@ fn backoff(step: &mut u32, dl: Option<Instant>, op: &str, started: Instant) -> R
     std::thread::sleep(pause);
     *step += 1;
     Ok(())
+}
+
+fn timed_out(op: &str, started: Instant) -> Error {
+    Error::Timeout {
+        op: op.into(),
+        after: started.elapsed(),
+    }
+}
+
+/// Runs `call` (given `nowait`) as the endpoint waits: once with IPC_NOWAIT when
+/// nonblocking, blocking until `dl` otherwise (bounded by the thread's timer, or by the
+/// fallback's retries). EINTR from other signals is retried. Returns the call's last
+/// result, or `Err(Timeout)` at the deadline.
+fn waiting<T>(
+    nonblocking: bool,
+    dl: Option<Instant>,
+    op: &str,
+    mut call: impl FnMut(bool) -> nix::Result<T>,
+) -> Result<nix::Result<T>> {
+    let started = Instant::now();
+    let retried = |call: &mut dyn FnMut() -> nix::Result<T>| loop {
+        match call() {
+            Err(Errno::EINTR) => {}
+            r => return r,
+        }
+    };
+    let Some(d) = dl.filter(|_| !nonblocking) else {
+        return Ok(retried(&mut || call(nonblocking)));
+    };
+    match timer::bounded(d, || call(false)) {
+        Some(Err(Errno::ETIMEDOUT)) => Err(timed_out(op, started)),
+        Some(r) => Ok(r),
+        None => {
+            let mut step = 0;
+            loop {
+                match retried(&mut || call(true)) {
+                    Err(Errno::EAGAIN | Errno::ENOMSG) => backoff(&mut step, dl, op, started)?,
+                    r => return Ok(r),
+                }
+            }
+        }
+    }
 }
 
 impl SysvEndpoint {
@@ -163,34 +211,24 @@ impl SysvEndpoint {
     pub fn recv_capped(&mut self, out: &mut Vec<u8>, cap: usize) -> Result<usize> {
         let dl = deadline(self.timeout);
         let op = self.ops[1].as_str();
-        let started = Instant::now();
-        let mut step = 0;
         self.buf.resize(MTYPE + cap, 0);
-        loop {
-            // `buf` has MTYPE + cap bytes: msgrcv writes at most `cap` bytes of text.
-            let e = match raw::msgrcv_nowait(self.id, &mut self.buf, self.recv_type) {
-                Ok(n) => {
-                    out.clear();
-                    out.extend_from_slice(&self.buf[MTYPE..MTYPE + n]);
-                    return Ok(n);
-                }
-                Err(e) => e,
-            };
-            match e {
-                Errno::EINTR => {}
-                Errno::ENOMSG | Errno::EAGAIN if self.nonblocking => {
-                    return Err(Error::WouldBlock { op: op.into() });
-                }
-                Errno::ENOMSG | Errno::EAGAIN => backoff(&mut step, dl, op, started)?,
-                Errno::E2BIG => {
-                    return Err(Error::Truncated {
-                        buf: cap,
-                        len: None,
-                    });
-                }
-                Errno::EIDRM | Errno::EINVAL => return Err(Error::Closed { op: op.into() }),
-                e => return Err(Error::sys(op, e)),
+        let (id, buf, mtype) = (self.id, &mut self.buf, self.recv_type);
+        // `buf` has MTYPE + cap bytes: msgrcv writes at most `cap` bytes of text.
+        match waiting(self.nonblocking, dl, op, |nowait| {
+            raw::msgrcv(id, buf, mtype, nowait)
+        })? {
+            Ok(n) => {
+                out.clear();
+                out.extend_from_slice(&self.buf[MTYPE..MTYPE + n]);
+                Ok(n)
             }
+            Err(Errno::ENOMSG | Errno::EAGAIN) => Err(Error::WouldBlock { op: op.into() }),
+            Err(Errno::E2BIG) => Err(Error::Truncated {
+                buf: cap,
+                len: None,
+            }),
+            Err(Errno::EIDRM | Errno::EINVAL) => Err(Error::Closed { op: op.into() }),
+            Err(e) => Err(Error::sys(op, e)),
         }
     }
 }
@@ -208,33 +246,24 @@ impl Endpoint for SysvEndpoint {
         self.buf.extend_from_slice(msg);
         let dl = deadline(self.timeout);
         let op = self.ops[0].as_str();
-        let started = Instant::now();
-        let mut step = 0;
-        loop {
-            // `buf` holds an mtype followed by the msg.len() bytes of text.
-            let Err(e) = raw::msgsnd_nowait(self.id, &self.buf) else {
-                return Ok(());
-            };
-            match e {
-                Errno::EINTR => {}
-                Errno::EAGAIN if self.nonblocking => {
-                    return Err(Error::WouldBlock { op: op.into() });
-                }
-                Errno::EAGAIN => backoff(&mut step, dl, op, started)?,
-                Errno::EIDRM => return Err(Error::Closed { op: op.into() }),
-                Errno::EINVAL if !msg.is_empty() => {
-                    // Removed queue, or a size over msgmax (checked above): tell which.
-                    return match stat(self.id) {
-                        Err(_) => Err(Error::Closed { op: op.into() }),
-                        Ok(_) => Err(Error::TooLarge {
-                            len: msg.len(),
-                            max: self.max,
-                        }),
-                    };
-                }
-                Errno::EINVAL => return Err(Error::Closed { op: op.into() }),
-                e => return Err(Error::sys(op, e)),
-            }
+        let (id, buf) = (self.id, &self.buf);
+        // `buf` holds an mtype followed by the msg.len() bytes of text.
+        match waiting(self.nonblocking, dl, op, |nowait| {
+            raw::msgsnd(id, buf, nowait)
+        })? {
+            Ok(()) => Ok(()),
+            Err(Errno::EAGAIN) => Err(Error::WouldBlock { op: op.into() }),
+            Err(Errno::EIDRM) => Err(Error::Closed { op: op.into() }),
+            // Removed queue, or a size over msgmax (checked above): tell which.
+            Err(Errno::EINVAL) if !msg.is_empty() => match stat(self.id) {
+                Err(_) => Err(Error::Closed { op: op.into() }),
+                Ok(_) => Err(Error::TooLarge {
+                    len: msg.len(),
+                    max: self.max,
+                }),
+            },
+            Err(Errno::EINVAL) => Err(Error::Closed { op: op.into() }),
+            Err(e) => Err(Error::sys(op, e)),
         }
     }
 
