@@ -61,15 +61,15 @@ pub(super) fn all() -> Vec<Property> {
     ]
 }
 
-/// Why a second uid cannot be had here, or `None` when it can.
+/// Why a second uid cannot be had here, or `None` when it can: root drops to 65534, any
+/// other user to its first subordinate uid in a user namespace ([`Identity::second`]).
 fn no_second_uid() -> Option<String> {
-    (!geteuid().is_root()).then(|| {
-        format!(
-            "needs root to run the peer as uid 65534 (running as uid {}; no user-namespace \
-             fallback)",
-            geteuid()
-        )
-    })
+    Identity::second(vec![]).err()
+}
+
+/// The second uid (see [`no_second_uid`]), with the supplementary `groups`.
+pub(super) fn second_uid(groups: Vec<u32>) -> Identity {
+    Identity::second(groups.clone()).unwrap_or_else(|_| Identity::nobody(groups))
 }
 
 /// What happened when a peer tried to use a link.
@@ -147,7 +147,7 @@ fn access_uid(ctx: &Ctx<'_>) -> PropertyResult {
         ctx,
         name,
         &Config::default().with_mode(0o600),
-        Some(&Identity::nobody(vec![])),
+        Some(&second_uid(vec![])),
     );
     if g.access == Access::SameUid {
         let same = try_as(ctx, name, &Config::default(), None);
@@ -160,7 +160,7 @@ fn access_uid(ctx: &Ctx<'_>) -> PropertyResult {
         ctx,
         name,
         &Config::default().with_mode(0o660),
-        Some(&Identity::nobody(vec![group])),
+        Some(&second_uid(vec![group])),
     );
     mode_verdict(name, declared, group, deny, allow)
 }
@@ -371,7 +371,7 @@ fn peercred(ctx: &Ctx<'_>) -> PropertyResult {
     }
     let second = no_second_uid().is_none();
     let who = if second {
-        Identity::nobody(vec![])
+        second_uid(vec![])
     } else {
         Identity {
             uid: geteuid().as_raw(),
@@ -466,8 +466,9 @@ fn allow_list_refuses(
     let got = link.local.recv(&mut buf);
     drop(link);
     drop(peer);
+    let second = opts.drop_to.as_ref().map(|i| i.uid.to_string());
     Ok(match got {
-        Err(Error::Invalid { value, .. }) if value == "65534" => result(
+        Err(Error::Invalid { value, .. }) if Some(&value) == second.as_ref() => result(
             name,
             declared,
             format!("reported {want:?}, true; uid 65534 refused at accept by allow-list [{own}]"),
@@ -542,7 +543,7 @@ fn race_once(
         .clone()
         .ok_or_else(|| Error::invalid("race needs a directory", "none"))?;
     let opts = PeerOptions {
-        drop_to: Some(Identity::nobody(vec![])),
+        drop_to: Some(second_uid(vec![])),
         ..PeerOptions::default()
     };
     let label = format!("{} / {name}", ctx.transport.name());

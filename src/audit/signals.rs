@@ -533,8 +533,10 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
                 detail.into(),
             ))
         };
-        // 1. uid 65534: every form refused, nothing arrives.
-        if root {
+        // 1. A second uid (65534 as root, else a subordinate uid in a user namespace):
+        // every form refused, nothing arrives.
+        let second = Identity::second(vec![]);
+        if second.is_ok() {
             match nobody_refused(ctx, name, &tap, sig)? {
                 Ok(seen) => observed.push(seen),
                 Err(f) => return fail(f),
@@ -568,7 +570,7 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
                 ));
             }
         }
-        let (verdict, detail) = uid_verdict(root);
+        let (verdict, detail) = uid_verdict(root, second.err());
         Ok(result(name, declared, observed.join("; "), verdict, detail))
     };
     run().unwrap_or_else(|e| could_not_run(name, declared, e))
@@ -578,7 +580,7 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
 /// EPERM, and nothing may arrive at the tap.
 fn nobody_refused(ctx: &Ctx<'_>, name: &str, tap: &Tap, sig: i32) -> Result<Check<String>> {
     let opts = PeerOptions {
-        drop_to: Some(Identity::nobody(vec![])),
+        drop_to: Some(super::security::second_uid(vec![])),
         ..PeerOptions::default()
     };
     let mut peer = detached(ctx, name, Vec::new(), &opts)?;
@@ -705,7 +707,7 @@ fn real_uid_named(ctx: &Ctx<'_>, name: &str, tap: &Tap, sig: i32) -> Result<Chec
 
 /// The verdict and detail of a `signal-uid` that saw nothing wrong: a pass as root, a
 /// skip otherwise (the uid parts did not run).
-fn uid_verdict(root: bool) -> (Verdict, String) {
+fn uid_verdict(root: bool, no_second: Option<String>) -> (Verdict, String) {
     if root {
         (
             Verdict::Pass,
@@ -715,11 +717,16 @@ fn uid_verdict(root: bool) -> (Verdict, String) {
                 .to_string(),
         )
     } else {
+        let step1 = match no_second {
+            None => "a second uid (user namespace) was refused EPERM by all four ways; ",
+            Some(_) => "",
+        };
         (
             Verdict::NotRun,
             format!(
-                "uid part not run: needs root to run the peer as uid 65534 (running as uid \
-                 {})",
+                "{step1}not run: {} the real-uid step (real uid 65534, effective uid 0) \
+                 needs root (running as uid {})",
+                no_second.map(|w| format!("the second-uid step ({w});")).unwrap_or_default(),
                 geteuid()
             ),
         )

@@ -7,6 +7,8 @@ mod out;
 mod audit;
 mod bench;
 mod list;
+#[cfg(target_os = "linux")]
+mod signals;
 mod table;
 
 use std::process::ExitCode;
@@ -101,6 +103,11 @@ enum Format {
 /// `main` calls [`crate::run_if_peer`] first, then this.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(target_os = "linux")]
+    if matches!(cli.command, Command::Audit { .. } | Command::Table { .. }) {
+        signals::install();
+        signals::reclaim_dead();
+    }
     match cli.command {
         Command::List { format } => {
             list::list(format);

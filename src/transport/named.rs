@@ -15,6 +15,43 @@ use crate::error::{Error, Result};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The longest path a Unix socket can be bound or connected at: `sun_path` holds 108
+/// bytes, the last of them the NUL.
+pub(crate) const SUN_PATH_MAX: usize = 107;
+
+/// Room a link's private directory and the socket in it take under their parent:
+/// `ipc-audit-uds-seqpacket-PID-N-XXXXXX/staging/sock`, with room to spare.
+const SOCKET_ROOM: usize = 64;
+
+/// Where to make a directory that will hold a socket path `room` bytes long below it:
+/// the temporary directory when the path fits `sun_path` there, otherwise `/tmp` (short,
+/// and reachable by every uid, as the access properties need; the directory made in it
+/// is private: a random name, mode 0711).
+pub(crate) fn socket_parent(room: usize) -> PathBuf {
+    let tmp = std::env::temp_dir();
+    if tmp.as_os_str().len() + 1 + room <= SUN_PATH_MAX {
+        tmp
+    } else {
+        PathBuf::from("/tmp")
+    }
+}
+
+/// `make` for a socket at a path: refuses a path longer than `sun_path` holds, naming
+/// the limit, before the kernel would say only "File name too long".
+pub(crate) fn fits_sun_path(p: &Path) -> Result<()> {
+    let len = p.as_os_str().len();
+    if len > SUN_PATH_MAX {
+        return Err(Error::invalid(
+            format!(
+                "a Unix socket path is at most {SUN_PATH_MAX} bytes (sun_path holds 108 with \
+                 the NUL); this one has {len}: choose a shorter Config::dir or name"
+            ),
+            p.display(),
+        ));
+    }
+    Ok(())
+}
+
 /// A name unique in this machine for as long as this process lives: `prefix-pid-n`.
 pub(crate) fn unique_name(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -38,6 +75,16 @@ impl NamedDir {
     /// A new directory under `cfg.dir` (or the system temporary directory).
     pub(crate) fn for_config(kind: &str, cfg: &crate::transport::Config) -> Result<Self> {
         Self::in_dir(kind, cfg.dir.as_deref())
+    }
+
+    /// A new directory for a socket: under `cfg.dir`, or where a socket path fits
+    /// `sun_path` ([`socket_parent`]).
+    #[allow(dead_code)] // Linux-only transports
+    pub(crate) fn for_socket(kind: &str, cfg: &crate::transport::Config) -> Result<Self> {
+        match &cfg.dir {
+            Some(d) => Self::in_dir(kind, Some(d)),
+            None => Self::in_dir(kind, Some(&socket_parent(SOCKET_ROOM))),
+        }
     }
 
     fn in_dir(kind: &str, parent: Option<&Path>) -> Result<Self> {
@@ -264,6 +311,35 @@ pub(crate) fn publish_path<T>(
             let (path, made) = dir.publish(unique, cfg.mode, make)?;
             Ok((path, made, Box::new(dir)))
         }
+    }
+}
+
+/// [`publish_path`] for a Unix socket: without `cfg.dir`, its directory is where the path
+/// fits `sun_path` ([`socket_parent`]); a path that cannot fit is an
+/// [`Error::Invalid`] naming the limit.
+#[allow(dead_code)] // Linux-only transports
+pub(crate) fn publish_socket<T>(
+    kind: &str,
+    cfg: &crate::transport::Config,
+    unique: &str,
+    make: impl FnOnce(&Path) -> Result<T>,
+) -> Result<(PathBuf, T, PathGuard)> {
+    let make = |p: &Path| {
+        fits_sun_path(p)?;
+        make(p)
+    };
+    match (&cfg.dir, &cfg.name) {
+        (None, Some(name)) => {
+            let room = 2 * name.len() + ".".len() + ".staging/".len() + 1;
+            let cfg = cfg.clone().with_dir(socket_parent(room));
+            publish_path(kind, &cfg, unique, make)
+        }
+        (None, None) => {
+            let dir = NamedDir::for_socket(kind, cfg)?;
+            let (path, made) = dir.publish(unique, cfg.mode, make)?;
+            Ok((path, made, Box::new(dir)))
+        }
+        _ => publish_path(kind, cfg, unique, make),
     }
 }
 
