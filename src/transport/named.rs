@@ -58,6 +58,26 @@ pub(crate) fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{n}", std::process::id())
 }
 
+/// An [`Error::Io`] from tempfile's error, with an errno: tempfile wraps the kernel's
+/// error with its path, which hides the errno from `raw_os_error`, so it is taken back
+/// from the error's kind (which the standard library derived from it).
+pub(crate) fn tempdir_error(op: String, e: std::io::Error) -> Error {
+    use std::io::ErrorKind as K;
+    let raw = e.raw_os_error().or(match e.kind() {
+        K::PermissionDenied => Some(libc::EACCES),
+        K::ReadOnlyFilesystem => Some(libc::EROFS),
+        K::StorageFull => Some(libc::ENOSPC),
+        K::QuotaExceeded => Some(libc::EDQUOT),
+        K::InvalidFilename => Some(libc::ENAMETOOLONG),
+        K::NotFound => Some(libc::ENOENT),
+        _ => None,
+    });
+    match raw {
+        Some(n) => Error::io(format!("{op}: {e}"), std::io::Error::from_raw_os_error(n)),
+        None => Error::io(op, e),
+    }
+}
+
 /// A directory owned by one link; removed with its content on drop.
 #[derive(Debug)]
 pub(crate) struct NamedDir {
@@ -95,7 +115,7 @@ impl NamedDir {
             Some(p) => b.tempdir_in(p),
             None => b.tempdir(),
         }
-        .map_err(|e| Error::io(format!("create a temporary directory {prefix}*"), e))?;
+        .map_err(|e| tempdir_error(format!("create a temporary directory {prefix}*"), e))?;
         chmod(dir.path(), 0o711)?;
         let staging = dir.path().join("staging");
         fs::create_dir(&staging)

@@ -97,7 +97,12 @@ fn stale_run(ctx: &Ctx<'_>, name: &str, exchange: bool) -> Result<Outcome> {
     let dir = tempfile::Builder::new()
         .prefix(&prefix)
         .tempdir_in(&parent)
-        .map_err(|e| Error::io(format!("make the stale directory in {}", parent.display()), e))?;
+        .map_err(|e| {
+            crate::transport::named::tempdir_error(
+                format!("make the stale directory in {}", parent.display()),
+                e,
+            )
+        })?;
     let place = Place { dir, object };
     // 1. An owner opens the name and dies without cleaning up.
     let path = match dead_owner(ctx, name, &place)? {
