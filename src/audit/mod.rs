@@ -82,7 +82,10 @@ pub fn strict_from_env() -> crate::Result<bool> {
     match std::env::var(STRICT_ENV).as_deref() {
         Err(std::env::VarError::NotPresent) | Ok("" | "0") => Ok(false),
         Ok("1") => Ok(true),
-        Ok(v) => Err(crate::Error::invalid(format!("{STRICT_ENV} must be 0 or 1"), v)),
+        Ok(v) => Err(crate::Error::invalid(
+            format!("{STRICT_ENV} must be 0 or 1"),
+            v,
+        )),
         Err(std::env::VarError::NotUnicode(v)) => Err(crate::Error::invalid(
             format!("{STRICT_ENV} must be 0 or 1"),
             v.to_string_lossy(),
@@ -253,7 +256,9 @@ fn quota_lock(
     };
     crate::sys::lock::QuotaLock::take(kind, QUOTA_WAIT)
         .map(Some)
-        .map_err(|e| format!("not run: the {kind} quota lock, shared with other runs, could not be had: {e}"))
+        .map_err(|e| {
+            format!("not run: the {kind} quota lock, shared with other runs, could not be had: {e}")
+        })
 }
 
 /// Elsewhere: no quota locks.

@@ -165,7 +165,8 @@ fn run_audit(
     if args.cases == Some(0) {
         return Err(Usage("--cases must be at least 1, got 0".into()));
     }
-    let strict = args.strict || crate::audit::strict_from_env().map_err(|e| Usage(e.to_string()))?;
+    let strict =
+        args.strict || crate::audit::strict_from_env().map_err(|e| Usage(e.to_string()))?;
     if !(args.references.is_empty() || args.latency || args.latency_only) {
         return Err(Usage(
             "--reference is only measured with --latency or --latency-only".into(),
@@ -207,7 +208,11 @@ fn run_audit(
     }
     let not_run = report.not_run_lines();
     if !not_run.is_empty() {
-        let mode = if strict { "failures in strict mode" } else { "not a pass; --strict fails them" };
+        let mode = if strict {
+            "failures in strict mode"
+        } else {
+            "not a pass; --strict fails them"
+        };
         eprintln!("ipc-audit: {} checks not run ({mode}):", not_run.len());
         for line in &not_run {
             eprintln!("  {line}");

@@ -86,12 +86,15 @@ fn check_before_measuring(quick: bool, svg: Option<&std::path::Path>) -> Result<
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => std::path::Path::new("."),
     };
-    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK)
-        .map_err(|e| {
-            format!(
-                "--svg {}: cannot write in the directory {}: {e}",
-                path.display(),
-                dir.display()
-            )
-        })
+    nix::unistd::access(
+        dir,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+    )
+    .map_err(|e| {
+        format!(
+            "--svg {}: cannot write in the directory {}: {e}",
+            path.display(),
+            dir.display()
+        )
+    })
 }

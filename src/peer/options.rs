@@ -85,8 +85,8 @@ pub(super) fn in_userns(opts: &PeerOptions) -> Result<(PeerOptions, Option<UserN
     #[cfg(target_os = "linux")]
     {
         let ids = crate::sys::userns::sub_ids().map_err(Error::Unsupported)?;
-        let (uid, gid, groups) =
-            crate::sys::userns::inner(ids, id.uid, id.gid, &id.groups).map_err(Error::Unsupported)?;
+        let (uid, gid, groups) = crate::sys::userns::inner(ids, id.uid, id.gid, &id.groups)
+            .map_err(Error::Unsupported)?;
         let mut inner = opts.clone();
         inner.drop_to = Some(Identity { uid, gid, groups });
         Ok((inner, Some(ids)))

@@ -78,10 +78,7 @@ impl QuotaLock {
                 Err((_, Errno::EWOULDBLOCK)) => {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
-                        format!(
-                            "{} held by another process for {limit:?}",
-                            path.display()
-                        ),
+                        format!("{} held by another process for {limit:?}", path.display()),
                     ));
                 }
                 Err((_, e)) => return Err(e.into()),

@@ -94,10 +94,7 @@ fn remove_marked_queue(marker: &Path) -> Option<String> {
         return None;
     }
     super::sysv::msg_remove(id).ok()?;
-    Some(format!(
-        "System V queue {id} ({} messages)",
-        ds.msg_qnum
-    ))
+    Some(format!("System V queue {id} ({} messages)", ds.msg_qnum))
 }
 
 /// A marker file for System V queue `id`, removed on drop.
@@ -141,7 +138,9 @@ mod tests {
     #[test]
     fn a_dead_pid_is_seen_dead_and_a_live_one_alive() {
         assert!(!is_dead(std::process::id()));
-        let mut c = std::process::Command::new("true").spawn().expect("spawn true");
+        let mut c = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
         let pid = c.id();
         c.wait().expect("wait");
         assert!(is_dead(pid));

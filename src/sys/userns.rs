@@ -188,7 +188,12 @@ fn map_child(pid_r: OwnedFd, go_w: OwnedFd, ids: SubIds) -> Result<(), String> {
 ///
 /// # Errors
 /// An id that the namespace does not map, named.
-pub fn inner(ids: SubIds, uid: u32, gid: u32, groups: &[u32]) -> Result<(u32, u32, Vec<u32>), String> {
+pub fn inner(
+    ids: SubIds,
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+) -> Result<(u32, u32, Vec<u32>), String> {
     let u = |x: u32| match x {
         _ if x == ids.uid => Ok(0),
         _ if x == ids.sub_uid => Ok(1),

@@ -287,10 +287,8 @@ impl SysvMq {
         }
         let id = raw::msgget_private(cfg.mode)
             .map_err(|e| Error::sys(format!("{NAME}: msgget IPC_PRIVATE"), e))?;
-        let marker = crate::sys::reclaim::SysvMarker::new(
-            id,
-            &super::named::unique_name("ipc-audit-sysv"),
-        );
+        let marker =
+            crate::sys::reclaim::SysvMarker::new(id, &super::named::unique_name("ipc-audit-sysv"));
         let guard = QueueGuard {
             id,
             _marker: marker,

@@ -93,7 +93,10 @@ fn stale_run(ctx: &Ctx<'_>, name: &str, exchange: bool) -> Result<Outcome> {
     // sun_path under TMPDIR, the directory goes where it fits.
     let room = 3 * object.len() + "-XXXXXX/..staging/".len() + 8;
     let parent = crate::transport::named::socket_parent(room);
-    let prefix = format!("{}-", crate::transport::named::unique_name("ipc-audit-stale"));
+    let prefix = format!(
+        "{}-",
+        crate::transport::named::unique_name("ipc-audit-stale")
+    );
     let dir = tempfile::Builder::new()
         .prefix(&prefix)
         .tempdir_in(&parent)
@@ -166,7 +169,11 @@ fn dead_owner(ctx: &Ctx<'_>, name: &str, place: &Place) -> Result<Step<PathBuf>>
                 "not applicable",
                 "the transport cannot open at a chosen name".into(),
             ),
-            None => (Verdict::Fail, "open failed", "a chosen name must open".into()),
+            None => (
+                Verdict::Fail,
+                "open failed",
+                "a chosen name must open".into(),
+            ),
         };
         return Ok(Err((
             verdict,
