@@ -38,7 +38,7 @@ fn conforms(name: &str) {
         let _ = nix::unistd::write(std::io::stderr(), text.as_bytes());
     }
     assert!(
-        !(strict && !not_run.is_empty()),
+        !strict || not_run.is_empty(),
         "{name}: {} checks not run, a failure in strict mode (IPC_AUDIT_STRICT=1):\n{}",
         not_run.len(),
         not_run.join("\n")

@@ -329,14 +329,12 @@ fn spawn_in(
     crate::sys::process::place_fds(cmd, sources, CONTROL_FD);
     let spawned = cmd.spawn();
     #[cfg(target_os = "linux")]
-    if let Some(h) = handshake {
-        if let Err(why) = crate::sys::userns::after_spawn(h) {
-            if let Ok(mut c) = spawned {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-            return Err(std::io::Error::other(format!("{label}: second uid: {why}")));
+    if let Some(Err(why)) = handshake.map(crate::sys::userns::after_spawn) {
+        if let Ok(mut c) = spawned {
+            let _ = c.kill();
+            let _ = c.wait();
         }
+        return Err(std::io::Error::other(format!("{label}: second uid: {why}")));
     }
     spawned
 }

@@ -27,10 +27,10 @@ pub struct QuotaLock {
 fn lock_dir() -> std::io::Result<PathBuf> {
     let uid = geteuid().as_raw();
     let ours = |p: &PathBuf| fs::metadata(p).is_ok_and(|m| m.is_dir() && m.uid() == uid);
-    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
-        if ours(&d) {
-            return Ok(d);
-        }
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)
+        && ours(&d)
+    {
+        return Ok(d);
     }
     let run = PathBuf::from(format!("/run/user/{uid}"));
     if ours(&run) {

@@ -64,10 +64,10 @@ pub fn reclaim(gone: &[u32]) -> Vec<String> {
             if meta.uid() != me || !(gone.contains(&pid) || is_dead(pid)) {
                 continue;
             }
-            if name.starts_with("ipc-audit-sysv-") {
-                if let Some(q) = remove_marked_queue(&path) {
-                    removed.push(q);
-                }
+            if name.starts_with("ipc-audit-sysv-")
+                && let Some(q) = remove_marked_queue(&path)
+            {
+                removed.push(q);
             }
             let gone = if meta.is_dir() {
                 fs::remove_dir_all(&path)
