@@ -587,10 +587,13 @@ fn access_race(ctx: &Ctx<'_>) -> PropertyResult {
         return not_run(name, declared, why);
     }
     let run = || -> Result<PropertyResult> {
+        // Where a socket path below it (a link's directory, staging, sock) fits sun_path.
         let top = tempfile::Builder::new()
             .prefix("ipc-audit-race-")
-            .tempdir()
-            .map_err(|e| Error::io("make the race directory", e))?;
+            .tempdir_in(crate::transport::named::socket_parent(22 + 64))
+            .map_err(|e| {
+                crate::transport::named::tempdir_error("make the race directory".into(), e)
+            })?;
         crate::transport::named::chmod(top.path(), 0o755)?;
         let cfg = Config::default().with_dir(top.path());
         let probe = ctx.transport.open(&cfg)?;
