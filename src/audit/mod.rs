@@ -228,7 +228,7 @@ pub(crate) fn tmp_unwritable() -> Option<String> {
 /// two runs at once must not share: pending signals (RLIMIT_SIGPENDING) for `signal`
 /// and for an `exclusive` property (it changes a resource limit), queue bytes
 /// (RLIMIT_MSGQUEUE) for `posix-mq`, the System V queue limits for `sysv-mq`, inotify
-/// instances for `file`.
+/// instances for `file`, socket buffer memory for `tcp`.
 #[cfg(target_os = "linux")]
 fn quota_of(transport: &dyn Transport, p: &Property) -> Option<&'static str> {
     match transport.name() {
@@ -236,6 +236,9 @@ fn quota_of(transport: &dyn Transport, p: &Property) -> Option<&'static str> {
         "posix-mq" => Some("mqueue"),
         "sysv-mq" => Some("sysv"),
         "file" => Some("inotify"),
+        // Socket buffer memory is accounted machine-wide (net.ipv4.tcp_mem): a full
+        // buffer in one run changes what another's autotuning gives.
+        "tcp" => Some("tcp-mem"),
         _ => p.exclusive.then_some("sigpending"),
     }
 }

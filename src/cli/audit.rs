@@ -63,9 +63,10 @@ struct Args {
 /// started again, and this call runs their role (see [`run_if_peer`]) before anything
 /// else. Then it reads the command line, audits each transport with the peer in another
 /// process, prints the report on standard output (progress goes to standard error), and
-/// returns [`ExitCode::FAILURE`] if any verdict is `fail`, `2` on bad arguments.
+/// returns [`ExitCode::FAILURE`] if any verdict is `fail` (with `--strict` or
+/// `IPC_AUDIT_STRICT=1`, also `not-run`), `2` on bad arguments or variables.
 ///
-/// Command line: `[NAME]... [--cases N] [--property WORD]... [--format table|json]
+/// Command line: `[NAME]... [--cases N] [--strict] [--property WORD]... [--format table|json]
 /// [--latency [--reference BUILTIN]... [--round-trips N]] [--latency-only]`; `IPC_AUDIT_CASES` and
 /// `IPC_AUDIT_FORMAT` are the defaults of `--cases` and `--format`.
 ///

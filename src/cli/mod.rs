@@ -38,7 +38,7 @@ enum Command {
     },
     /// Checks what transports really guarantee, with the peer in another process.
     ///
-    /// `ipc-audit audit [NAME]... [--cases N] [--property WORD]... [--format table|json]
+    /// `ipc-audit audit [NAME]... [--cases N] [--strict] [--property WORD]... [--format table|json]
     /// [--latency [--reference NAME]... [--round-trips N]] [--latency-only]`; see
     /// `ipc-audit audit --help`. The same command line as `ipc_audit::cli::audit_main`.
     #[command(disable_help_flag = true)]
