@@ -325,7 +325,7 @@ fn spawn_in(
         None => None,
     };
     #[cfg(not(target_os = "linux"))]
-    let _ = userns;
+    let _ = (userns, label);
     crate::sys::process::place_fds(cmd, sources, CONTROL_FD);
     let spawned = cmd.spawn();
     #[cfg(target_os = "linux")]
