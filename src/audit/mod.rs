@@ -47,6 +47,53 @@ pub mod guide {}
 /// Default number of cases per property; `IPC_AUDIT_CASES` overrides it.
 pub const DEFAULT_CASES: u32 = 32;
 
+/// The environment variable that sets the cases per property (a whole number, at least 1).
+pub const CASES_ENV: &str = "IPC_AUDIT_CASES";
+
+/// The environment variable that turns every not-run check into a failure when `1`
+/// (as `--strict` does); `0` or unset leaves not run apart.
+pub const STRICT_ENV: &str = "IPC_AUDIT_STRICT";
+
+/// The cases per property `IPC_AUDIT_CASES` asks for, or [`DEFAULT_CASES`] when unset.
+///
+/// # Errors
+/// [`crate::Error::Invalid`] naming the value when it is not a whole number of at least 1.
+pub fn cases_from_env() -> crate::Result<u32> {
+    match std::env::var(CASES_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_CASES),
+        Err(std::env::VarError::NotUnicode(v)) => Err(crate::Error::invalid(
+            format!("{CASES_ENV} must be a whole number of at least 1"),
+            v.to_string_lossy(),
+        )),
+        Ok(v) => match v.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(crate::Error::invalid(
+                format!("{CASES_ENV} must be a whole number of at least 1"),
+                v,
+            )),
+        },
+    }
+}
+
+/// Whether `IPC_AUDIT_STRICT` asks for strict mode: `1` yes; `0`, empty or unset no.
+///
+/// # Errors
+/// [`crate::Error::Invalid`] naming any other value.
+pub fn strict_from_env() -> crate::Result<bool> {
+    match std::env::var(STRICT_ENV).as_deref() {
+        Err(std::env::VarError::NotPresent) | Ok("" | "0") => Ok(false),
+        Ok("1") => Ok(true),
+        Ok(v) => Err(crate::Error::invalid(
+            format!("{STRICT_ENV} must be 0 or 1"),
+            v,
+        )),
+        Err(std::env::VarError::NotUnicode(v)) => Err(crate::Error::invalid(
+            format!("{STRICT_ENV} must be 0 or 1"),
+            v.to_string_lossy(),
+        )),
+    }
+}
+
 /// What a property gets to run with.
 pub struct Ctx<'a> {
     /// The transport under audit.
@@ -112,15 +159,116 @@ fn not_run(name: &str, declared: &str, why: String) -> PropertyResult {
     result(name, declared, "not run".into(), Verdict::NotRun, why)
 }
 
-/// A check that could not run: a fail, with the error.
+/// A check that could not run. When the cause is the environment (see [`environment`]),
+/// it is not run, with the cause and what would make it run; otherwise a fail, with the
+/// error.
 fn could_not_run(name: &str, declared: &str, e: crate::Error) -> PropertyResult {
-    result(
-        name,
-        declared,
-        e.to_string(),
-        Verdict::Fail,
-        "the check could not run".into(),
-    )
+    match environment(&e.report()) {
+        Some(cause) => not_run(name, declared, format!("{e}: {cause}")),
+        None => result(
+            name,
+            declared,
+            e.to_string(),
+            Verdict::Fail,
+            "the check could not run".into(),
+        ),
+    }
+}
+
+/// Whether an error that stopped a check comes from the machine rather than the
+/// transport, decided on its errno and on a probe of the temporary directory, never on
+/// its text: `Some(cause and remedy)` for a full disk or quota (ENOSPC, EDQUOT), a
+/// read-only or unwritable temporary directory (EROFS; EACCES or EPERM when a directory
+/// cannot be made there), a name the file system cannot hold (ENAMETOOLONG), no
+/// descriptors left (EMFILE, ENFILE), memory or a per-user kernel quota used up
+/// (ENOMEM; EAGAIN from a system call, as sigqueue gives when RLIMIT_SIGPENDING is
+/// spent).
+pub(crate) fn environment(e: &crate::error::ErrorReport) -> Option<String> {
+    use nix::errno::Errno;
+    let errno = Errno::from_raw(e.errno?);
+    let cause = match errno {
+        Errno::ENOSPC | Errno::EDQUOT => "a disk, queue or quota is full here (free some, or \
+             raise the limit: /proc/sys/fs/mqueue, ulimit -q)"
+            .to_string(),
+        Errno::EROFS => format!("{} is read-only (set TMPDIR to a writable one)", tmp()),
+        Errno::ENAMETOOLONG => format!(
+            "a name under {} is too long (set TMPDIR to a shorter directory)",
+            tmp()
+        ),
+        Errno::EMFILE | Errno::ENFILE => {
+            "no file descriptors left (raise ulimit -n, or run fewer jobs at once)".to_string()
+        }
+        Errno::ENOMEM => "the kernel is out of memory or of a per-user quota".to_string(),
+        Errno::EAGAIN => "a per-user kernel quota is used up (RLIMIT_SIGPENDING, \
+             RLIMIT_MSGQUEUE: raise it with ulimit -i / -q, or run fewer jobs at once)"
+            .to_string(),
+        Errno::EACCES | Errno::EPERM => tmp_unwritable()?,
+        _ => return None,
+    };
+    Some(format!("not run: the environment ({errno}): {cause}"))
+}
+
+/// The temporary directory, for messages.
+fn tmp() -> String {
+    std::env::temp_dir().display().to_string()
+}
+
+/// `Some(why)` when no directory can be made in the temporary directory.
+pub(crate) fn tmp_unwritable() -> Option<String> {
+    let e = tempfile::Builder::new()
+        .prefix(&crate::transport::named::unique_name("ipc-audit-probe"))
+        .tempdir()
+        .err()?;
+    Some(format!(
+        "cannot create a directory in {} ({e}); set TMPDIR to a writable directory",
+        tmp()
+    ))
+}
+
+/// The per-user (or per-machine) kernel quota that checks of `transport` spend, which
+/// two runs at once must not share: pending signals (RLIMIT_SIGPENDING) for `signal`
+/// and for an `exclusive` property (it changes a resource limit), queue bytes
+/// (RLIMIT_MSGQUEUE) for `posix-mq`, the System V queue limits for `sysv-mq`, inotify
+/// instances for `file`, socket buffer memory for `tcp`.
+#[cfg(target_os = "linux")]
+fn quota_of(transport: &dyn Transport, p: &Property) -> Option<&'static str> {
+    match transport.name() {
+        "signal" => Some("sigpending"),
+        "posix-mq" => Some("mqueue"),
+        "sysv-mq" => Some("sysv"),
+        "file" => Some("inotify"),
+        // Socket buffer memory is accounted machine-wide (net.ipv4.tcp_mem): a full
+        // buffer in one run changes what another's autotuning gives.
+        "tcp" => Some("tcp-mem"),
+        _ => p.exclusive.then_some("sigpending"),
+    }
+}
+
+/// How long a run waits for another run's use of a quota to end.
+#[cfg(target_os = "linux")]
+const QUOTA_WAIT: Duration = Duration::from_secs(300);
+
+/// Takes the cross-process lock of the quota that `p` spends on `transport`, if any
+/// ([`crate::sys::lock`]); `Err` with the not-run cause when it cannot be had.
+#[cfg(target_os = "linux")]
+fn quota_lock(
+    transport: &dyn Transport,
+    p: &Property,
+) -> Result<Option<crate::sys::lock::QuotaLock>, String> {
+    let Some(kind) = quota_of(transport, p) else {
+        return Ok(None);
+    };
+    crate::sys::lock::QuotaLock::take(kind, QUOTA_WAIT)
+        .map(Some)
+        .map_err(|e| {
+            format!("not run: the {kind} quota lock, shared with other runs, could not be had: {e}")
+        })
+}
+
+/// Elsewhere: no quota locks.
+#[cfg(not(target_os = "linux"))]
+fn quota_lock(_: &dyn Transport, _: &Property) -> Result<Option<()>, String> {
+    Ok(None)
 }
 
 /// For [`Property::applies`]: every transport.
@@ -170,12 +318,26 @@ pub struct Auditor {
 
 impl Auditor {
     /// An auditor that starts peers with `launcher`, with [`DEFAULT_CASES`] cases per
-    /// property (or `IPC_AUDIT_CASES`) and a 10-second bound on every wait.
+    /// property (or `IPC_AUDIT_CASES`) and a 10-second bound on every wait. An invalid
+    /// `IPC_AUDIT_CASES` is reported on standard error and the default used; use
+    /// [`Auditor::from_env`] to refuse it.
     pub fn new(launcher: PeerLauncher) -> Self {
-        let cases = std::env::var("IPC_AUDIT_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(DEFAULT_CASES);
+        let cases = cases_from_env().unwrap_or_else(|e| {
+            eprintln!("ipc-audit: {e}; using {DEFAULT_CASES}");
+            DEFAULT_CASES
+        });
+        Self::with_cases(launcher, cases)
+    }
+
+    /// As [`Auditor::new`], but an invalid `IPC_AUDIT_CASES` is an error.
+    ///
+    /// # Errors
+    /// [`crate::Error::Invalid`] naming the value (see [`cases_from_env`]).
+    pub fn from_env(launcher: PeerLauncher) -> crate::Result<Self> {
+        Ok(Self::with_cases(launcher, cases_from_env()?))
+    }
+
+    fn with_cases(launcher: PeerLauncher, cases: u32) -> Self {
         Auditor {
             launcher,
             cases,
@@ -207,6 +369,17 @@ impl Auditor {
         self
     }
 
+    /// The words given to [`Auditor::only`] that name no property (a substring of none).
+    pub fn unknown_words(&self) -> Vec<String> {
+        let all = properties();
+        self.only
+            .iter()
+            .flatten()
+            .filter(|w| !all.iter().any(|p| p.name.contains(w.as_str())))
+            .cloned()
+            .collect()
+    }
+
     /// The properties this auditor runs.
     pub fn properties(&self) -> Vec<Property> {
         properties()
@@ -236,12 +409,26 @@ impl Auditor {
             cases: self.cases,
             timeout: self.timeout,
         };
+        // One link opened first: when the machine refuses it (no room, an unwritable
+        // TMPDIR, a quota used up), no check can run, and none fails for it.
+        let no_env = transport
+            .open(&crate::transport::Config::default())
+            .err()
+            .and_then(|e| environment(&e.report()).map(|cause| format!("{e}: {cause}")));
         let properties = self
             .properties()
             .iter()
             .filter(|p| p.applies_to(transport))
             .map(|p| {
                 progress(p.name);
+                if let Some(why) = &no_env {
+                    return not_run(p.name, "(not checked)", why.clone());
+                }
+                // Across processes first, then within this one (always in that order).
+                let _quota = match quota_lock(transport, p) {
+                    Ok(l) => l,
+                    Err(why) => return not_run(p.name, "(not checked)", why),
+                };
                 if p.exclusive {
                     let _alone = EXCLUSIVE.write().unwrap_or_else(|e| e.into_inner());
                     p.run(&ctx)

@@ -88,6 +88,20 @@ impl Report {
         format!("{pass} passed, {fail} failed, {na} not applicable, {not_run} not run")
     }
 
+    /// Whether the report fails: any [`Verdict::Fail`], or with `strict` (`--strict`,
+    /// `IPC_AUDIT_STRICT=1`) also any [`Verdict::NotRun`].
+    pub fn fails(&self, strict: bool) -> bool {
+        self.failed() || (strict && self.not_run())
+    }
+
+    /// One line per check not run: `transport / property: cause`.
+    pub fn not_run_lines(&self) -> Vec<String> {
+        self.results()
+            .filter(|(_, p)| p.verdict == Verdict::NotRun)
+            .map(|(t, p)| format!("{t} / {}: {}", p.property, p.detail))
+            .collect()
+    }
+
     /// True when any check was not run (see [`Verdict::NotRun`]).
     pub fn not_run(&self) -> bool {
         self.results().any(|(_, p)| p.verdict == Verdict::NotRun)

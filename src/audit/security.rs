@@ -61,15 +61,15 @@ pub(super) fn all() -> Vec<Property> {
     ]
 }
 
-/// Why a second uid cannot be had here, or `None` when it can.
+/// Why a second uid cannot be had here, or `None` when it can: root drops to 65534, any
+/// other user to its first subordinate uid in a user namespace ([`Identity::second`]).
 fn no_second_uid() -> Option<String> {
-    (!geteuid().is_root()).then(|| {
-        format!(
-            "needs root to run the peer as uid 65534 (running as uid {}; no user-namespace \
-             fallback)",
-            geteuid()
-        )
-    })
+    Identity::second(vec![]).err()
+}
+
+/// The second uid (see [`no_second_uid`]), with the supplementary `groups`.
+pub(super) fn second_uid(groups: Vec<u32>) -> Identity {
+    Identity::second(groups.clone()).unwrap_or_else(|_| Identity::nobody(groups))
 }
 
 /// What happened when a peer tried to use a link.
@@ -147,7 +147,7 @@ fn access_uid(ctx: &Ctx<'_>) -> PropertyResult {
         ctx,
         name,
         &Config::default().with_mode(0o600),
-        Some(&Identity::nobody(vec![])),
+        Some(&second_uid(vec![])),
     );
     if g.access == Access::SameUid {
         let same = try_as(ctx, name, &Config::default(), None);
@@ -160,7 +160,7 @@ fn access_uid(ctx: &Ctx<'_>) -> PropertyResult {
         ctx,
         name,
         &Config::default().with_mode(0o660),
-        Some(&Identity::nobody(vec![group])),
+        Some(&second_uid(vec![group])),
     );
     mode_verdict(name, declared, group, deny, allow)
 }
@@ -404,7 +404,7 @@ fn peercred(ctx: &Ctx<'_>) -> PropertyResult {
     }
     let second = no_second_uid().is_none();
     let who = if second {
-        Identity::nobody(vec![])
+        second_uid(vec![])
     } else {
         Identity {
             uid: geteuid().as_raw(),
@@ -499,8 +499,9 @@ fn allow_list_refuses(
     let got = link.local.recv(&mut buf);
     drop(link);
     drop(peer);
+    let second = opts.drop_to.as_ref().map(|i| i.uid.to_string());
     Ok(match got {
-        Err(Error::Invalid { value, .. }) if value == "65534" => result(
+        Err(Error::Invalid { value, .. }) if Some(&value) == second.as_ref() => result(
             name,
             declared,
             format!("reported {want:?}, true; uid 65534 refused at accept by allow-list [{own}]"),
@@ -598,7 +599,7 @@ fn race_once(ctx: &Ctx<'_>, name: &str, cfg: &Config, object: &str, millis: u64)
         ready(p)
     };
     let nobody = PeerOptions {
-        drop_to: Some(Identity::nobody(vec![])),
+        drop_to: Some(second_uid(vec![])),
         ..PeerOptions::default()
     };
     let mut racer = start(&nobody, label.clone())?;
@@ -653,10 +654,13 @@ fn access_race(ctx: &Ctx<'_>) -> PropertyResult {
         return not_run(name, declared, why);
     }
     let run = || -> Result<PropertyResult> {
+        // Where a socket path below it (a link's directory, staging, sock) fits sun_path.
         let top = tempfile::Builder::new()
             .prefix("ipc-audit-race-")
-            .tempdir()
-            .map_err(|e| Error::io("make the race directory", e))?;
+            .tempdir_in(crate::transport::named::socket_parent(22 + 64))
+            .map_err(|e| {
+                crate::transport::named::tempdir_error("make the race directory".into(), e)
+            })?;
         crate::transport::named::chmod(top.path(), 0o755)?;
         let cfg = Config::default().with_dir(top.path());
         let probe = ctx.transport.open(&cfg)?;

@@ -533,8 +533,10 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
                 detail.into(),
             ))
         };
-        // 1. uid 65534: every form refused, nothing arrives.
-        if root {
+        // 1. A second uid (65534 as root, else a subordinate uid in a user namespace):
+        // every form refused, nothing arrives.
+        let second = Identity::second(vec![]);
+        if second.is_ok() {
             match nobody_refused(ctx, name, &tap, sig)? {
                 Ok(seen) => observed.push(seen),
                 Err(f) => return fail(f),
@@ -550,8 +552,9 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
         // kill and tgkill (SI_USER, SI_TKILL) are named by the kernel.
         observed.push(claimed_pid(ctx, name, &tap, sig)?);
         // 3. si_uid is the sender's real uid: a peer with real uid 65534 and effective
-        // uid 0 may signal (effective uid matches), and is named 65534 by the kernel.
-        if root {
+        // uid 0 may signal (effective uid matches), and is named 65534 by the kernel
+        // (without root: the second uid and this user's, in a user namespace).
+        if second.is_ok() {
             match real_uid_named(ctx, name, &tap, sig)? {
                 Ok(seen) => observed.push(seen),
                 Err(f) => return fail(f),
@@ -568,7 +571,7 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
                 ));
             }
         }
-        let (verdict, detail) = uid_verdict(root);
+        let (verdict, detail) = uid_verdict(root, second.err());
         Ok(result(name, declared, observed.join("; "), verdict, detail))
     };
     run().unwrap_or_else(|e| could_not_run(name, declared, e))
@@ -578,7 +581,7 @@ fn signal_uid(ctx: &Ctx<'_>) -> PropertyResult {
 /// EPERM, and nothing may arrive at the tap.
 fn nobody_refused(ctx: &Ctx<'_>, name: &str, tap: &Tap, sig: i32) -> Result<Check<String>> {
     let opts = PeerOptions {
-        drop_to: Some(Identity::nobody(vec![])),
+        drop_to: Some(super::security::second_uid(vec![])),
         ..PeerOptions::default()
     };
     let mut peer = detached(ctx, name, Vec::new(), &opts)?;
@@ -676,7 +679,25 @@ fn claimed_pid(ctx: &Ctx<'_>, name: &str, tap: &Tap, sig: i32) -> Result<String>
 /// Step 3 of `signal-uid`: a peer with real uid 65534 and effective uid 0 tgkills the
 /// tap; the kernel must name it by its real uid.
 fn real_uid_named(ctx: &Ctx<'_>, name: &str, tap: &Tap, sig: i32) -> Result<Check<String>> {
-    let mut peer = detached(ctx, name, Vec::new(), &PeerOptions::default())?;
+    // As root: real uid 65534, effective 0. Otherwise, in a user namespace ([`Identity::
+    // second`]): the peer stays inner root (this user outside) and takes inner uid 1 (the
+    // second uid outside) as its real uid; the kernel must name the outer second uid.
+    let (opts, real, named) = if geteuid().is_root() {
+        (PeerOptions::default(), 65534, 65534)
+    } else {
+        let second = super::security::second_uid(vec![]);
+        let me = Identity {
+            uid: geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            groups: vec![],
+        };
+        let opts = PeerOptions {
+            drop_to: Some(me),
+            ..PeerOptions::default()
+        };
+        (opts, 1, second.uid)
+    };
+    let mut peer = detached(ctx, name, Vec::new(), &opts)?;
     let s = send(
         ctx,
         &mut peer,
@@ -684,13 +705,13 @@ fn real_uid_named(ctx: &Ctx<'_>, name: &str, tap: &Tap, sig: i32) -> Result<Chec
         tap.tid,
         sig,
         &[0],
-        Some(65534),
+        Some(real),
     )?;
     peer.finish(Instant::now() + ctx.timeout)?;
     let got = tap.drain(ctx.timeout)?;
     let seen: Vec<_> = got.iter().map(|r| (r.code, r.pid, r.uid)).collect();
-    let want = vec![(libc::SI_TKILL, s.pid, s.uid)];
-    if !s.errors.is_empty() || s.uid != 65534 || s.euid != 0 || seen != want {
+    let want = vec![(libc::SI_TKILL, s.pid, named)];
+    if !s.errors.is_empty() || s.uid != real || s.euid != 0 || seen != want {
         return Ok(Err((
             format!(
                 "peer {} with uid {} euid {}: {:?}; siginfo (code, pid, uid) {seen:?}, \
@@ -700,29 +721,34 @@ fn real_uid_named(ctx: &Ctx<'_>, name: &str, tap: &Tap, sig: i32) -> Result<Chec
             "tgkill's si_uid is filled by the kernel with the sender's real uid",
         )));
     }
-    Ok(Ok(format!("real uid 65534 (euid 0): si_uid {}", s.uid)))
+    Ok(Ok(format!(
+        "real uid {named} (euid {}): si_uid {named}",
+        if real == 1 { "this user's" } else { "0" }
+    )))
 }
 
 /// The verdict and detail of a `signal-uid` that saw nothing wrong: a pass as root, a
 /// skip otherwise (the uid parts did not run).
-fn uid_verdict(root: bool) -> (Verdict, String) {
-    if root {
-        (
+fn uid_verdict(root: bool, no_second: Option<String>) -> (Verdict, String) {
+    match no_second {
+        None if root => (
             Verdict::Pass,
             "peers dropped to uid/gid 65534 after exec; kill and sigqueue with signal 0 \
              (the permission check), the thread-directed forms with a real signal to a \
              thread that blocks it"
                 .to_string(),
-        )
-    } else {
-        (
+        ),
+        None => (
+            Verdict::Pass,
+            "peers in a user namespace as a subordinate uid (newuidmap); kill and sigqueue \
+             with signal 0 (the permission check), the thread-directed forms with a real \
+             signal to a thread that blocks it"
+                .to_string(),
+        ),
+        Some(why) => (
             Verdict::NotRun,
-            format!(
-                "uid part not run: needs root to run the peer as uid 65534 (running as uid \
-                 {})",
-                geteuid()
-            ),
-        )
+            format!("uid part not run: {why} (running as uid {})", geteuid()),
+        ),
     }
 }
 

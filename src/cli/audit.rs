@@ -30,6 +30,9 @@ struct Args {
     /// Cases per property (default: IPC_AUDIT_CASES, or 32).
     #[arg(long)]
     cases: Option<u32>,
+    /// Every check that could not run here is a failure (exit 1); also IPC_AUDIT_STRICT=1.
+    #[arg(long)]
+    strict: bool,
     /// Only the properties whose names contain one of these words (repeatable).
     #[arg(long = "property")]
     properties: Vec<String>,
@@ -60,9 +63,10 @@ struct Args {
 /// started again, and this call runs their role (see [`run_if_peer`]) before anything
 /// else. Then it reads the command line, audits each transport with the peer in another
 /// process, prints the report on standard output (progress goes to standard error), and
-/// returns [`ExitCode::FAILURE`] if any verdict is `fail`, `2` on bad arguments.
+/// returns [`ExitCode::FAILURE`] if any verdict is `fail` (with `--strict` or
+/// `IPC_AUDIT_STRICT=1`, also `not-run`), `2` on bad arguments or variables.
 ///
-/// Command line: `[NAME]... [--cases N] [--property WORD]... [--format table|json]
+/// Command line: `[NAME]... [--cases N] [--strict] [--property WORD]... [--format table|json]
 /// [--latency [--reference BUILTIN]... [--round-trips N]] [--latency-only]`; `IPC_AUDIT_CASES` and
 /// `IPC_AUDIT_FORMAT` are the defaults of `--cases` and `--format`.
 ///
@@ -162,6 +166,8 @@ fn run_audit(
     if args.cases == Some(0) {
         return Err(Usage("--cases must be at least 1, got 0".into()));
     }
+    let strict =
+        args.strict || crate::audit::strict_from_env().map_err(|e| Usage(e.to_string()))?;
     if !(args.references.is_empty() || args.latency || args.latency_only) {
         return Err(Usage(
             "--reference is only measured with --latency or --latency-only".into(),
@@ -170,12 +176,19 @@ fn run_audit(
     if args.round_trips == 0 {
         return Err(Usage("--round-trips must be at least 1, got 0".into()));
     }
-    let mut auditor = Auditor::new(launcher);
-    if let Some(n) = args.cases {
-        auditor = auditor.cases(n);
-    }
+    let mut auditor = match args.cases {
+        Some(n) => Auditor::new(launcher).cases(n),
+        None => Auditor::from_env(launcher).map_err(|e| Usage(e.to_string()))?,
+    };
     if !args.properties.is_empty() {
         auditor = auditor.only(args.properties.clone());
+        if let Some(w) = auditor.unknown_words().first() {
+            let known: Vec<&str> = crate::audit::properties().iter().map(|p| p.name).collect();
+            return Err(Usage(format!(
+                "unknown property {w:?} (no property name contains it); known: {}",
+                known.join(", ")
+            )));
+        }
     }
     let mut report = Report::default();
     if !args.latency_only {
@@ -194,8 +207,20 @@ fn run_audit(
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         return Err(Usage(format!("write the report: {e}")));
     }
+    let not_run = report.not_run_lines();
+    if !not_run.is_empty() {
+        let mode = if strict {
+            "failures in strict mode"
+        } else {
+            "not a pass; --strict fails them"
+        };
+        eprintln!("ipc-audit: {} checks not run ({mode}):", not_run.len());
+        for line in &not_run {
+            eprintln!("  {line}");
+        }
+    }
     Ok(
-        if report.failed() || latency.as_ref().is_some_and(LatencyReport::failed) {
+        if report.fails(strict) || latency.as_ref().is_some_and(LatencyReport::failed) {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS

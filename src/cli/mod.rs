@@ -8,6 +8,8 @@ mod audit;
 mod bench;
 mod list;
 mod report;
+#[cfg(target_os = "linux")]
+mod signals;
 mod table;
 
 use std::process::ExitCode;
@@ -37,7 +39,7 @@ enum Command {
     },
     /// Checks what transports really guarantee, with the peer in another process.
     ///
-    /// `ipc-audit audit [NAME]... [--cases N] [--property WORD]... [--format table|json]
+    /// `ipc-audit audit [NAME]... [--cases N] [--strict] [--property WORD]... [--format table|json]
     /// [--latency [--reference NAME]... [--round-trips N]] [--latency-only]`; see
     /// `ipc-audit audit --help`. The same command line as `ipc_audit::cli::audit_main`.
     #[command(disable_help_flag = true)]
@@ -123,6 +125,11 @@ enum Format {
 /// `main` calls [`crate::run_if_peer`] first, then this.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(target_os = "linux")]
+    if matches!(cli.command, Command::Audit { .. } | Command::Table { .. }) {
+        signals::install();
+        signals::reclaim_dead();
+    }
     match cli.command {
         Command::List { format } => {
             list::list(format);

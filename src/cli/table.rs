@@ -18,6 +18,10 @@ pub(super) fn run_table(
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = check_before_measuring(quick, svg.as_deref()) {
+        eprintln!("ipc-audit: {e}");
+        return ExitCode::from(2);
+    }
     let launcher = match launcher() {
         Ok(l) => l,
         Err(c) => return c,
@@ -70,4 +74,32 @@ pub(super) fn run_table(
         }
     }
     ExitCode::SUCCESS
+}
+
+/// What can be refused before minutes of measuring: an invalid `IPC_AUDIT_CASES` (the
+/// full table audits with it) and an `--svg` path whose directory is missing or not
+/// writable.
+fn check_before_measuring(quick: bool, svg: Option<&std::path::Path>) -> Result<(), String> {
+    if !quick {
+        crate::audit::cases_from_env().map_err(|e| e.to_string())?;
+    }
+    let Some(path) = svg else { return Ok(()) };
+    if path.is_dir() {
+        return Err(format!("--svg {}: is a directory", path.display()));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    nix::unistd::access(
+        dir,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+    )
+    .map_err(|e| {
+        format!(
+            "--svg {}: cannot write in the directory {}: {e}",
+            path.display(),
+            dir.display()
+        )
+    })
 }

@@ -64,12 +64,13 @@ impl<R: Role> PeerProcess<R> {
         opts: &PeerOptions,
     ) -> Result<Self> {
         let (ctl_r, ctl_w) = pipe_cloexec("control channel")?;
+        let (opts, userns) = super::options::in_userns(opts)?;
         let spec = PeerSpec {
             role: R::NAME.into(),
             transport: transport.into(),
             info: peer.info,
             nfds: peer.fds.len(),
-            opts: opts.clone(),
+            opts,
             aux: aux.len(),
         };
         let spec = serde_json::to_string(&spec)
@@ -89,8 +90,7 @@ impl<R: Role> PeerProcess<R> {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        crate::sys::process::place_fds(&mut cmd, sources, CONTROL_FD);
-        let mut child = cmd.spawn().map_err(|e| {
+        let mut child = spawn_in(&mut cmd, userns, sources, &label).map_err(|e| {
             Error::io(
                 format!("{label}: start peer {}", launcher.program.display()),
                 e,
@@ -103,6 +103,7 @@ impl<R: Role> PeerProcess<R> {
         let stdin = child.stdin.take();
         set_nonblocking(ctl_r.as_fd(), "control channel")?;
         let watchdog = watchdog(child.id() as i32, limit);
+        live(|v| v.push(child.id()));
         Ok(PeerProcess {
             child,
             stdin,
@@ -305,7 +306,50 @@ impl<R: Role> Drop for PeerProcess<R> {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+        let pid = self.child.id();
+        live(|v| v.retain(|p| *p != pid));
     }
+}
+
+/// Places the descriptors and spawns `cmd`, in a new user namespace when `userns` says
+/// so (`Err` naming why the second uid could not be had).
+fn spawn_in(
+    cmd: &mut Command,
+    userns: Option<super::options::UserNs>,
+    sources: Vec<RawFd>,
+    label: &str,
+) -> std::io::Result<std::process::Child> {
+    #[cfg(target_os = "linux")]
+    let handshake = match userns {
+        Some(ids) => Some(crate::sys::userns::in_new_userns(cmd, ids)?),
+        None => None,
+    };
+    #[cfg(not(target_os = "linux"))]
+    let _ = (userns, label);
+    crate::sys::process::place_fds(cmd, sources, CONTROL_FD);
+    let spawned = cmd.spawn();
+    #[cfg(target_os = "linux")]
+    if let Some(Err(why)) = handshake.map(crate::sys::userns::after_spawn) {
+        if let Ok(mut c) = spawned {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        return Err(std::io::Error::other(format!("{label}: second uid: {why}")));
+    }
+    spawned
+}
+
+/// The pids of the peers this process started and has not reaped.
+static LIVE: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+fn live(f: impl FnOnce(&mut Vec<u32>)) {
+    f(&mut LIVE.lock().unwrap_or_else(|e| e.into_inner()));
+}
+
+/// The pids of the peers that are running (started and not yet reaped): what an
+/// interrupted run kills before it removes its objects.
+pub fn live_peers() -> Vec<u32> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// A thread that kills `pid` after `limit` unless told to stop first: a stuck harness

@@ -23,14 +23,20 @@
 //! | [`sysv`] | System V message queues (`msgget`, `msgsnd`, `msgrcv`, `msgctl`) |
 //! | [`timer`] | a per-thread POSIX timer (`timer_create`, SIGEV_THREAD_ID) bounding a blocking call |
 //! | [`sem`] | POSIX named semaphores (`sem_open` and friends) |
+//! | [`lock`] | locks shared by one user's processes, around per-user kernel quotas |
+//! | [`userns`] | a second uid without root: a child in a user namespace mapped by newuidmap |
+//! | [`reclaim`] | what a dead run left: objects whose names carry a dead pid |
 //! | [`process`] | descriptors placed for a peer before exec and taken over after, SIGPIPE, groups |
 
 pub mod alloc;
 pub mod cpu;
 pub mod fd;
 pub mod futex;
+pub mod lock;
 pub mod mem;
 pub mod process;
+#[cfg(target_os = "linux")]
+pub mod reclaim;
 #[cfg(target_os = "linux")]
 pub mod sem;
 pub mod signal;
@@ -38,6 +44,8 @@ pub mod signal;
 pub mod sysv;
 #[cfg(target_os = "linux")]
 pub mod timer;
+#[cfg(target_os = "linux")]
+pub mod userns;
 
 pub use cpu::{Pinned, Usage, allowed_cpus, pin_process};
 pub use fd::open_fds;

@@ -15,10 +15,67 @@ use crate::error::{Error, Result};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The longest path a Unix socket can be bound or connected at: `sun_path` holds 108
+/// bytes, the last of them the NUL.
+pub(crate) const SUN_PATH_MAX: usize = 107;
+
+/// Room a link's private directory and the socket in it take under their parent:
+/// `ipc-audit-uds-seqpacket-PID-N-XXXXXX/staging/sock`, with room to spare.
+const SOCKET_ROOM: usize = 64;
+
+/// Where to make a directory that will hold a socket path `room` bytes long below it:
+/// the temporary directory when the path fits `sun_path` there, otherwise `/tmp` (short,
+/// and reachable by every uid, as the access properties need; the directory made in it
+/// is private: a random name, mode 0711).
+pub(crate) fn socket_parent(room: usize) -> PathBuf {
+    let tmp = std::env::temp_dir();
+    if tmp.as_os_str().len() + 1 + room <= SUN_PATH_MAX {
+        tmp
+    } else {
+        PathBuf::from("/tmp")
+    }
+}
+
+/// `make` for a socket at a path: refuses a path longer than `sun_path` holds, naming
+/// the limit, before the kernel would say only "File name too long".
+pub(crate) fn fits_sun_path(p: &Path) -> Result<()> {
+    let len = p.as_os_str().len();
+    if len > SUN_PATH_MAX {
+        return Err(Error::invalid(
+            format!(
+                "a Unix socket path is at most {SUN_PATH_MAX} bytes (sun_path holds 108 with \
+                 the NUL); this one has {len}: choose a shorter Config::dir or name"
+            ),
+            p.display(),
+        ));
+    }
+    Ok(())
+}
+
 /// A name unique in this machine for as long as this process lives: `prefix-pid-n`.
 pub(crate) fn unique_name(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// An [`Error::Io`] from tempfile's error, with an errno: tempfile wraps the kernel's
+/// error with its path, which hides the errno from `raw_os_error`, so it is taken back
+/// from the error's kind (which the standard library derived from it).
+pub(crate) fn tempdir_error(op: String, e: std::io::Error) -> Error {
+    use std::io::ErrorKind as K;
+    let raw = e.raw_os_error().or(match e.kind() {
+        K::PermissionDenied => Some(libc::EACCES),
+        K::ReadOnlyFilesystem => Some(libc::EROFS),
+        K::StorageFull => Some(libc::ENOSPC),
+        K::QuotaExceeded => Some(libc::EDQUOT),
+        K::InvalidFilename => Some(libc::ENAMETOOLONG),
+        K::NotFound => Some(libc::ENOENT),
+        _ => None,
+    });
+    match raw {
+        Some(n) => Error::io(format!("{op}: {e}"), std::io::Error::from_raw_os_error(n)),
+        None => Error::io(op, e),
+    }
 }
 
 /// A directory owned by one link; removed with its content on drop.
@@ -40,6 +97,16 @@ impl NamedDir {
         Self::in_dir(kind, cfg.dir.as_deref())
     }
 
+    /// A new directory for a socket: under `cfg.dir`, or where a socket path fits
+    /// `sun_path` ([`socket_parent`]).
+    #[allow(dead_code)] // Linux-only transports
+    pub(crate) fn for_socket(kind: &str, cfg: &crate::transport::Config) -> Result<Self> {
+        match &cfg.dir {
+            Some(d) => Self::in_dir(kind, Some(d)),
+            None => Self::in_dir(kind, Some(&socket_parent(SOCKET_ROOM))),
+        }
+    }
+
     fn in_dir(kind: &str, parent: Option<&Path>) -> Result<Self> {
         let prefix = format!("{}-", unique_name(&format!("ipc-audit-{kind}")));
         let mut b = tempfile::Builder::new();
@@ -48,7 +115,7 @@ impl NamedDir {
             Some(p) => b.tempdir_in(p),
             None => b.tempdir(),
         }
-        .map_err(|e| Error::io(format!("create a temporary directory {prefix}*"), e))?;
+        .map_err(|e| tempdir_error(format!("create a temporary directory {prefix}*"), e))?;
         chmod(dir.path(), 0o711)?;
         let staging = dir.path().join("staging");
         fs::create_dir(&staging)
@@ -264,6 +331,35 @@ pub(crate) fn publish_path<T>(
             let (path, made) = dir.publish(unique, cfg.mode, make)?;
             Ok((path, made, Box::new(dir)))
         }
+    }
+}
+
+/// [`publish_path`] for a Unix socket: without `cfg.dir`, its directory is where the path
+/// fits `sun_path` ([`socket_parent`]); a path that cannot fit is an
+/// [`Error::Invalid`] naming the limit.
+#[allow(dead_code)] // Linux-only transports
+pub(crate) fn publish_socket<T>(
+    kind: &str,
+    cfg: &crate::transport::Config,
+    unique: &str,
+    make: impl FnOnce(&Path) -> Result<T>,
+) -> Result<(PathBuf, T, PathGuard)> {
+    let make = |p: &Path| {
+        fits_sun_path(p)?;
+        make(p)
+    };
+    match (&cfg.dir, &cfg.name) {
+        (None, Some(name)) => {
+            let room = 2 * name.len() + ".".len() + ".staging/".len() + 1;
+            let cfg = cfg.clone().with_dir(socket_parent(room));
+            publish_path(kind, &cfg, unique, make)
+        }
+        (None, None) => {
+            let dir = NamedDir::for_socket(kind, cfg)?;
+            let (path, made) = dir.publish(unique, cfg.mode, make)?;
+            Ok((path, made, Box::new(dir)))
+        }
+        _ => publish_path(kind, cfg, unique, make),
     }
 }
 

@@ -74,10 +74,12 @@ pub fn limits() -> Result<SysvLimits> {
     })
 }
 
-/// Removes the queue (IPC_RMID) on drop.
+/// Removes the queue (IPC_RMID) on drop, then its marker (see
+/// [`crate::sys::reclaim`]: what a killed run leaves, the next run removes).
 #[derive(Debug)]
 pub struct QueueGuard {
     id: c_int,
+    _marker: crate::sys::reclaim::SysvMarker,
 }
 
 impl QueueGuard {
@@ -314,7 +316,12 @@ impl SysvMq {
         }
         let id = raw::msgget_private(cfg.mode)
             .map_err(|e| Error::sys(format!("{NAME}: msgget IPC_PRIVATE"), e))?;
-        let guard = QueueGuard { id };
+        let marker =
+            crate::sys::reclaim::SysvMarker::new(id, &super::named::unique_name("ipc-audit-sysv"));
+        let guard = QueueGuard {
+            id,
+            _marker: marker,
+        };
         let end = SysvEndpoint::new(id, max, TO_PEER, TO_LOCAL);
         let peer = PeerEnd {
             fds: Vec::new(),

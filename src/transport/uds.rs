@@ -6,7 +6,7 @@ use std::path::Path;
 
 use nix::poll::PollFlags;
 
-use super::named::{NamedDir, publish_named};
+use super::named::publish_socket;
 use super::pipe::parse_max;
 use super::stream::{Accept, AcceptOnce, FramedStream, wait_fd};
 use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
@@ -88,17 +88,7 @@ impl Transport for UdsStream {
         let make = |p: &Path| {
             UnixListener::bind(p).map_err(|e| Error::io(format!("bind {}", p.display()), e))
         };
-        let (path, listener, guard): (_, _, Box<dyn std::any::Any + Send>) = match &cfg.name {
-            Some(name) => {
-                let (path, l, _stale, claim) = publish_named("uds", cfg, name, make)?;
-                (path, l, Box::new(claim))
-            }
-            None => {
-                let dir = NamedDir::for_config("uds", cfg)?;
-                let (path, l) = dir.publish("sock", cfg.mode, make)?;
-                (path, l, Box::new(dir))
-            }
-        };
+        let (path, listener, guard) = publish_socket("uds", cfg, "sock", make)?;
         Ok(Link {
             local: Box::new(AcceptOnce::new(accept_one(
                 listener,

@@ -6,7 +6,7 @@ use std::path::Path;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, bind, connect, socket};
 
 use super::datagram::{DatagramEndpoint, Dir, sndbuf, split_info};
-use super::named::publish_path;
+use super::named::publish_socket;
 use super::{Access, Boundaries, Config, Endpoint, Guarantees, Link, Ordering, PeerEnd};
 use super::{Rendezvous, Transport};
 use crate::error::{Error, Result};
@@ -102,7 +102,7 @@ impl UdsDgram {
         &self,
         cfg: &Config,
     ) -> Result<(DatagramEndpoint, PeerEnd, Box<dyn std::any::Any + Send>)> {
-        let (path, fd, dir) = publish_path("uds-dgram", cfg, "sock", |p| {
+        let (path, fd, dir) = publish_socket("uds-dgram", cfg, "sock", |p| {
             bind_unix(SockType::Datagram, p, "uds-dgram")
         })?;
         let max = choose_max(cfg, unix_max(&fd, "uds-dgram")?, "uds-dgram")?;

@@ -8,7 +8,7 @@ use nix::poll::PollFlags;
 use nix::sys::socket::{Backlog, SockFlag, SockType, accept4, listen};
 
 use super::datagram::{DatagramEndpoint, Dir, split_info};
-use super::named::{PathGuard, publish_path};
+use super::named::{PathGuard, publish_socket};
 use super::stream::{deadline, wait_fd};
 use super::uds_dgram::{bind_unix, choose_max, connect_unix, default_unix_max, unix_max};
 use super::{
@@ -158,7 +158,7 @@ impl Transport for UdsSeqpacket {
     }
 
     fn open(&self, cfg: &Config) -> Result<Link> {
-        let (path, listener, dir) = publish_path(NAME, cfg, "sock", |p| {
+        let (path, listener, dir) = publish_socket(NAME, cfg, "sock", |p| {
             let fd = bind_unix(SockType::SeqPacket, p, NAME)?;
             listen(
                 &fd,

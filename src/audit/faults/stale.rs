@@ -12,7 +12,7 @@ use super::{Outcome, Step, failed};
 use crate::audit::exchange::{analyse, ready, receive, start};
 use crate::audit::role::{Cmd, Event, PeerProcess};
 use crate::audit::{Ctx, PropertyResult, Verdict, could_not_run, not_applicable, result};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, ErrorReport, Result};
 use crate::peer::PeerOptions;
 use crate::transport::{Config, Link, Rendezvous};
 
@@ -69,18 +69,18 @@ fn inode(p: &Path) -> Identity {
         .map(|m| (m.ino(), m.ctime(), m.ctime_nsec()))
 }
 
-/// Has `peer` open the transport at `place`: the path it made, or its error's message.
+/// Has `peer` open the transport at `place`: the path it made, or its error.
 fn hold(
     ctx: &Ctx<'_>,
     place: &Place,
     peer: &mut PeerProcess,
-) -> Result<(Option<String>, Option<String>)> {
+) -> Result<(Option<String>, Option<ErrorReport>)> {
     peer.command(&Cmd::Hold {
         dir: place.dir.path().to_path_buf(),
         name: place.object.clone(),
     })?;
     match peer.expect(Instant::now() + ctx.timeout, "reply")? {
-        Event::Held { path, error } => Ok((path, error.map(|e| e.message))),
+        Event::Held { path, error } => Ok((path, error)),
         other => Err(Error::Peer(format!("expected held, got {other:?}"))),
     }
 }
@@ -88,11 +88,24 @@ fn hold(
 /// The run: an owner dies without cleaning up, the name is reopened, a second owner
 /// is refused while the first lives; then nothing is left in the directory.
 fn stale_run(ctx: &Ctx<'_>, name: &str, exchange: bool) -> Result<Outcome> {
-    let dir = tempfile::Builder::new()
-        .prefix("ipc-audit-stale-")
-        .tempdir()
-        .map_err(|e| Error::io("make the stale directory", e))?;
     let object = crate::transport::named::unique_name("ipc-audit-stale");
+    // The object's staging path holds its name twice: where a socket path would outgrow
+    // sun_path under TMPDIR, the directory goes where it fits.
+    let room = 3 * object.len() + "-XXXXXX/..staging/".len() + 8;
+    let parent = crate::transport::named::socket_parent(room);
+    let prefix = format!(
+        "{}-",
+        crate::transport::named::unique_name("ipc-audit-stale")
+    );
+    let dir = tempfile::Builder::new()
+        .prefix(&prefix)
+        .tempdir_in(&parent)
+        .map_err(|e| {
+            crate::transport::named::tempdir_error(
+                format!("make the stale directory in {}", parent.display()),
+                e,
+            )
+        })?;
     let place = Place { dir, object };
     // 1. An owner opens the name and dies without cleaning up.
     let path = match dead_owner(ctx, name, &place)? {
@@ -147,10 +160,25 @@ fn dead_owner(ctx: &Ctx<'_>, name: &str, place: &Place) -> Result<Step<PathBuf>>
     let (path, error) = hold(ctx, place, &mut owner)?;
     if let Some(e) = error {
         owner.finish(Instant::now() + ctx.timeout)?;
+        // Decided on the error's kind and errno: the machine (not run), a transport
+        // without chosen names (not applicable), or the transport's failure.
+        let (verdict, observed, why) = match crate::audit::environment(&e) {
+            Some(cause) => (Verdict::NotRun, "not run", cause),
+            None if e.kind == ErrorKind::Unsupported => (
+                Verdict::NotApplicable,
+                "not applicable",
+                "the transport cannot open at a chosen name".into(),
+            ),
+            None => (
+                Verdict::Fail,
+                "open failed",
+                "a chosen name must open".into(),
+            ),
+        };
         return Ok(Err((
-            Verdict::NotApplicable,
-            "not applicable".into(),
-            format!("opening at a chosen name failed: {e}"),
+            verdict,
+            observed.into(),
+            format!("opening at a chosen name failed: {e}; {why}"),
         )));
     }
     let Some(path) = path.filter(|p| p.contains(&place.object)) else {
@@ -225,7 +253,7 @@ fn second_owner(
     )?;
     let mut peer = ready(peer)?;
     let (_, error) = hold(ctx, place, &mut peer)?;
-    let Some(refusal) = error else {
+    let Some(refusal) = error.map(|e| e.message) else {
         return Ok(failed(
             "a second process opened the name while its owner lives".into(),
             "a live owner's name must be refused",

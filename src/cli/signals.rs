@@ -1,0 +1,69 @@
+//! Interrupted runs leave nothing: SIGINT and SIGTERM are taken by a thread of their own
+//! (blocked in every other thread; peers start with an empty mask, as `std::process`
+//! gives them), which kills the live peers, removes every object whose name carries this
+//! process's or a peer's pid ([`crate::sys::reclaim`]), says what it removed and exits
+//! with 130 or 143. At the start of a run, what a SIGKILLed run left (its pid is dead)
+//! is removed and listed.
+
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::unistd::Pid;
+
+/// Takes SIGINT and SIGTERM on a thread of its own. Call it before any other thread
+/// starts, so that every thread inherits the mask.
+pub(super) fn install() {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    if let Err(e) = set.thread_block() {
+        eprintln!("ipc-audit: SIGINT and SIGTERM not handled (cannot block them: {e})");
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("ipc-audit-signals".into())
+        .spawn(move || {
+            if let Ok(sig) = set.wait() {
+                interrupted(sig);
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("ipc-audit: SIGINT and SIGTERM not handled (no thread: {e})");
+        let _ = set.thread_unblock();
+    }
+}
+
+/// Kills the peers, removes what is ours, and exits `128 + sig`.
+fn interrupted(sig: Signal) -> ! {
+    let mut gone = crate::peer::live_peers();
+    for p in &gone {
+        if let Ok(p) = i32::try_from(*p) {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    gone.push(std::process::id());
+    let removed = crate::sys::reclaim::reclaim(&gone);
+    eprintln!(
+        "\nipc-audit: interrupted by {}; killed {} peers, removed {} objects{}",
+        sig.as_str(),
+        gone.len() - 1,
+        removed.len(),
+        list(&removed)
+    );
+    std::process::exit(128 + sig as i32);
+}
+
+/// Removes what runs that died (SIGKILL) left, and says so.
+pub(super) fn reclaim_dead() {
+    let removed = crate::sys::reclaim::reclaim(&[]);
+    if !removed.is_empty() {
+        eprintln!(
+            "ipc-audit: removed {} objects left by runs that died{}",
+            removed.len(),
+            list(&removed)
+        );
+    }
+}
+
+fn list(items: &[String]) -> String {
+    items.iter().map(|i| format!("\n  {i}")).collect()
+}
