@@ -118,12 +118,15 @@ fn env_cases(var: &str, default: u32) -> u32 {
         .max(1)
 }
 
-/// A proptest runner of `cases` cases, without failure persistence, with a short shrink.
+/// A proptest runner of `cases` cases, without failure persistence, with a short shrink
+/// (16 steps and 20 s at most: a failing case of these properties can take a timeout
+/// each time it runs).
 fn runner(cases: u32) -> TestRunner {
     TestRunner::new(PtConfig {
         cases,
         failure_persistence: None,
         max_shrink_iters: 16,
+        max_shrink_time: 20_000,
         ..PtConfig::default()
     })
 }
