@@ -148,7 +148,8 @@ impl Table {
              <a href=\"#floors\">floors</a> measured in it.</p>\
              <ul class=\"small\"><li>Latency: round trips between two processes, both pinned \
              on one cpu (same cpu) or on cpu0 and cpu1 (cross cpu); p50 and p99 from a \
-             histogram; the ratio is to the shm-futex floor of the same pinning.</li>\
+             histogram; the ratio is to the method's own floor of the same pinning (the \
+             shm-futex floor where it has none).</li>\
              <li>Efficiency: one-way throughput at 64 KiB (or the largest message the method \
              takes), CPU time per message of both processes, heap allocations per message.</li>\
              <li>Complexity: descriptors made by <code>open</code>, a name both sides must \
@@ -370,7 +371,26 @@ impl Table {
             escape(&self.latency_cell(r))
         );
         for l in &r.latency {
-            latency_one(out, l, self.futex_floor_at(l.pin));
+            // The row's own method floor of this pinning, else the shm-futex floor.
+            let floor = match r.own_floor_details.iter().find(|f| f.pin == l.pin) {
+                Some(f) => Some((f, own_floor_id(&r.method, f))),
+                None => self
+                    .futex_floor_at(l.pin)
+                    .map(|f| (f, floor_id(f.kind, f.pin))),
+            };
+            latency_one(out, l, floor);
+        }
+        for f in &r.own_floor_details {
+            let _ = write!(
+                out,
+                "<div id=\"{}\"><h4>Its own floor: {}, {} cpu</h4>",
+                own_floor_id(&r.method, f),
+                f.kind.name(),
+                f.pin.name()
+            );
+            stats_table(out, &f.stats);
+            histogram_svg(out, &f.stats);
+            out.push_str("</div>");
         }
         for e in r.errors.iter().filter(|e| e.starts_with("latency")) {
             let _ = write!(out, "<p class=\"err\">{}</p>", escape(e));
@@ -401,8 +421,14 @@ fn matrix_cell(out: &mut String, method: &str, x: &PropertyResult) {
     );
 }
 
-/// One pinning's round trips: the numbers, the histogram, the floor and the command.
-fn latency_one(out: &mut String, l: &Latency, floor: Option<&Floor>) {
+/// The id of a row's own floor measurement.
+fn own_floor_id(method: &str, f: &Floor) -> String {
+    format!("{method}-own-floor-{}-{}", f.kind.name(), f.pin.name())
+}
+
+/// One pinning's round trips: the numbers, the histogram, the floor (with the id of its
+/// evidence) and the command.
+fn latency_one(out: &mut String, l: &Latency, floor: Option<(&Floor, String)>) {
     let _ = write!(
         out,
         "<h4>{} cpu, {} B messages, answer on the {}</h4>",
@@ -422,7 +448,7 @@ fn latency_one(out: &mut String, l: &Latency, floor: Option<&Floor>) {
     );
     histogram_svg(out, &l.stats);
     match floor {
-        Some(f) => {
+        Some((f, id)) => {
             let ratio = if f.stats.p50_ns > 0 {
                 format!("{:.2}x", l.stats.p50_ns as f64 / f.stats.p50_ns as f64)
             } else {
@@ -430,15 +456,15 @@ fn latency_one(out: &mut String, l: &Latency, floor: Option<&Floor>) {
             };
             let _ = write!(
                 out,
-                "<p>Compared with the <a href=\"#{}\">shm-futex floor, {} cpu</a>: p50 {} \
+                "<p>Compared with the <a href=\"#{id}\">{} floor, {} cpu</a>: p50 {} \
                  (p99 {}); this p50 is {ratio} the floor's.</p>",
-                floor_id(f.kind, f.pin),
+                f.kind.name(),
                 f.pin.name(),
                 duration_ns(f.stats.p50_ns as f64),
                 duration_ns(f.stats.p99_ns as f64)
             );
         }
-        None => out.push_str("<p>No shm-futex floor of this pinning was measured: no ratio.</p>"),
+        None => out.push_str("<p>No floor of this pinning was measured: no ratio.</p>"),
     }
     let _ = write!(
         out,
