@@ -4,7 +4,6 @@
 //! whether or not an open could win the race. See [`Cmd::Watch`](super::role::Cmd).
 
 use std::path::Path;
-use std::time::Duration;
 
 use super::role::Event;
 use crate::error::Result;
@@ -18,7 +17,7 @@ pub(super) fn watch(dir: &Path, names: &[String], millis: u64, mode: u32) -> Res
     use std::collections::HashMap;
     use std::os::fd::AsFd;
     use std::os::unix::fs::PermissionsExt;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};

@@ -52,6 +52,10 @@ use crate::transport::{Config, Endpoint, Link, PeerEnd, Transport};
 
 pub use crate::sys::alloc;
 pub(crate) mod floor;
+#[cfg(target_os = "linux")]
+pub(crate) mod objects;
+#[cfg(not(target_os = "linux"))]
+#[path = "objects_other.rs"]
 pub(crate) mod objects;
 pub(crate) mod role;
 pub(crate) use crate::sys;
