@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::table::measure_with_progress;
 use super::{launcher, select};
-use crate::report::{self, Table};
+use crate::report::Table;
 
 /// The page's size above which the command warns (the budget).
 const PAGE_BUDGET: usize = 1 << 20;
@@ -35,24 +36,7 @@ pub(super) fn run_report(
         Ok(l) => l,
         Err(c) => return c,
     };
-    let plan = if quick {
-        report::Plan::quick()
-    } else {
-        report::Plan::full()
-    };
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "measuring {len} steps  [{bar:30}] {pos}/{len}  {msg}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    let t = report::run(&launcher, &selected, &plan, |p| {
-        bar.set_length(p.total as u64);
-        bar.set_position(p.done as u64);
-        bar.set_message(format!("{}  {}", p.subject, p.what));
-    });
-    bar.finish_and_clear();
+    let t = measure_with_progress(&launcher, &selected, quick);
     match write_page(&out, &t) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

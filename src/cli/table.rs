@@ -30,24 +30,7 @@ pub(super) fn run_table(
         eprintln!("ipc-audit: --detail goes with --format text (md and json have every cell)");
         return ExitCode::from(2);
     }
-    let plan = if quick {
-        report::Plan::quick()
-    } else {
-        report::Plan::full()
-    };
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "measuring {len} steps  [{bar:30}] {pos}/{len}  {msg}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    let t = report::run(&launcher, &selected, &plan, |p| {
-        bar.set_length(p.total as u64);
-        bar.set_position(p.done as u64);
-        bar.set_message(format!("{}  {}", p.subject, p.what));
-    });
-    bar.finish_and_clear();
+    let t = measure_with_progress(&launcher, &selected, quick);
     match format {
         TableFormat::Text => out!("{}", t.to_text(detail)),
         TableFormat::Md => out!("{}", t.to_markdown()),
@@ -79,6 +62,34 @@ pub(super) fn run_table(
 /// What can be refused before minutes of measuring: an invalid `IPC_AUDIT_CASES` (the
 /// full table audits with it) and an `--svg` path whose directory is missing or not
 /// writable.
+/// Measures the table of `selected` (the quick plan or the full one) with a progress bar
+/// on stderr; `table` and `report` both measure through it.
+pub(super) fn measure_with_progress(
+    launcher: &crate::peer::PeerLauncher,
+    selected: &[Box<dyn crate::transport::Transport>],
+    quick: bool,
+) -> report::Table {
+    let plan = if quick {
+        report::Plan::quick()
+    } else {
+        report::Plan::full()
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "measuring {len} steps  [{bar:30}] {pos}/{len}  {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let t = report::run(launcher, selected, &plan, |p| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        bar.set_message(format!("{}  {}", p.subject, p.what));
+    });
+    bar.finish_and_clear();
+    t
+}
+
 fn check_before_measuring(quick: bool, svg: Option<&std::path::Path>) -> Result<(), String> {
     if !quick {
         crate::audit::cases_from_env().map_err(|e| e.to_string())?;
