@@ -15,7 +15,9 @@ use std::time::Duration;
 use ipc_audit::Result;
 use ipc_audit::audit::{Auditor, PeerLauncher, Verdict};
 use ipc_audit::run_if_peer;
-use ipc_audit::transport::{self, Config, Endpoint, Guarantees, Link, PeerEnd, Transport};
+use ipc_audit::transport::{
+    self, Config, Credentials, Endpoint, Guarantees, Link, PeerEnd, Transport,
+};
 
 /// How a [`Faulty`] transport breaks the messages its peer end sends.
 #[derive(Clone, Copy, Debug)]
@@ -281,8 +283,125 @@ impl Transport for WorldWritableFifo {
     }
 }
 
+/// A Unix stream socket whose peer sends a hello first, its getpid(), getuid() and
+/// getgid() as three little-endian u32; the local end reads it before the first message.
+/// With `in_band` (the fault) the identity it reports is the hello's, the peer's own
+/// claim; without (the clean twin) it is the kernel's (SO_PEERCRED). The bug class of
+/// taking a peer's identity from the message contents instead of from the kernel:
+/// openpmix/openpmix#91 (the "native" security mode accepted the credentials a client
+/// sent in its handshake without checking them against SO_PEERCRED) and
+/// alpacax/alpamon#409 (a request's PID taken from its JSON payload, no SO_PEERCRED).
+struct HelloCreds {
+    in_band: bool,
+    name: &'static str,
+}
+
+struct HelloEnd {
+    inner: Box<dyn Endpoint>,
+    in_band: bool,
+    /// The local end has not read the peer's hello yet.
+    hello_pending: bool,
+    claimed: Option<Credentials>,
+}
+
+impl Endpoint for HelloEnd {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.inner.send(msg)
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        if self.hello_pending {
+            self.inner.recv(buf)?;
+            self.hello_pending = false;
+            let word = |i: usize| {
+                let b = buf.get(4 * i..4 * i + 4).unwrap_or(&[0; 4]);
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+            };
+            self.claimed = Some(Credentials {
+                pid: word(0),
+                uid: word(1),
+                gid: word(2),
+            });
+        }
+        self.inner.recv(buf)
+    }
+
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.inner.set_timeout(timeout)
+    }
+
+    fn peer_credentials(&self) -> Option<Credentials> {
+        if self.in_band {
+            // The fault: the peer's claim.
+            self.claimed
+        } else {
+            self.inner.peer_credentials()
+        }
+    }
+
+    fn set_nonblocking(&mut self, nonblocking: bool) -> Result<()> {
+        self.inner.set_nonblocking(nonblocking)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl Transport for HelloCreds {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn guarantees(&self) -> Guarantees {
+        transport::uds::UdsStream.guarantees()
+    }
+
+    fn open(&self, cfg: &Config) -> Result<Link> {
+        let mut link = transport::uds::UdsStream.open(cfg)?;
+        link.local = Box::new(HelloEnd {
+            inner: link.local,
+            in_band: self.in_band,
+            hello_pending: true,
+            claimed: None,
+        });
+        Ok(link)
+    }
+
+    fn attach(&self, peer: PeerEnd) -> Result<Box<dyn Endpoint>> {
+        let mut inner = transport::uds::UdsStream.attach(peer)?;
+        let mut hello = Vec::new();
+        for w in [
+            std::process::id(),
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        ] {
+            hello.extend_from_slice(&w.to_le_bytes());
+        }
+        inner.send(&hello)?;
+        Ok(Box::new(HelloEnd {
+            inner,
+            in_band: self.in_band,
+            hello_pending: false,
+            claimed: None,
+        }))
+    }
+}
+
 fn resolve(name: &str) -> Option<Box<dyn Transport>> {
     match name {
+        "creds-from-hello" => {
+            return Some(Box::new(HelloCreds {
+                in_band: true,
+                name: "creds-from-hello",
+            }));
+        }
+        "creds-from-kernel" => {
+            return Some(Box::new(HelloCreds {
+                in_band: false,
+                name: "creds-from-kernel",
+            }));
+        }
         "leaks-fd-in-peer" => return Some(Box::new(LeaksFdInPeer)),
         "leaks-fd-locally" => return Some(Box::new(LeaksFdLocally)),
         "world-writable-fifo" => return Some(Box::new(WorldWritableFifo)),
@@ -456,6 +575,46 @@ fn the_same_fifo_made_with_its_mode_passes_access_race() {
 fn the_same_fifo_with_its_mode_honoured_passes_access_uid() {
     // Positive control for the test above: the same checks on the sound FIFO.
     let (v, observed) = audit("fifo", "access-uid");
+    let want = if ipc_audit::audit::Identity::second(vec![]).is_ok() {
+        Verdict::Pass
+    } else {
+        Verdict::NotRun
+    };
+    assert_eq!(v, want, "{observed}");
+}
+
+#[test]
+fn credentials_taken_from_an_in_band_hello_fail_peercred_uid() {
+    let (v, observed) = audit("creds-from-hello", "peercred-uid");
+    if ipc_audit::audit::Identity::second(vec![]).is_ok() && v == Verdict::NotRun {
+        // A second uid but no user namespace of its own for the peer: the step says why.
+        let _ = nix::unistd::write(
+            std::io::stderr(),
+            format!("NOT CHECKED credentials_taken_from_an_in_band_hello: {observed}\n").as_bytes(),
+        );
+        return;
+    }
+    if ipc_audit::audit::Identity::second(vec![]).is_ok() {
+        // The peer, root of its own user namespace, claims uid 0 in its hello.
+        assert_eq!(v, Verdict::Fail, "{observed}");
+        assert!(observed.contains("believes it is uid 0"), "{observed}");
+    } else {
+        assert_eq!(v, Verdict::NotRun, "{observed}");
+    }
+}
+
+#[test]
+fn the_same_hello_with_kernel_credentials_passes_peercred_uid() {
+    // Clean twin of the test above: the same hello, the identity from SO_PEERCRED.
+    let (v, observed) = audit("creds-from-kernel", "peercred-uid");
+    assert_ne!(v, Verdict::Fail, "{observed}");
+    if ipc_audit::audit::Identity::second(vec![]).is_ok() && v == Verdict::NotRun {
+        let _ = nix::unistd::write(
+            std::io::stderr(),
+            format!("NOT CHECKED the_same_hello_with_kernel_credentials: {observed}\n").as_bytes(),
+        );
+        return;
+    }
     let want = if ipc_audit::audit::Identity::second(vec![]).is_ok() {
         Verdict::Pass
     } else {

@@ -10,7 +10,7 @@ use super::exchange::{analyse, ready, receive, spawn, start};
 use super::role::{Cmd, Event, PeerProcess};
 use super::{Ctx, Property, PropertyResult, Verdict, could_not_run, not_run, result};
 use crate::error::{Error, Result};
-use crate::peer::{Identity, NO_TRANSPORT, PeerOptions, child_fds};
+use crate::peer::{Identity, NO_TRANSPORT, PeerOptions, can_ns_root, child_fds};
 use crate::transport::{Access, Config, Credentials, Rendezvous};
 
 /// The security properties, in report order.
@@ -18,14 +18,14 @@ pub(super) fn all() -> Vec<Property> {
     vec![
         Property {
             name: "access-uid",
-            about: "uid 65534 is refused on mode 0600 and admitted on 0660 with a shared group",
+            about: "a second uid (65534 as root) is refused on mode 0600 and admitted on 0660 with a shared group",
             run: access_uid,
             applies: super::every,
             exclusive: false,
         },
         Property {
             name: "access-race",
-            about: "a uid-65534 racer probing names as they appear never gets into a 0600 object",
+            about: "a racer of a second uid (65534 as root) probing names as they appear never gets into a 0600 object",
             run: access_race,
             applies: super::every,
             exclusive: false,
@@ -53,7 +53,7 @@ pub(super) fn all() -> Vec<Property> {
         },
         Property {
             name: "peercred-uid",
-            about: "the peer's pid, uid and gid are reported truly; an allow-list refuses other uids",
+            about: "the peer's pid, uid and gid are the kernel's, also when the peer believes it is root; an allow-list refuses other uids",
             run: peercred,
             applies: super::every,
             exclusive: false,
@@ -70,6 +70,25 @@ fn no_second_uid() -> Option<String> {
 /// The second uid (see [`no_second_uid`]), with the supplementary `groups`.
 pub(super) fn second_uid(groups: Vec<u32>) -> Identity {
     Identity::second(groups.clone()).unwrap_or_else(|_| Identity::nobody(groups))
+}
+
+/// The second uid as the texts name it: "uid 65534" as root, the subordinate uid
+/// otherwise.
+fn uid_text() -> String {
+    format!("uid {}", second_uid(vec![]).uid)
+}
+
+/// How the peer became the second uid, for the details.
+fn dropped_text() -> String {
+    let who = second_uid(vec![]);
+    if geteuid().is_root() {
+        format!("peer dropped to uid/gid {}/{} after exec", who.uid, who.gid)
+    } else {
+        format!(
+            "peer dropped to uid/gid {}/{} (subordinate ids, in a user namespace) after exec",
+            who.uid, who.gid
+        )
+    }
 }
 
 /// What happened when a peer tried to use a link.
@@ -171,14 +190,18 @@ fn same_uid_verdict(name: &str, declared: &str, deny: Try, same: Try) -> Propert
         (Try::Refused(why), Try::Admitted) => result(
             name,
             declared,
-            format!("uid 65534 refused ({}); the same uid admitted", short(&why)),
+            format!(
+                "{} refused ({}); the same uid admitted",
+                uid_text(),
+                short(&why)
+            ),
             Verdict::Pass,
-            "peer dropped to uid/gid 65534 after exec".into(),
+            dropped_text(),
         ),
         (Try::Admitted, _) => result(
             name,
             declared,
-            "uid 65534 got in".into(),
+            format!("{} got in", uid_text()),
             Verdict::Fail,
             "only the same uid (or CAP_KILL) may".into(),
         ),
@@ -198,14 +221,17 @@ fn anyone_verdict(name: &str, declared: &str, deny: Try) -> PropertyResult {
         Try::Admitted => result(
             name,
             declared,
-            "uid 65534 got in although mode 0600 was asked: open to every local user".into(),
+            format!(
+                "{} got in although mode 0600 was asked: open to every local user",
+                uid_text()
+            ),
             Verdict::Pass,
             "the mode does not apply to this transport".into(),
         ),
         other => result(
             name,
             declared,
-            format!("uid 65534 did not get in: {other:?}"),
+            format!("{} did not get in: {other:?}", uid_text()),
             Verdict::Fail,
             "declared open to every local user".into(),
         ),
@@ -220,23 +246,27 @@ fn mode_verdict(name: &str, declared: &str, group: u32, deny: Try, allow: Try) -
             name,
             declared,
             format!(
-                "uid 65534 refused on 0600 ({}); admitted on 0660 with group {group}",
+                "{} refused on 0600 ({}); admitted on 0660 with group {group}",
+                uid_text(),
                 short(&why)
             ),
             Verdict::Pass,
-            "peer dropped to uid/gid 65534 after exec".into(),
+            dropped_text(),
         ),
         (Try::Admitted, _) => result(
             name,
             declared,
-            "uid 65534 got into an object made with mode 0600".into(),
+            format!("{} got into an object made with mode 0600", uid_text()),
             Verdict::Fail,
             "the mode is not enforced".into(),
         ),
         (_, allow) => result(
             name,
             declared,
-            format!("positive control failed: uid 65534 with group {group} on 0660: {allow:?}"),
+            format!(
+                "positive control failed: {} with group {group} on 0660: {allow:?}",
+                uid_text()
+            ),
             Verdict::Fail,
             "a denial with the wrong cause proves nothing".into(),
         ),
@@ -440,7 +470,12 @@ fn peercred(ctx: &Ctx<'_>) -> PropertyResult {
                 no_second_uid().unwrap_or_default(),
             ));
         }
-        // 2. The allow-list names only our own uid: the peer (65534) must be refused.
+        // 2. A peer that believes it is root (its own user namespace) is still reported
+        // as the kernel knows it: an identity claimed in-band would say uid 0.
+        if let Some(r) = believes_root(ctx, name, declared, &cfg, &who)? {
+            return Ok(r);
+        }
+        // 3. The allow-list names only our own uid: the peer (second uid) must be refused.
         allow_list_refuses(ctx, name, declared, &cfg, &opts, want)
     };
     run().unwrap_or_else(|e| could_not_run(name, declared, e))
@@ -475,6 +510,54 @@ fn credentials_of_peer(
     Ok(Ok(want))
 }
 
+/// Step 2 of [`peercred`]: a peer started as the root of a user namespace of its own,
+/// which is `who` outside, so that its getuid() and getgid() say 0 (what it would claim
+/// in-band), sends one message: the link must report its pid and `who`'s uid and gid,
+/// the kernel's view. `None` when it does; the fail, or not run with the exact cause
+/// when such a peer cannot be made here.
+fn believes_root(
+    ctx: &Ctx<'_>,
+    name: &str,
+    declared: &str,
+    cfg: &Config,
+    who: &Identity,
+) -> Result<Option<PropertyResult>> {
+    let outer = Identity {
+        groups: vec![],
+        ..who.clone()
+    };
+    if let Err(why) = can_ns_root(&outer) {
+        return Ok(Some(not_run(
+            name,
+            declared,
+            format!(
+                "a peer that believes it is uid 0 (root of its own user namespace, uid {} \
+                 outside) cannot be made here: {why}",
+                who.uid
+            ),
+        )));
+    }
+    let opts = PeerOptions {
+        drop_to: Some(outer),
+        ns_root: true,
+        ..PeerOptions::default()
+    };
+    Ok(match credentials_of_peer(ctx, name, cfg, &opts, who)? {
+        Ok(_) => None,
+        Err(observed) => Some(result(
+            name,
+            declared,
+            format!(
+                "{observed}: the peer believes it is uid 0, gid 0 (root of its own user \
+                 namespace); the kernel knows it as uid {}, gid {}",
+                who.uid, who.gid
+            ),
+            Verdict::Fail,
+            "the identity must be the kernel's (SO_PEERCRED), never one the peer claims".into(),
+        )),
+    })
+}
+
 /// A link with `cfg` and an allow-list of this process's uid, and a peer as uid 65534
 /// (`opts`) that sends: the receive must fail with the peer's uid as the invalid value.
 /// `want` is what step 1 reported, for the text.
@@ -504,14 +587,21 @@ fn allow_list_refuses(
         Err(Error::Invalid { value, .. }) if Some(&value) == second.as_ref() => result(
             name,
             declared,
-            format!("reported {want:?}, true; uid 65534 refused at accept by allow-list [{own}]"),
+            format!(
+                "reported {want:?}, true; the peer as uid 0 of its own user namespace reported the \
+                 same (the kernel's), true; uid {} refused at accept by allow-list [{own}]",
+                want.uid
+            ),
             Verdict::Pass,
-            "peer dropped to uid/gid 65534 after exec".into(),
+            dropped_text(),
         ),
         other => result(
             name,
             declared,
-            format!("allow-list [{own}] did not refuse uid 65534: {other:?}"),
+            format!(
+                "allow-list [{own}] did not refuse uid {}: {other:?}",
+                want.uid
+            ),
             Verdict::Fail,
             "the allow-list must refuse at accept time".into(),
         ),
@@ -700,7 +790,8 @@ fn race_verdict(name: &str, declared: &str, shut: &Raced, open: &Raced) -> Prope
     if !shut.entered.is_empty() {
         return fail(
             format!(
-                "uid 65534 got into {} of {made} objects made with mode 0600: {:?}",
+                "{} got into {} of {made} objects made with mode 0600: {:?}",
+                uid_text(),
                 shut.entered.len(),
                 shut.entered
             ),
@@ -736,10 +827,12 @@ fn race_verdict(name: &str, declared: &str, shut: &Raced, open: &Raced) -> Prope
         name,
         declared,
         format!(
-            "uid 65534 got into 0 of {made} objects made 0600 ({} probes as they appeared); \
+            "{} got into 0 of {made} objects made 0600 ({} probes as they appeared); \
              a watcher's {} stats as each name appeared saw no mode wider than 0600; positive \
              control: got into and saw 0666 ones",
-            shut.probes, shut.stats
+            uid_text(),
+            shut.probes,
+            shut.stats
         ),
         Verdict::Pass,
         "made in a 0700 staging folder with its final mode, then renamed in".into(),

@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 pub use crate::error::ErrorReport;
 pub use launcher::PeerLauncher;
 pub(crate) use launcher::{child_fds, open_fds};
-pub use options::{Identity, PeerOptions};
+pub use options::{Identity, PeerOptions, can_ns_root};
 pub use process::{PeerProcess, live_peers};
 pub(crate) use serve::PEER_WAIT;
 pub use serve::{Peer, RoleEntry, run_if_peer_with};

@@ -70,6 +70,12 @@ pub struct PeerOptions {
     /// Lower the peer's RLIMIT_NOFILE (soft) to this before it attaches.
     #[serde(default)]
     pub nofile: Option<u64>,
+    /// With `drop_to` (no supplementary groups): become that identity as the root of a
+    /// user namespace of its own, before exec, instead of dropping to it. Inside,
+    /// getuid() and getgid() say 0, so the peer believes (and would claim in-band) that
+    /// it is root, while the kernel outside knows it as `drop_to`'s uid and gid.
+    #[serde(default)]
+    pub ns_root: bool,
 }
 
 /// The options to send a peer, and the user namespace to start it in: when it is to
@@ -77,8 +83,14 @@ pub struct PeerOptions {
 /// a new user namespace and drops to the inner ids of that identity.
 pub(super) fn in_userns(opts: &PeerOptions) -> Result<(PeerOptions, Option<UserNs>)> {
     let Some(id) = &opts.drop_to else {
+        if opts.ns_root {
+            return Err(Error::invalid("ns_root needs drop_to", "none"));
+        }
         return Ok((opts.clone(), None));
     };
+    if opts.ns_root {
+        return ns_root(opts, id);
+    }
     if nix::unistd::geteuid().is_root() {
         return Ok((opts.clone(), None));
     }
@@ -89,7 +101,7 @@ pub(super) fn in_userns(opts: &PeerOptions) -> Result<(PeerOptions, Option<UserN
             .map_err(Error::Unsupported)?;
         let mut inner = opts.clone();
         inner.drop_to = Some(Identity { uid, gid, groups });
-        Ok((inner, Some(ids)))
+        Ok((inner, Some(crate::sys::userns::Maps::sub(ids))))
     }
     #[cfg(not(target_os = "linux"))]
     Err(Error::Unsupported(format!(
@@ -98,9 +110,55 @@ pub(super) fn in_userns(opts: &PeerOptions) -> Result<(PeerOptions, Option<UserN
     )))
 }
 
+/// [`in_userns`] for [`PeerOptions::ns_root`]: the peer becomes the root of its own
+/// user namespace, which is `id` outside, before exec, and drops nothing after.
+fn ns_root(opts: &PeerOptions, id: &Identity) -> Result<(PeerOptions, Option<UserNs>)> {
+    if !id.groups.is_empty() {
+        return Err(Error::invalid(
+            "ns_root takes no supplementary groups",
+            format!("{:?}", id.groups),
+        ));
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let mut inner = opts.clone();
+        inner.drop_to = None;
+        inner.ns_root = false;
+        Ok((
+            inner,
+            Some(crate::sys::userns::Maps::root_as(id.uid, id.gid)),
+        ))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = opts;
+        Err(Error::Unsupported(format!(
+            "a user namespace of its own for a peer as uid {}: Linux only",
+            id.uid
+        )))
+    }
+}
+
+/// Whether a peer can be started as `id` with [`PeerOptions::ns_root`] here: a probe
+/// child is started so.
+///
+/// # Errors
+/// The exact cause when it cannot (no user namespaces, a map refused, no ids to map).
+pub fn can_ns_root(id: &Identity) -> std::result::Result<(), String> {
+    #[cfg(target_os = "linux")]
+    {
+        crate::sys::userns::probe_root_as(id.uid, id.gid)
+    }
+    #[cfg(not(target_os = "linux"))]
+    Err(format!(
+        "a user namespace of its own for a peer as uid {}: Linux only",
+        id.uid
+    ))
+}
+
 /// What a peer's user namespace maps.
 #[cfg(target_os = "linux")]
-pub(super) type UserNs = crate::sys::userns::SubIds;
+pub(super) type UserNs = crate::sys::userns::Maps;
 /// No user namespaces here.
 #[cfg(not(target_os = "linux"))]
 pub(super) type UserNs = ();

@@ -97,21 +97,96 @@ pub fn sub_ids() -> Result<SubIds, String> {
     }
 }
 
-/// Arranges for `cmd`'s child to start in a new user namespace mapped by `ids`: between
+/// What a new user namespace maps (one id per line, `(inside, outside)`), and whether
+/// the child becomes its root before exec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maps {
+    /// The uid map: `(inside, outside)` pairs.
+    pub uid: Vec<(u32, u32)>,
+    /// The gid map: `(inside, outside)` pairs.
+    pub gid: Vec<(u32, u32)>,
+    /// Between the maps and exec, become uid and gid 0 of the namespace with no
+    /// supplementary groups (setgroups, setgid, setuid): for the kernel outside, the
+    /// outside ids that inside 0 maps to.
+    pub become_root: bool,
+}
+
+impl Maps {
+    /// Inside 0 is this user (the child stays it, root of the namespace), inside 1 the
+    /// first subordinate ids: the peer then drops to inside 1 ([`inner`]).
+    pub fn sub(ids: SubIds) -> Self {
+        Maps {
+            uid: vec![(0, ids.uid), (1, ids.sub_uid)],
+            gid: vec![(0, ids.gid), (1, ids.sub_gid)],
+            become_root: false,
+        }
+    }
+
+    /// Inside 0 is `uid` and `gid` outside, and the child becomes it: it believes it is
+    /// root (getuid and getgid say 0) while the kernel outside knows it as `uid`/`gid`.
+    /// As root the maps are written directly; otherwise `uid` and `gid` must be in this
+    /// user's subordinate ranges (`newuidmap`, `newgidmap`).
+    pub fn root_as(uid: u32, gid: u32) -> Self {
+        Maps {
+            uid: vec![(0, uid)],
+            gid: vec![(0, gid)],
+            become_root: true,
+        }
+    }
+}
+
+/// Whether a child can be started as the root of a user namespace of its own that is
+/// `uid`/`gid` outside ([`Maps::root_as`]): starts `true` so, and returns the exact
+/// cause when it cannot.
+///
+/// # Errors
+/// What failed: the unshare, a map, the change of ids, or the start itself.
+pub fn probe_root_as(uid: u32, gid: u32) -> Result<(), String> {
+    let mut cmd = Command::new("true");
+    cmd.stdin(std::process::Stdio::null());
+    let h = in_new_userns(&mut cmd, Maps::root_as(uid, gid))
+        .map_err(|e| format!("pipes for the user-namespace handshake: {e}"))?;
+    let spawned = cmd.spawn();
+    let mapped = after_spawn(h);
+    let mut child = match (spawned, mapped) {
+        (Ok(c), Ok(())) => c,
+        (Ok(mut c), Err(why)) => {
+            let _ = c.kill();
+            let _ = c.wait();
+            return Err(why);
+        }
+        (Err(e), Err(why)) => return Err(format!("{why}; then the start failed: {e}")),
+        (Err(e), Ok(())) => {
+            return Err(format!(
+                "a child as root of a user namespace that is uid {uid}, gid {gid} outside: \
+                 unshare(CLONE_NEWUSER), setgroups, setgid(0), setuid(0) or exec of `true`: {e}"
+            ));
+        }
+    };
+    match child.wait() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("`true` in the new user namespace: {s}")),
+        Err(e) => Err(format!("wait for the probe: {e}")),
+    }
+}
+
+/// Arranges for `cmd`'s child to start in a new user namespace with `maps`: between
 /// fork and exec it unshares its user namespace, sends its pid to a thread of this
-/// process that runs `newuidmap` and `newgidmap` on it, and waits for their verdict.
-/// Call it before any other `pre_exec` is added. The returned handle must be passed to
-/// [`after_spawn`] once `cmd` is spawned (or has failed to).
+/// process that writes the maps (as root directly, otherwise with `newuidmap` and
+/// `newgidmap`), waits for their verdict, and with [`Maps::become_root`] becomes the
+/// namespace's root. Call it before any other `pre_exec` is added. The returned handle
+/// must be passed to [`after_spawn`] once `cmd` is spawned (or has failed to).
 ///
 /// # Errors
 /// When the pipes cannot be made.
-pub fn in_new_userns(cmd: &mut Command, ids: SubIds) -> nix::Result<Handshake> {
+pub fn in_new_userns(cmd: &mut Command, maps: Maps) -> nix::Result<Handshake> {
     let (pid_r, pid_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let (pw, gr) = (pid_w.as_raw_fd(), go_r.as_raw_fd());
+    let become_root = maps.become_root;
     // SAFETY: the closure runs in the child between fork and exec and calls only
-    // unshare, getpid, write, read and close, which are async-signal-safe; it allocates
-    // nothing and touches no lock.
+    // unshare, getpid, write, read, setgroups, setgid and setuid, which are system calls
+    // (the child has one thread); it allocates nothing and touches no lock.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(cmd, move || {
             if libc::unshare(libc::CLONE_NEWUSER) != 0 {
@@ -126,10 +201,17 @@ pub fn in_new_userns(cmd: &mut Command, ids: SubIds) -> nix::Result<Handshake> {
             if n != 1 || ok[0] != 1 {
                 return Err(std::io::Error::from_raw_os_error(libc::EPERM));
             }
+            if become_root
+                && (libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(0) != 0
+                    || libc::setuid(0) != 0)
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
-    let mapper = std::thread::spawn(move || map_child(pid_r, go_w, ids));
+    let mapper = std::thread::spawn(move || map_child(pid_r, go_w, &maps));
     Ok(Handshake {
         child_ends: Some((pid_w, go_r)),
         mapper: Some(mapper),
@@ -153,8 +235,8 @@ pub fn after_spawn(mut h: Handshake) -> Result<(), String> {
     }
 }
 
-/// The mapping thread: reads the child's pid, runs the helpers, tells the child.
-fn map_child(pid_r: OwnedFd, go_w: OwnedFd, ids: SubIds) -> Result<(), String> {
+/// The mapping thread: reads the child's pid, writes its maps, tells the child.
+fn map_child(pid_r: OwnedFd, go_w: OwnedFd, maps: &Maps) -> Result<(), String> {
     let mut pid = [0u8; 4];
     let mut r = std::fs::File::from(pid_r);
     let mut w = std::fs::File::from(go_w);
@@ -162,25 +244,41 @@ fn map_child(pid_r: OwnedFd, go_w: OwnedFd, ids: SubIds) -> Result<(), String> {
         return Err("the child ended before it entered its user namespace".into());
     }
     let pid = i32::from_ne_bytes(pid).to_string();
-    let run = |prog: &str, own: u32, sub: u32| -> Result<(), String> {
-        let out = Command::new(prog)
-            .args([&pid, "0", &own.to_string(), "1", "1", &sub.to_string(), "1"])
-            .output()
-            .map_err(|e| format!("{prog}: {e} (install the package uidmap)"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{prog} {pid} 0 {own} 1 1 {sub} 1: {} ({})",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    let done = run("newuidmap", ids.uid, ids.sub_uid)
-        .and_then(|()| run("newgidmap", ids.gid, ids.sub_gid));
+    let direct = geteuid().is_root();
+    let done = write_map(&pid, "uid", &maps.uid, direct)
+        .and_then(|()| write_map(&pid, "gid", &maps.gid, direct));
     let _ = w.write_all(&[u8::from(done.is_ok())]);
     done
+}
+
+/// Writes one map (`what` is "uid" or "gid") of the child `pid`: as root into
+/// /proc/PID/{uid,gid}_map, otherwise with the setuid helper `new{uid,gid}map`.
+fn write_map(pid: &str, what: &str, pairs: &[(u32, u32)], direct: bool) -> Result<(), String> {
+    if direct {
+        let file = format!("/proc/{pid}/{what}_map");
+        let text: String = pairs.iter().map(|(i, o)| format!("{i} {o} 1\n")).collect();
+        return std::fs::write(&file, &text)
+            .map_err(|e| format!("write {:?} to {file}: {e}", text.trim_end()));
+    }
+    let prog = format!("new{what}map");
+    let mut args = vec![pid.to_string()];
+    for (i, o) in pairs {
+        args.extend([i.to_string(), o.to_string(), "1".into()]);
+    }
+    let out = Command::new(&prog)
+        .args(&args)
+        .output()
+        .map_err(|e| format!("{prog}: {e} (install the package uidmap)"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{prog} {}: {} ({})",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 /// The ids inside the namespace for an identity given by its ids outside: this user
