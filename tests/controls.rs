@@ -7,7 +7,9 @@
 //! end leaks its descriptor across exec, a FIFO whose local side does (`cloexec`); a FIFO
 //! made with mode 0666 whatever is asked (`access-uid`, as root; not run otherwise, and
 //! the test says so); a pipe that reports a message that did not fit a full buffer as
-//! sent (`full`), and one whose peer opens a descriptor every 100 messages (`fd-flat`).
+//! sent (`full`), and one whose peer opens a descriptor every 100 messages (`fd-flat`);
+//! a Unix stream socket that reports the identity its peer claims in a hello
+//! (`peercred-uid`), beside its twin that reports SO_PEERCRED.
 //! The second set, 21 more with their clean twin, is in `tests/controls_power.rs`.
 
 use std::time::Duration;

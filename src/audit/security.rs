@@ -1,6 +1,9 @@
 //! Security properties: access by a second uid, descriptors across exec, SIGPIPE, peer
 //! credentials. Each runs with a real second process, and where it matters a real second
-//! uid: as root the peer drops to uid/gid 65534 after exec and before it attaches.
+//! uid: as root the peer drops to uid/gid 65534 after exec and before it attaches
+//! (otherwise to a subordinate uid in a user namespace). For peer credentials a peer is
+//! also started as uid 0 of a user namespace of its own, the second uid outside: it
+//! believes it is root, and the identity reported must still be the kernel's.
 
 use std::time::{Duration, Instant};
 
