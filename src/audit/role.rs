@@ -96,6 +96,10 @@ pub enum Cmd {
     Fill {
         /// Content seed.
         seed: u64,
+        /// The index of the first message (its content), so that a later fill can
+        /// continue an earlier one's sequence.
+        #[serde(default)]
+        first: usize,
         /// Message size.
         size: usize,
         /// At most this many.
@@ -387,11 +391,12 @@ fn run_command(end: &mut dyn Endpoint, spare: &[OwnedFd], cmd: Cmd) -> Result<Ev
         } => super::watch::watch(&dir, &names, millis, mode)?,
         Cmd::Fill {
             seed,
+            first,
             size,
             limit,
             nonblocking,
             timeout_ms,
-        } => fill(end, seed, size, limit, nonblocking, timeout_ms),
+        } => fill(end, (seed, first), size, limit, nonblocking, timeout_ms),
         Cmd::Flush => {
             let r = end
                 .set_timeout(Some(Duration::from_secs(10)))
@@ -454,10 +459,10 @@ fn send(end: &mut dyn Endpoint, seed: u64, sizes: &[usize], priorities: Option<&
     }
 }
 
-/// Runs a [`Cmd::Fill`].
+/// Runs a [`Cmd::Fill`]; `from` is the content seed and the first message's index.
 fn fill(
     end: &mut dyn Endpoint,
-    seed: u64,
+    from: (u64, usize),
     size: usize,
     limit: usize,
     nonblocking: bool,
@@ -478,7 +483,7 @@ fn fill(
     let mut accepted = 0;
     let mut stop = None;
     while accepted < limit {
-        super::exchange::content(seed, accepted, size, &mut buf);
+        super::exchange::content(from.0, from.1 + accepted, size, &mut buf);
         match end.send(&buf) {
             Ok(()) => accepted += 1,
             Err(e) => {

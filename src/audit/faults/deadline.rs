@@ -244,6 +244,7 @@ fn partial_receive(ctx: &Ctx<'_>, name: &str) -> Result<Step<String>> {
     let (mut link, mut peer) = start(ctx, name)?;
     peer.command(&Cmd::Fill {
         seed: 21,
+        first: 0,
         size,
         limit: 1,
         nonblocking: false,
@@ -349,13 +350,14 @@ fn full_send(ctx: &Ctx<'_>, name: &str) -> Result<Step<String>> {
     let mut peer = ready(peer)?;
     peer.command(&Cmd::Fill {
         seed: 22,
+        first: 0,
         size,
         limit: 20_000,
         nonblocking: true,
         timeout_ms: 0,
     })?;
-    match peer.expect(Instant::now() + ctx.timeout, "reply")? {
-        Event::Filled { error, .. } if Stop::of(&error) == Stop::WouldBlock => {}
+    let k = match peer.expect(Instant::now() + ctx.timeout, "reply")? {
+        Event::Filled { error, accepted } if Stop::of(&error) == Stop::WouldBlock => accepted,
         Event::Filled { error, .. } => {
             return Ok(Ok(format!(
                 "blocking send not timed (the fill ended {})",
@@ -363,12 +365,15 @@ fn full_send(ctx: &Ctx<'_>, name: &str) -> Result<Step<String>> {
             )));
         }
         other => return Err(Error::Peer(format!("expected filled, got {other:?}"))),
-    }
+    };
+    // Blocking sends continue the sequence until one times out: a kernel buffer that
+    // grows after the refusal (TCP's autotuning) takes a few more first, each at once.
     let t0 = Instant::now();
     peer.command(&Cmd::Fill {
-        seed: 23,
+        seed: 22,
+        first: k,
         size,
-        limit: 1,
+        limit: 20_000usize.saturating_sub(k).max(1),
         nonblocking: false,
         timeout_ms: T.as_millis() as u64,
     })?;

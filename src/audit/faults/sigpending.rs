@@ -130,6 +130,7 @@ fn sigpending_stage(
     let size = ctx.transport.guarantees().max_message.min(16);
     peer.command(&Cmd::Fill {
         seed,
+        first: 0,
         size,
         limit: n,
         nonblocking: false,
