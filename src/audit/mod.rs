@@ -59,20 +59,64 @@ pub const STRICT_ENV: &str = "IPC_AUDIT_STRICT";
 /// # Errors
 /// [`crate::Error::Invalid`] naming the value when it is not a whole number of at least 1.
 pub fn cases_from_env() -> crate::Result<u32> {
-    match std::env::var(CASES_ENV) {
-        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_CASES),
-        Err(std::env::VarError::NotUnicode(v)) => Err(crate::Error::invalid(
-            format!("{CASES_ENV} must be a whole number of at least 1"),
-            v.to_string_lossy(),
-        )),
+    Ok(whole_from_env(CASES_ENV, 1)?.unwrap_or(DEFAULT_CASES))
+}
+
+/// The variables that tune one property each (deeper runs are one variable away), with
+/// the least value each takes: `IPC_AUDIT_DEATH_CASES`, `IPC_AUDIT_EINTR_CASES`,
+/// `IPC_AUDIT_RETRY_CASES`, `IPC_AUDIT_SENDERS_CASES`, `IPC_AUDIT_FD_CHURN`,
+/// `IPC_AUDIT_FD_MESSAGES` (at least 200) and `IPC_AUDIT_DEADLINE_SLACK_MS`.
+pub const TUNING_ENV: &[(&str, u32)] = &[
+    ("IPC_AUDIT_DEATH_CASES", 1),
+    ("IPC_AUDIT_EINTR_CASES", 1),
+    ("IPC_AUDIT_RETRY_CASES", 1),
+    ("IPC_AUDIT_SENDERS_CASES", 1),
+    ("IPC_AUDIT_FD_CHURN", 1),
+    ("IPC_AUDIT_FD_MESSAGES", 200),
+    ("IPC_AUDIT_DEADLINE_SLACK_MS", 1),
+];
+
+/// The whole number that `var` gives, `None` when unset.
+///
+/// # Errors
+/// [`crate::Error::Invalid`] naming the value when it is not a whole number of at least
+/// `least`.
+pub fn whole_from_env(var: &str, least: u32) -> crate::Result<Option<u32>> {
+    let bad = |v: String| {
+        crate::Error::invalid(
+            format!("{var} must be a whole number of at least {least}"),
+            v,
+        )
+    };
+    match std::env::var(var) {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(bad(v.to_string_lossy().into_owned())),
         Ok(v) => match v.trim().parse::<u32>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => Err(crate::Error::invalid(
-                format!("{CASES_ENV} must be a whole number of at least 1"),
-                v,
-            )),
+            Ok(n) if n >= least => Ok(Some(n)),
+            _ => Err(bad(v)),
         },
     }
+}
+
+/// Checks every variable the audit reads: [`CASES_ENV`], [`STRICT_ENV`] and
+/// [`TUNING_ENV`], so that a bad value stops a run before anything is measured instead
+/// of silently becoming the default.
+///
+/// # Errors
+/// [`crate::Error::Invalid`] naming the first bad variable and its value.
+///
+/// # Examples
+/// ```
+/// // Unset variables take their defaults.
+/// ipc_audit::audit::check_env().unwrap();
+/// ```
+pub fn check_env() -> crate::Result<()> {
+    cases_from_env()?;
+    strict_from_env()?;
+    for &(var, least) in TUNING_ENV {
+        whole_from_env(var, least)?;
+    }
+    Ok(())
 }
 
 /// Whether `IPC_AUDIT_STRICT` asks for strict mode: `1` yes; `0`, empty or unset no.
@@ -329,11 +373,13 @@ impl Auditor {
         Self::with_cases(launcher, cases)
     }
 
-    /// As [`Auditor::new`], but an invalid `IPC_AUDIT_CASES` is an error.
+    /// As [`Auditor::new`], but an invalid `IPC_AUDIT_CASES`, `IPC_AUDIT_STRICT` or
+    /// tuning variable ([`TUNING_ENV`]) is an error.
     ///
     /// # Errors
-    /// [`crate::Error::Invalid`] naming the value (see [`cases_from_env`]).
+    /// [`crate::Error::Invalid`] naming the variable and value (see [`check_env`]).
     pub fn from_env(launcher: PeerLauncher) -> crate::Result<Self> {
+        check_env()?;
         Ok(Self::with_cases(launcher, cases_from_env()?))
     }
 

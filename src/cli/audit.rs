@@ -166,6 +166,7 @@ fn run_audit(
     if args.cases == Some(0) {
         return Err(Usage("--cases must be at least 1, got 0".into()));
     }
+    crate::audit::check_env().map_err(|e| Usage(e.to_string()))?;
     let strict =
         args.strict || crate::audit::strict_from_env().map_err(|e| Usage(e.to_string()))?;
     if !(args.references.is_empty() || args.latency || args.latency_only) {

@@ -28,6 +28,10 @@ pub(super) fn run_report(
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = crate::audit::check_env() {
+        eprintln!("ipc-audit: {e}");
+        return ExitCode::from(2);
+    }
     if let Err(e) = writable_dir(&out) {
         eprintln!("ipc-audit: --out {}: {e}", out.display());
         return ExitCode::from(2);

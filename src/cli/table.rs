@@ -18,7 +18,7 @@ pub(super) fn run_table(
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = check_before_measuring(quick, svg.as_deref()) {
+    if let Err(e) = check_before_measuring(svg.as_deref()) {
         eprintln!("ipc-audit: {e}");
         return ExitCode::from(2);
     }
@@ -90,10 +90,8 @@ pub(super) fn measure_with_progress(
     t
 }
 
-fn check_before_measuring(quick: bool, svg: Option<&std::path::Path>) -> Result<(), String> {
-    if !quick {
-        crate::audit::cases_from_env().map_err(|e| e.to_string())?;
-    }
+fn check_before_measuring(svg: Option<&std::path::Path>) -> Result<(), String> {
+    crate::audit::check_env().map_err(|e| e.to_string())?;
     let Some(path) = svg else { return Ok(()) };
     if path.is_dir() {
         return Err(format!("--svg {}: is a directory", path.display()));

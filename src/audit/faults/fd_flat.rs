@@ -50,11 +50,7 @@ pub(super) fn fd_flat(ctx: &Ctx<'_>) -> PropertyResult {
 /// The run: descriptors counted on both sides around a long exchange, then peers under
 /// RLIMIT_NOFILE 4, 5, 6, 8 and 16.
 fn fd_run(ctx: &Ctx<'_>, name: &str) -> Result<Outcome> {
-    let total = std::env::var("IPC_AUDIT_FD_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(FD_MESSAGES)
-        .max(200);
+    let total = super::env_cases("IPC_AUDIT_FD_MESSAGES", FD_MESSAGES as u32) as usize;
     let size = ctx.transport.guarantees().max_message.min(32);
     let (mut link, mut peer) = start(ctx, name)?;
     let (here0, here1, there0, there1) =

@@ -109,13 +109,18 @@ pub(super) fn all() -> Vec<Property> {
     ]
 }
 
-/// Cases from the environment variable `var`, or `default`.
+/// The number `var` gives (one of [`crate::audit::TUNING_ENV`]), or `default` when it
+/// is unset. A bad value is refused before a run starts ([`crate::audit::check_env`]);
+/// a library user who skips that check gets the default.
 fn env_cases(var: &str, default: u32) -> u32 {
-    std::env::var(var)
+    let least = crate::audit::TUNING_ENV
+        .iter()
+        .find(|(v, _)| *v == var)
+        .map_or(1, |&(_, least)| least);
+    crate::audit::whole_from_env(var, least)
         .ok()
-        .and_then(|v| v.parse().ok())
+        .flatten()
         .unwrap_or(default)
-        .max(1)
 }
 
 /// A proptest runner of `cases` cases, without failure persistence, with a short shrink
