@@ -102,8 +102,8 @@ impl FloorKind {
 
     /// The floor of the transport named `method` for the same cpu and for cross cpu:
     /// its kernel object with the least code (`shm`: the futex hand-off same cpu, the
-    /// two-line bounce cross cpu; a FIFO is a pipe reached by a path). `None` for the
-    /// methods with no floor of their own yet (then the ratio is to the futex floor).
+    /// two-line bounce cross cpu; a FIFO is a pipe reached by a path). `None` for a
+    /// method with no floor of its own (then the ratio is to the futex floor).
     pub fn of_method(method: &str) -> Option<(FloorKind, FloorKind)> {
         let k = match method {
             "shm" => return Some((FloorKind::ShmFutex, FloorKind::ShmTwoLine)),
