@@ -49,7 +49,9 @@ impl Side {
     fn send(&self, msg: &[u8]) -> Result<()> {
         let n = nix::unistd::write(&self.w, msg).map_err(nix("write"))?;
         if n != msg.len() {
-            return Err(Error::Protocol(format!("raw-file floor: wrote {n} of {SIZE}")));
+            return Err(Error::Protocol(format!(
+                "raw-file floor: wrote {n} of {SIZE}"
+            )));
         }
         Ok(())
     }
@@ -88,8 +90,8 @@ fn one_way(path: &std::path::Path) -> Result<(OwnedFd, OwnedFd, OwnedFd)> {
     let cloexec = OFlag::O_CLOEXEC;
     let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_APPEND | cloexec;
     let w = nix::fcntl::open(path, flags, Mode::S_IRUSR | Mode::S_IWUSR).map_err(nix("create"))?;
-    let r = nix::fcntl::open(path, OFlag::O_RDONLY | cloexec, Mode::empty())
-        .map_err(nix("open"))?;
+    let r =
+        nix::fcntl::open(path, OFlag::O_RDONLY | cloexec, Mode::empty()).map_err(nix("open"))?;
     let inotify = Inotify::init(InitFlags::IN_CLOEXEC).map_err(nix("inotify_init1"))?;
     inotify
         .add_watch(path, AddWatchFlags::IN_MODIFY)
@@ -118,7 +120,10 @@ pub(crate) fn make() -> Result<(Local, Vec<OwnedFd>)> {
         inotify,
         off: 0,
     };
-    Ok((Local { side, _dir: dir }, vec![back_w, to_peer_r, peer_inotify]))
+    Ok((
+        Local { side, _dir: dir },
+        vec![back_w, to_peer_r, peer_inotify],
+    ))
 }
 
 impl Local {
