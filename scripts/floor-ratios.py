@@ -26,6 +26,8 @@ OWN = {
     "posix-mq": ("raw-posix-mq", "raw-posix-mq"),
     "sysv-mq": ("raw-sysv-mq", "raw-sysv-mq"),
     "semaphore": ("raw-semaphore", "raw-semaphore"),
+    "file": ("raw-file", "raw-file"),
+    "signal": ("raw-signal", "raw-signal"),
     "shm": ("shm-futex", "shm-two-line"),
     "shm-spinning": ("shm-futex", "shm-two-line"),
 }

@@ -135,6 +135,27 @@ fn bench_json_shape() {
     assert_eq!(kinds, ["shm-spin", "shm-futex", "raw-pipe"]);
 }
 
+/// The floors of the methods that wait in `poll` (file: inotify; signal: a signalfd)
+/// are measured by `bench`, named after the method, with a positive p50.
+#[test]
+fn bench_measures_the_file_and_signal_floors() {
+    for (method, want) in [("file", "raw-file"), ("signal", "raw-signal")] {
+        let (ok, stdout, stderr) = ipc_audit(&[
+            "bench", method, "--count", "200", "--pin", "same", "--format", "json",
+        ]);
+        assert!(ok, "bench {method} failed: {stderr}");
+        let v: Value = serde_json::from_str(&stdout).expect("bench prints JSON");
+        let own: Vec<_> = v["floors"]
+            .as_array()
+            .expect("floors")
+            .iter()
+            .filter(|f| f["Ok"]["kind"] == want)
+            .collect();
+        assert_eq!(own.len(), 1, "{method}: no {want} floor in {stdout}");
+        positive(&own[0]["Ok"]["stats"]["p50_ns"], "own floor p50");
+    }
+}
+
 /// Bad input is refused with the offending value, exit status 2.
 #[test]
 fn bench_refuses_bad_input() {

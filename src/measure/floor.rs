@@ -51,6 +51,12 @@ pub enum FloorKind {
     /// Two named POSIX semaphores (`sem_post`/`sem_wait`), no data.
     #[serde(rename = "raw-semaphore")]
     Semaphore,
+    /// Two files in a private directory, appended to and followed with inotify.
+    #[serde(rename = "raw-file")]
+    File,
+    /// Realtime signals with a word of payload each, to the thread that reads them.
+    #[serde(rename = "raw-signal")]
+    Signal,
 }
 
 impl FloorKind {
@@ -69,6 +75,8 @@ impl FloorKind {
             FloorKind::SysvMq => "raw-sysv-mq",
             FloorKind::PosixMq => "raw-posix-mq",
             FloorKind::Semaphore => "raw-semaphore",
+            FloorKind::File => "raw-file",
+            FloorKind::Signal => "raw-signal",
         }
     }
 
@@ -80,10 +88,22 @@ impl FloorKind {
         )
     }
 
+    /// How many aux descriptors the peer of a method floor gets: the write end and the
+    /// read end, and for `raw-file` an inotify descriptor watching the read end's file;
+    /// none for the floors whose objects are found by an id, names or a thread id in
+    /// the command's `aux` (`raw-sysv-mq`, `raw-semaphore`, `raw-signal`).
+    pub fn aux_fds(self) -> usize {
+        match self {
+            FloorKind::SysvMq | FloorKind::Semaphore | FloorKind::Signal => 0,
+            FloorKind::File => 3,
+            _ => 2,
+        }
+    }
+
     /// The floor of the transport named `method` for the same cpu and for cross cpu:
     /// its kernel object with the least code (`shm`: the futex hand-off same cpu, the
-    /// two-line bounce cross cpu; a FIFO is a pipe reached by a path). `None` for the
-    /// methods with no floor of their own yet (then the ratio is to the futex floor).
+    /// two-line bounce cross cpu; a FIFO is a pipe reached by a path). `None` for a
+    /// method with no floor of its own (then the ratio is to the futex floor).
     pub fn of_method(method: &str) -> Option<(FloorKind, FloorKind)> {
         let k = match method {
             "shm" => return Some((FloorKind::ShmFutex, FloorKind::ShmTwoLine)),
@@ -96,6 +116,8 @@ impl FloorKind {
             "sysv-mq" => FloorKind::SysvMq,
             "posix-mq" => FloorKind::PosixMq,
             "semaphore" => FloorKind::Semaphore,
+            "file" => FloorKind::File,
+            "signal" => FloorKind::Signal,
             _ => return None,
         };
         Some((k, k))

@@ -3,6 +3,9 @@
 //! loopback, a System V queue), with blocking `read`/`write` (`msgsnd`/`msgrcv`) and
 //! nothing else: no framing, no poll, no deadline bookkeeping. The measuring side makes
 //! the objects and hands the peer its ends as aux descriptors (the queue by its id).
+//! Two floors wait the way their transports do, in `poll`, because their objects have
+//! no blocking call of their own to wait in: [`file`] (inotify on two files) and
+//! [`signal`] (realtime signals read from a signalfd).
 //!
 //! Deadlines without per-call cost: SO_RCVTIMEO on sockets, end of file on a pipe whose
 //! other process died, the per-thread timer of [`crate::sys::timer`] (armed once per
@@ -28,6 +31,9 @@ use crate::error::{Error, Result};
 use crate::sys;
 use crate::sys::sem::NamedSem;
 
+pub(crate) mod file;
+pub(crate) mod signal;
+
 /// Bytes per message of a method floor.
 pub const SIZE: usize = 64;
 /// Message types of the queue floor: to the measuring side, to the peer.
@@ -45,6 +51,10 @@ pub(crate) enum Objects {
     Mq(MqdT, MqdT),
     /// Named semaphores: to the peer, back, and their names, unlinked on drop.
     Sems(NamedSem, NamedSem, [CString; 2]),
+    /// Two files followed with inotify, in a directory removed on drop.
+    File(file::Local),
+    /// The signal blocked in the measuring thread and its signalfd.
+    Signal(signal::Local),
 }
 
 impl Drop for Objects {
@@ -130,7 +140,9 @@ fn duplex(fd: OwnedFd, timeout: Duration) -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Makes the objects of `kind`: this side's, the peer's aux descriptors (write end,
-/// then read end) and the `aux` argument of its command (the queue id, or 0).
+/// then read end; then an inotify descriptor for `raw-file`) and the `aux` argument of
+/// its command (the queue id, the semaphores' number, this thread's pid and id, or 0).
+/// `raw-signal` blocks its signal in the calling thread: measure on the same thread.
 ///
 /// # Errors
 /// [`Error::Unsupported`] for a kind with no objects here (the shm floors); the system
@@ -194,6 +206,8 @@ pub(crate) fn make(kind: FloorKind, timeout: Duration) -> Result<(Objects, Vec<O
             let b = NamedSem::create(&names[1], 0o600).map_err(nix("sem_open"))?;
             Ok((Objects::Sems(a, b, names), Vec::new(), aux))
         }
+        FloorKind::File => file::make().map(|(o, fds)| (Objects::File(o), fds, 0)),
+        FloorKind::Signal => signal::make().map(|(o, aux)| (Objects::Signal(o), Vec::new(), aux)),
         _ => Err(Error::Unsupported(format!(
             "{}: a shared-page floor, not a method floor",
             kind.name()
@@ -225,6 +239,8 @@ pub(crate) fn local(
     mut record: impl FnMut(u64),
 ) -> Result<()> {
     match objects {
+        Objects::File(f) => f.run(count, timeout, record)?,
+        Objects::Signal(s) => s.run(count, timeout, record)?,
         Objects::Fds(w, r) => {
             let msg = [0xa5u8; SIZE];
             let mut buf = [0u8; SIZE];
@@ -277,11 +293,16 @@ pub(crate) fn local(
 }
 
 /// The peer's side: answers `count` round trips over its aux descriptors `fds` (write
-/// end, read end), or over queue `aux`.
+/// end, read end, and inotify for `raw-file`), or over what `aux` names.
 ///
 /// # Errors
 /// The system error.
 pub(crate) fn peer(kind: FloorKind, fds: Vec<OwnedFd>, aux: usize, count: usize) -> Result<()> {
+    match kind {
+        FloorKind::File => return file::peer(fds, count),
+        FloorKind::Signal => return signal::peer(aux, count),
+        _ => {}
+    }
     if kind == FloorKind::SysvMq {
         let id = aux as i32;
         let msg = queue_msg(TO_LOCAL);

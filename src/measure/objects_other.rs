@@ -1,6 +1,7 @@
 //! The method floors off Linux: not built (they use System V and POSIX queues, named
-//! semaphores and timers the way Linux has them); each floor is an
-//! [`Error::Unsupported`], so the table shows it as not measured.
+//! semaphores and timers the way Linux has them, inotify for `raw-file`, signalfd and
+//! `rt_tgsigqueueinfo` for `raw-signal`); each floor is an [`Error::Unsupported`], so
+//! the table shows it as not measured.
 
 use std::os::fd::OwnedFd;
 use std::time::Duration;

@@ -54,14 +54,15 @@ pub enum Cmd {
         limit_ms: u64,
     },
     /// Bounce `count` round trips over the shared page at aux descriptor `aux`; for a
-    /// method floor over aux descriptors 0 (write) and 1 (read), or over the System V
-    /// queue whose id is `aux`.
+    /// method floor over aux descriptors 0 (write) and 1 (read) (and 2, `raw-file`'s
+    /// inotify descriptor), or over what `aux` names: the System V queue's id, the
+    /// semaphores' number, the measuring thread's pid and thread id (`raw-signal`).
     Floor {
         /// Which floor.
         kind: FloorKind,
         /// Round trips.
         count: usize,
-        /// The aux descriptor of the page.
+        /// The aux descriptor of the page, or the method floor's argument.
         aux: usize,
     },
 }
@@ -156,10 +157,9 @@ impl Role for MeasureRole {
                 };
                 let r = if kind.is_shm() {
                     floor::peer(kind, dup(aux)?, count)
-                } else if matches!(kind, FloorKind::SysvMq | FloorKind::Semaphore) {
-                    objects::peer(kind, Vec::new(), aux, count)
                 } else {
-                    objects::peer(kind, vec![dup(0)?, dup(1)?], aux, count)
+                    let fds = (0..kind.aux_fds()).map(dup).collect::<Result<Vec<_>>>()?;
+                    objects::peer(kind, fds, aux, count)
                 };
                 Ok(match r {
                     Ok(()) => Event::FloorDone { count, error: None },

@@ -19,7 +19,7 @@
 //! | [`fd`] | `pipe2`, close-on-exec, SCM_RIGHTS descriptor passing, listing open descriptors |
 //! | [`alloc`] | counting allocators (heap allocations per message) |
 //! | [`cpu`] | affinity (pinning) and `getrusage` |
-//! | [`signal`] | signal masks, `signalfd`, `rt_sigqueueinfo`/`rt_tgsigqueueinfo`, `tgkill`, SIGPIPE |
+//! | [`signal`] | thread signal masks (set, saved, restored), `signalfd`, `rt_sigqueueinfo`/`rt_tgsigqueueinfo`, `tgkill`, SIGPIPE |
 //! | [`sysv`] | System V message queues (`msgget`, `msgsnd`, `msgrcv`, `msgctl`) |
 //! | [`timer`] | a per-thread POSIX timer (`timer_create`, SIGEV_THREAD_ID) bounding a blocking call |
 //! | [`sem`] | POSIX named semaphores (`sem_open` and friends) |

@@ -146,6 +146,38 @@ mod linux {
         Ok(())
     }
 
+    /// Blocks the signals of `set` in the calling thread only, like
+    /// [`block_in_thread`], and returns the thread's mask before, for
+    /// [`set_thread_mask`].
+    ///
+    /// # Errors
+    /// The error of `pthread_sigmask`.
+    pub fn block_in_thread_saving(set: &SignalSet) -> nix::Result<SignalSet> {
+        let mut old = SignalSet::empty();
+        // SAFETY: `set` is initialised and `old.0` is a valid sigset_t to write the
+        // previous mask into. This changes the mask of the calling thread only.
+        let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set.0, &mut old.0) };
+        if r != 0 {
+            return Err(Errno::from_raw(r));
+        }
+        Ok(old)
+    }
+
+    /// Sets the calling thread's signal mask to `set` (a mask that
+    /// [`block_in_thread_saving`] returned).
+    ///
+    /// # Errors
+    /// The error of `pthread_sigmask`.
+    pub fn set_thread_mask(set: &SignalSet) -> nix::Result<()> {
+        // SAFETY: `set` is initialised; the old mask is not wanted (null is allowed).
+        // This changes the mask of the calling thread only.
+        let r = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set.0, std::ptr::null_mut()) };
+        if r != 0 {
+            return Err(Errno::from_raw(r));
+        }
+        Ok(())
+    }
+
     /// A new nonblocking, close-on-exec signalfd for the signals of `set`.
     ///
     /// # Errors
@@ -171,10 +203,9 @@ mod linux {
         _align: i32,
         pid: i32,
         uid: u32,
-        /// `sival_int`: the first member of `union sigval`.
-        value: i32,
-        #[cfg(target_pointer_width = "64")]
-        _value_high: i32,
+        /// `union sigval` in native byte order: `sival_int` is its first 4 bytes,
+        /// `sival_ptr` all of them.
+        value: [u8; std::mem::size_of::<usize>()],
         #[cfg(target_pointer_width = "64")]
         _rest: [u8; 96],
         #[cfg(target_pointer_width = "32")]
@@ -199,6 +230,31 @@ mod linux {
         as_pid: i32,
         as_uid: u32,
     ) -> nix::Result<()> {
+        let mut v = [0u8; std::mem::size_of::<usize>()];
+        v[..4].copy_from_slice(&value.to_ne_bytes());
+        queue_raw(pid, tid, sig, v, as_pid, as_uid)
+    }
+
+    /// Queues `sig` for thread `tid` of process `pid` (`rt_tgsigqueueinfo`, code
+    /// SI_QUEUE, this process's pid and uid) with `value` in `sival_ptr`: a whole word
+    /// (8 bytes on 64-bit), which the receiver's signalfd gives as `ssi_ptr`.
+    ///
+    /// # Errors
+    /// The errno (`EAGAIN` when the queue is full, `EPERM`, `ESRCH`...).
+    pub fn queue_word(pid: i32, tid: i32, sig: i32, value: usize) -> nix::Result<()> {
+        let me = nix::unistd::getpid().as_raw();
+        let uid = nix::unistd::getuid().as_raw();
+        queue_raw(pid, Some(tid), sig, value.to_ne_bytes(), me, uid)
+    }
+
+    fn queue_raw(
+        pid: i32,
+        tid: Option<i32>,
+        sig: i32,
+        value: [u8; std::mem::size_of::<usize>()],
+        as_pid: i32,
+        as_uid: u32,
+    ) -> nix::Result<()> {
         let info = QueueInfo {
             signo: sig,
             errno: 0,
@@ -208,8 +264,6 @@ mod linux {
             pid: as_pid,
             uid: as_uid,
             value,
-            #[cfg(target_pointer_width = "64")]
-            _value_high: 0,
             #[cfg(target_pointer_width = "64")]
             _rest: [0; 96],
             #[cfg(target_pointer_width = "32")]

@@ -29,7 +29,7 @@ use nix::errno::Errno;
 pub const REFIRE: Duration = Duration::from_millis(1);
 
 /// The signal of the deadline timers: SIGRTMIN + 14 (the signal transport uses + 8, the
-/// audit's taps + 10 and + 12).
+/// audit's taps + 10 and + 12, the `raw-signal` floor + 16).
 pub fn timer_signal() -> i32 {
     libc::SIGRTMIN() + 14
 }
