@@ -576,7 +576,10 @@ fn a_pipe_claiming_whole_16_mib_messages_from_many_senders_fails_senders() {
     // Writes over PIPE_BUF from several processes interleave: the frames break.
     let (v, observed) = audit("claims-atomic-pipe", "senders");
     assert_eq!(v, Verdict::Fail, "{observed}");
-    assert!(observed.contains("senders, messages up to 16777216 bytes"), "{observed}");
+    assert!(
+        observed.contains("senders, messages up to 16777216 bytes"),
+        "{observed}"
+    );
 }
 
 #[test]
@@ -590,7 +593,11 @@ fn a_receive_that_hangs_after_the_peer_dies_fails_death() {
     let r = auditor.audit(t.as_ref());
     let p = &r.properties[0];
     assert_eq!(p.verdict, Verdict::Fail, "{}", p.observed);
-    assert!(p.observed.contains("hung inside the transport"), "{}", p.observed);
+    assert!(
+        p.observed.contains("hung inside the transport"),
+        "{}",
+        p.observed
+    );
 }
 
 #[test]

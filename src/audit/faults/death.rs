@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::mpsc;
 use std::sync::atomic::{AtomicBool, Ordering as AtOrd};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 

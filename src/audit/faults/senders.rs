@@ -321,12 +321,16 @@ fn cases_of(atomic: usize, budget: usize) -> impl Strategy<Value = Case> {
         1 => select(edges),
         1 => Just(atomic),
     ];
-    (any::<u64>(), 4usize..=8, vec(size, 50..=150), any::<Index>()).prop_map(
-        move |(seed, n, mut sizes, at)| {
+    (
+        any::<u64>(),
+        4usize..=8,
+        vec(size, 50..=150),
+        any::<Index>(),
+    )
+        .prop_map(move |(seed, n, mut sizes, at)| {
             sizes.insert(at.index(sizes.len() + 1), atomic);
             (seed, n, within(sizes, (budget / n).max(atomic), atomic))
-        },
-    )
+        })
 }
 
 /// The property: cases of (seed, senders, sizes up to the atomic size, see [`cases_of`]);
