@@ -131,7 +131,11 @@ impl Arrivals {
 /// what.
 fn crowd_run(ctx: &Ctx<'_>, name: &str, seed: u64, n: usize, sizes: &[usize]) -> Result<Crowd> {
     let mut link = ctx.transport.open(&Config::default())?;
-    let mut peers = spawn_senders(ctx, name, &mut link, n)?;
+    // The peers' watchdog: three timeouts, and one more per 256 MiB the case sends (a
+    // sender killed mid-send would fail the case for the wrong reason).
+    let bytes = n * sizes.iter().sum::<usize>();
+    let limit = ctx.timeout * (3 + u32::try_from(bytes >> 28).unwrap_or(u32::MAX - 3));
+    let mut peers = spawn_senders(ctx, name, &mut link, n, limit)?;
     let expected = Expected::new(seed, n, sizes);
     for (s, p) in peers.iter_mut().enumerate() {
         p.command(&Cmd::Send {
@@ -154,9 +158,15 @@ fn crowd_run(ctx: &Ctx<'_>, name: &str, seed: u64, n: usize, sizes: &[usize]) ->
     Ok(c)
 }
 
-/// Starts `n` peer processes, each with duplicates of the peer end of `link`, and waits
-/// until all are ready.
-fn spawn_senders(ctx: &Ctx<'_>, name: &str, link: &mut Link, n: usize) -> Result<Vec<PeerProcess>> {
+/// Starts `n` peer processes, each with duplicates of the peer end of `link`, killed by
+/// their watchdog after `limit`, and waits until all are ready.
+fn spawn_senders(
+    ctx: &Ctx<'_>,
+    name: &str,
+    link: &mut Link,
+    n: usize,
+    limit: Duration,
+) -> Result<Vec<PeerProcess>> {
     let template = std::mem::take(&mut link.peer);
     let mut peers = Vec::new();
     for i in 0..n {
@@ -176,7 +186,7 @@ fn spawn_senders(ctx: &Ctx<'_>, name: &str, link: &mut Link, n: usize) -> Result
             ctx.transport.name(),
             end,
             label,
-            ctx.timeout * 3,
+            limit,
             &PeerOptions::default(),
         )?;
         peers.push(p);
