@@ -1,4 +1,4 @@
-//! Reproduces, without the audit, the three iceoryx2 0.10.0 findings:
+//! Reproduces, without the audit, the four iceoryx2 0.10.0 findings:
 //!
 //! 1. Silent loss: with `enable_safe_overflow(false)` and
 //!    `BackpressureStrategy::RetryUntilDelivered`, a publisher whose subscriber has not yet
