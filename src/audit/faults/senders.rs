@@ -475,3 +475,28 @@ fn above_atomic(ctx: &Ctx<'_>, name: &str, atomic: usize, max_message: usize) ->
         Err(e) => format!("; above {atomic} bytes: the run failed ({e})"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn within_keeps_the_first_atomic_message_and_bounds_the_rest() {
+        let atomic = 16 << 20;
+        let sizes = vec![20, atomic - 1, 5 << 20, atomic, 64, atomic, 65];
+        let got = within(sizes, atomic + (6 << 20), atomic);
+        assert_eq!(got.len(), 7);
+        assert_eq!(got[3], atomic, "the first message of the atomic size stays");
+        assert_eq!(got[0], 20);
+        assert_eq!(got[4], 64);
+        assert!((16..=64).contains(&got[1]), "{}", got[1]);
+        assert_eq!(got[2], 5 << 20, "within the budget left");
+        assert!(
+            (16..=64).contains(&got[5]),
+            "a second atomic one past the budget"
+        );
+        assert_eq!(got[6], 65, "still within the budget left");
+        let large: usize = got.iter().filter(|&&s| s > SMALL).sum();
+        assert!(large <= atomic + (6 << 20));
+    }
+}
