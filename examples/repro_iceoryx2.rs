@@ -1,4 +1,4 @@
-//! Reproduces, without the audit, the three iceoryx2 0.10.0 findings:
+//! Reproduces, without the audit, the four iceoryx2 0.10.0 findings:
 //!
 //! 1. Silent loss: with `enable_safe_overflow(false)` and
 //!    `BackpressureStrategy::RetryUntilDelivered`, a publisher whose subscriber has not yet
@@ -10,6 +10,11 @@
 //!    listener's socket are not close-on-exec; a `Command` child lists them.
 //! 3. `Listener::timed_wait` returns `ListenerWaitError::InterruptSignal` when any signal
 //!    handler without SA_RESTART runs, instead of retrying to its deadline.
+//! 4. (As root.) A second uid kept out by the root's directory modes is told
+//!    `NodeCreationFailure::InternalError`, not `InsufficientPermissions`: a forked child
+//!    dropped to uid 65534 creates a node under the same root (made 0711, as the audit's
+//!    adapter does); the `nodes` directory is 0750, and the kernel's EACCES is lost. The
+//!    node-id segment in /dev/shm is mode 0666 (the child opened it read-write).
 //!
 //! `cargo run --release --example repro_iceoryx2`. Exit status 1 and "REPRODUCED n" for each
 //! finding shown. Everything lives under a temporary root and a unique prefix, removed at
@@ -130,6 +135,7 @@ fn main() -> ExitCode {
             start.elapsed()
         ),
     }
+    shown += second_uid(dir.path(), &config, &prefix);
     drop((listener, event, publisher, subscriber, service, node));
     if let Ok(rd) = std::fs::read_dir("/dev/shm") {
         for e in rd.flatten() {
@@ -142,5 +148,64 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Finding 4: a child dropped to uid 65534 creates a node under `root`; 1 when it is
+/// told something other than `InsufficientPermissions`.
+fn second_uid(root: &std::path::Path, config: &Config, prefix: &str) -> usize {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !nix::unistd::geteuid().is_root() {
+        println!("not run 4: needs root for a second uid");
+        return 0;
+    }
+    let _ = std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.mode() & 0o7777);
+    let nodes = mode(&root.join("nodes"));
+    let shm: Vec<String> = std::fs::read_dir("/dev/shm")
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .filter(|e| mode(&e.path()) & 0o077 != 0)
+                .map(|e| format!("{} {:o}", e.file_name().to_string_lossy(), mode(&e.path())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (r, w) = nix::unistd::pipe().expect("pipe");
+    // SAFETY: the threads this program started have been joined; the child only creates
+    // a node, writes one line and exits.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Child => {
+            let uid = nix::unistd::Uid::from_raw(65534);
+            let gid = nix::unistd::Gid::from_raw(65534);
+            let _ = nix::unistd::setgroups(&[]);
+            let _ = nix::unistd::setgid(gid);
+            let _ = nix::unistd::setuid(uid);
+            let r = NodeBuilder::new()
+                .config(config)
+                .signal_handling_mode(SignalHandlingMode::Disabled)
+                .create::<ipc::Service>();
+            let text = match r {
+                Ok(_) => "Ok".to_string(),
+                Err(e) => format!("{e:?}"),
+            };
+            let _ = nix::unistd::write(&w, text.as_bytes());
+            unsafe { nix::libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(w);
+            let mut got = String::new();
+            let _ = std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut got);
+            let _ = nix::sys::wait::waitpid(child, None);
+            if got == "Ok" || got.contains("InsufficientPermissions") {
+                println!("not reproduced 4: as uid 65534, NodeBuilder::create gave {got}");
+                return 0;
+            }
+            println!(
+                "REPRODUCED 4: as uid 65534, NodeBuilder::create gave {got}, not \
+                 InsufficientPermissions (root 0711, nodes {nodes:o}); open to others in /dev/shm: {shm:?}"
+            );
+            1
+        }
     }
 }

@@ -9,7 +9,10 @@
 //! the test says so); a pipe that reports a message that did not fit a full buffer as
 //! sent (`full`), and one whose peer opens a descriptor every 100 messages (`fd-flat`);
 //! a Unix stream socket that reports the identity its peer claims in a hello
-//! (`peercred-uid`), beside its twin that reports SO_PEERCRED.
+//! (`peercred-uid`), beside its twin that reports SO_PEERCRED; a pipe that declares
+//! whole messages from many senders up to 16 MiB (`senders`: the pipe's own declaration,
+//! PIPE_BUF, passes in `tests/conformance.rs`); a pipe whose receive never returns once
+//! its peer is dead (`death`: the audit's watchdog fails it instead of hanging).
 //! The second set, 21 more with their clean twin, is in `tests/controls_power.rs`.
 
 use std::time::Duration;
@@ -262,6 +265,76 @@ impl Transport for ChmodAfterFifo {
     }
 }
 
+/// A pipe that claims what a pipe cannot keep: whole messages from many senders up to
+/// its maximum (16 MiB), when the kernel keeps only writes of up to PIPE_BUF whole.
+struct ClaimsAtomicPipe;
+
+impl Transport for ClaimsAtomicPipe {
+    fn name(&self) -> &'static str {
+        "claims-atomic-pipe"
+    }
+
+    fn guarantees(&self) -> Guarantees {
+        let mut g = transport::pipe::Pipe.guarantees();
+        g.many_senders = Some(g.max_message);
+        g
+    }
+
+    fn open(&self, cfg: &Config) -> Result<Link> {
+        transport::pipe::Pipe.open(cfg)
+    }
+
+    fn attach(&self, peer: PeerEnd) -> Result<Box<dyn Endpoint>> {
+        transport::pipe::Pipe.attach(peer)
+    }
+}
+
+/// A pipe whose local receive never returns once its peer is gone (as a receiver stuck
+/// on a lock its dead peer held).
+struct HangsAfterDeath;
+
+struct HangingEnd(Box<dyn Endpoint>);
+
+impl Endpoint for HangingEnd {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.0.send(msg)
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        match self.0.recv(buf) {
+            // The peer's death shows as the end of the pipe or a cut frame.
+            Err(ipc_audit::Error::Closed { .. } | ipc_audit::Error::Frame(_)) => loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            },
+            r => r,
+        }
+    }
+
+    fn set_timeout(&mut self, t: Option<Duration>) -> Result<()> {
+        self.0.set_timeout(t)
+    }
+}
+
+impl Transport for HangsAfterDeath {
+    fn name(&self) -> &'static str {
+        "hangs-after-death"
+    }
+
+    fn guarantees(&self) -> Guarantees {
+        transport::pipe::Pipe.guarantees()
+    }
+
+    fn open(&self, cfg: &Config) -> Result<Link> {
+        let mut link = transport::pipe::Pipe.open(cfg)?;
+        link.local = Box::new(HangingEnd(link.local));
+        Ok(link)
+    }
+
+    fn attach(&self, peer: PeerEnd) -> Result<Box<dyn Endpoint>> {
+        transport::pipe::Pipe.attach(peer)
+    }
+}
+
 /// A FIFO made readable and writable by everyone, whatever `Config::mode` asks.
 struct WorldWritableFifo;
 
@@ -404,6 +477,8 @@ fn resolve(name: &str) -> Option<Box<dyn Transport>> {
                 name: "creds-from-kernel",
             }));
         }
+        "claims-atomic-pipe" => return Some(Box::new(ClaimsAtomicPipe)),
+        "hangs-after-death" => return Some(Box::new(HangsAfterDeath)),
         "leaks-fd-in-peer" => return Some(Box::new(LeaksFdInPeer)),
         "leaks-fd-locally" => return Some(Box::new(LeaksFdLocally)),
         "world-writable-fifo" => return Some(Box::new(WorldWritableFifo)),
@@ -494,6 +569,35 @@ fn hiding_a_full_buffer_fails_full() {
     assert!(observed.contains("never arrived"), "{observed}");
     let (v, observed) = audit("pipe", "full");
     assert_eq!(v, Verdict::Pass, "{observed}");
+}
+
+#[test]
+fn a_pipe_claiming_whole_16_mib_messages_from_many_senders_fails_senders() {
+    // Writes over PIPE_BUF from several processes interleave: the frames break.
+    let (v, observed) = audit("claims-atomic-pipe", "senders");
+    assert_eq!(v, Verdict::Fail, "{observed}");
+    assert!(
+        observed.contains("senders, messages up to 16777216 bytes"),
+        "{observed}"
+    );
+}
+
+#[test]
+fn a_receive_that_hangs_after_the_peer_dies_fails_death() {
+    // The watchdog ends the case (and its shrinking) instead of the audit hanging.
+    let t = resolve("hangs-after-death").expect("known transport");
+    let auditor = Auditor::new(PeerLauncher::test_binary("peer_entry").expect("own exe"))
+        .cases(2)
+        .timeout(Duration::from_secs(1))
+        .only(["death"]);
+    let r = auditor.audit(t.as_ref());
+    let p = &r.properties[0];
+    assert_eq!(p.verdict, Verdict::Fail, "{}", p.observed);
+    assert!(
+        p.observed.contains("hung inside the transport"),
+        "{}",
+        p.observed
+    );
 }
 
 #[test]

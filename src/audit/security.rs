@@ -12,7 +12,7 @@ use nix::unistd::{getegid, geteuid};
 use super::exchange::{analyse, ready, receive, spawn, start};
 use super::role::{Cmd, Event, PeerProcess};
 use super::{Ctx, Property, PropertyResult, Verdict, could_not_run, not_run, result};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorReport, Result};
 use crate::peer::{Identity, NO_TRANSPORT, PeerOptions, can_ns_root, child_fds};
 use crate::transport::{Access, Config, Credentials, Rendezvous};
 
@@ -101,8 +101,28 @@ enum Try {
     Admitted,
     /// The kernel refused it (EACCES or EPERM), with the error text.
     Refused(String),
-    /// Something else went wrong, which proves nothing either way.
-    Other(#[allow(dead_code)] String),
+    /// Something else went wrong, which proves nothing either way: what was reported,
+    /// with the error's kind and errno when it was an error ([`reported`]).
+    Other(String),
+}
+
+impl std::fmt::Display for Try {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Try::Admitted => f.write_str("admitted"),
+            Try::Refused(why) => write!(f, "refused ({why})"),
+            Try::Other(what) => write!(f, "neither refused nor admitted: {what}"),
+        }
+    }
+}
+
+/// An error as the verdicts quote it: its text, its kind and its errno (or that it has
+/// none), which are what tell a refusal (EACCES, EPERM) from anything else.
+fn reported(e: &ErrorReport) -> String {
+    let errno = e.errno.map_or("no errno".to_string(), |n| {
+        format!("errno {} ({n})", nix::errno::Errno::from_raw(n))
+    });
+    format!("{} [kind {:?}, {errno}]", e.message, e.kind)
 }
 
 /// Opens a link with `cfg`, starts a peer as `who` (or as this process's user), and has
@@ -119,7 +139,7 @@ fn try_as(ctx: &Ctx<'_>, name: &str, cfg: &Config, who: Option<&Identity>) -> Tr
             Err(e @ Error::Remote { .. }) if e.report().is_permission_denied() => {
                 return Ok(Try::Refused(e.to_string()));
             }
-            Err(e) => return Ok(Try::Other(e.to_string())),
+            Err(e) => return Ok(Try::Other(reported(&e.report()))),
         };
         let seed = 7;
         // A transport without data (a semaphore) takes empty messages.
@@ -129,7 +149,7 @@ fn try_as(ctx: &Ctx<'_>, name: &str, cfg: &Config, who: Option<&Identity>) -> Tr
             return Ok(if e.is_permission_denied() {
                 Try::Refused(e.message.clone())
             } else {
-                Try::Other(e.message.clone())
+                Try::Other(format!("send: {}", reported(e)))
             });
         }
         let v = analyse(seed, &sizes, &obs);
@@ -138,7 +158,7 @@ fn try_as(ctx: &Ctx<'_>, name: &str, cfg: &Config, who: Option<&Identity>) -> Tr
             Some(v) => Try::Other(v.to_string()),
         })
     };
-    run().unwrap_or_else(|e| Try::Other(e.to_string()))
+    run().unwrap_or_else(|e| Try::Other(reported(&e.report())))
 }
 
 fn short(text: &str) -> String {
@@ -208,14 +228,31 @@ fn same_uid_verdict(name: &str, declared: &str, deny: Try, same: Try) -> Propert
             Verdict::Fail,
             "only the same uid (or CAP_KILL) may".into(),
         ),
+        (Try::Other(what), Try::Admitted) => wrong_cause(name, declared, &what, "the same uid"),
         (_, same) => result(
             name,
             declared,
-            format!("positive control failed: the same uid: {same:?}"),
+            format!("positive control failed: the same uid: {same}"),
             Verdict::Fail,
             "a denial with the wrong cause proves nothing".into(),
         ),
     }
+}
+
+/// The second uid was kept out, not by a refusal (no EACCES or EPERM), while the positive
+/// control (`admitted`) got in: the transport's refusal cannot be told from a failure.
+fn wrong_cause(name: &str, declared: &str, what: &str, admitted: &str) -> PropertyResult {
+    result(
+        name,
+        declared,
+        format!(
+            "{} did not get in, but was not refused (no EACCES or EPERM): {what}; {admitted} \
+             admitted",
+            uid_text()
+        ),
+        Verdict::Fail,
+        "a refusal is EACCES or EPERM; a denial with another cause proves nothing".into(),
+    )
 }
 
 /// For a transport open to anyone: uid 65534 must get in, whatever the mode asked.
@@ -234,7 +271,7 @@ fn anyone_verdict(name: &str, declared: &str, deny: Try) -> PropertyResult {
         other => result(
             name,
             declared,
-            format!("{} did not get in: {other:?}", uid_text()),
+            format!("{} did not get in: {other}", uid_text()),
             Verdict::Fail,
             "declared open to every local user".into(),
         ),
@@ -263,11 +300,17 @@ fn mode_verdict(name: &str, declared: &str, group: u32, deny: Try, allow: Try) -
             Verdict::Fail,
             "the mode is not enforced".into(),
         ),
+        (Try::Other(what), Try::Admitted) => wrong_cause(
+            name,
+            declared,
+            &what,
+            &format!("with group {group} on 0660"),
+        ),
         (_, allow) => result(
             name,
             declared,
             format!(
-                "positive control failed: {} with group {group} on 0660: {allow:?}",
+                "positive control failed: {} with group {group} on 0660: {allow}",
                 uid_text()
             ),
             Verdict::Fail,

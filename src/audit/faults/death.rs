@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering as AtOrd};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -77,11 +78,11 @@ fn death_case(
     .map_err(fail)?;
     let killed = Arc::new(AtomicBool::new(false));
     let killer = kill_after(&peer, delay_us, killed.clone());
-    let mut obs = Observation::default();
-    let end = receive_until_end(ctx, &mut link, &killed, &mut obs);
+    let watched = receive_watched(ctx.timeout, link, killed);
     let _ = killer.join();
     let _ = peer.wait_exit(Instant::now() + ctx.timeout);
     drop(peer);
+    let (link, obs, end) = watched.map_err(TestCaseError::fail)?;
     // A partial message delivered as valid is the worse fault: report it first.
     let v: Vec<_> = analyse(seed, &sizes, &obs)
         .into_iter()
@@ -123,26 +124,59 @@ fn kill_after(
     })
 }
 
+/// How long past the bounds of its own loop (twice `ctx.timeout`) the receiving thread
+/// may take before the case calls the transport's `recv` hung.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(5);
+
+/// [`receive_until_end`] on a thread of its own, which takes the link and gives it back
+/// with what it saw. A receive that has not returned within twice `timeout` and
+/// [`WATCHDOG_GRACE`] more fails the case with a message instead of hanging the audit;
+/// that thread and the link stay behind (a `recv` that never returns cannot be taken
+/// back).
+fn receive_watched(
+    timeout: Duration,
+    link: Link,
+    killed: Arc<AtomicBool>,
+) -> std::result::Result<(Link, Observation, End), String> {
+    let (tx, rx) = mpsc::channel();
+    thread::Builder::new()
+        .name("death: receive".into())
+        .spawn(move || {
+            let mut link = link;
+            let mut obs = Observation::default();
+            let end = receive_until_end(timeout, &mut link, &killed, &mut obs);
+            let _ = tx.send((link, obs, end));
+        })
+        .map_err(|e| format!("start the receiving thread: {e}"))?;
+    let limit = timeout * 2 + WATCHDOG_GRACE;
+    rx.recv_timeout(limit).map_err(|_| {
+        format!(
+            "the receiver's recv has not returned {limit:?} after the case began (its own \
+             timeout is 100 ms): hung inside the transport (the audit's watchdog; the \
+             receiving thread is left behind)"
+        )
+    })
+}
+
 /// Receives into `obs` until the link ends: closed, a typed error, or a quiet timeout
-/// once `killed` is set; no end within `ctx.timeout` of the kill is not clean.
+/// once `killed` is set; no end within `timeout` of the kill is not clean.
 fn receive_until_end(
-    ctx: &Ctx<'_>,
+    timeout: Duration,
     link: &mut Link,
     killed: &AtomicBool,
     obs: &mut Observation,
 ) -> End {
     let mut buf = Vec::new();
-    let mut deadline = Instant::now() + ctx.timeout;
+    let mut deadline = Instant::now() + timeout;
     let mut after_kill = false;
     loop {
         if !after_kill && killed.load(AtOrd::Acquire) {
             after_kill = true;
-            deadline = Instant::now() + ctx.timeout;
+            deadline = Instant::now() + timeout;
         }
         if Instant::now() >= deadline {
             break Err(format!(
-                "no error within {:?} of the peer's death ({} messages received)",
-                ctx.timeout,
+                "no error within {timeout:?} of the peer's death ({} messages received)",
                 obs.received.len()
             ));
         }

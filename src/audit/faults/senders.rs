@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use proptest::collection::vec;
 use proptest::prelude::*;
+use proptest::sample::{Index, select};
 use proptest::test_runner::{TestCaseError, TestError};
 
-use super::{env_cases, fail, lock, runner};
+use super::{edge_sizes, env_cases, fail, lock, runner};
 use crate::audit::exchange::{content, ready};
 use crate::audit::role::{Cmd, Event, PeerProcess};
-use crate::audit::{Ctx, PropertyResult, Verdict, not_applicable, result};
+use crate::audit::{Ctx, PropertyResult, Verdict, not_applicable, not_run, result};
 use crate::error::{Error, Result};
 use crate::peer::PeerOptions;
 use crate::transport::{Config, Link, Ordering, PeerEnd};
@@ -20,10 +21,22 @@ use crate::transport::{Config, Link, Ordering, PeerEnd};
 /// Default cases of `senders`; `IPC_AUDIT_SENDERS_CASES` overrides it.
 const SENDERS_CASES: u32 = 2;
 
+/// Default bound, in MiB, on the bytes of a case's larger messages, all senders
+/// together; `IPC_AUDIT_SENDERS_MIB` sets another.
+const SENDERS_MIB: usize = 256;
+
+/// The variable that sets the bound of [`SENDERS_MIB`]: a whole number of MiB.
+const SENDERS_MIB_ENV: &str = "IPC_AUDIT_SENDERS_MIB";
+
+/// Messages up to this size are never cut by the bound.
+const SMALL: usize = 64;
+
 /// What one many-sender run saw.
 #[derive(Debug, Default)]
 struct Crowd {
     whole: usize,
+    /// The bytes of the whole messages.
+    bytes: usize,
     expected: usize,
     lost: usize,
     foreign: Vec<String>,
@@ -90,6 +103,7 @@ impl Arrivals {
             Some((s, i)) => {
                 self.seen[s][i] = true;
                 c.whole += 1;
+                c.bytes += m.len();
                 if self.ordered && last[s].is_some_and(|l| i < l) && c.out_of_order.len() < 3 {
                     c.out_of_order.push(format!(
                         "sender {s}: message {i} after {}",
@@ -117,7 +131,11 @@ impl Arrivals {
 /// what.
 fn crowd_run(ctx: &Ctx<'_>, name: &str, seed: u64, n: usize, sizes: &[usize]) -> Result<Crowd> {
     let mut link = ctx.transport.open(&Config::default())?;
-    let mut peers = spawn_senders(ctx, name, &mut link, n)?;
+    // The peers' watchdog: three timeouts, and one more per 256 MiB the case sends (a
+    // sender killed mid-send would fail the case for the wrong reason).
+    let bytes = n * sizes.iter().sum::<usize>();
+    let limit = ctx.timeout * (3 + u32::try_from(bytes >> 28).unwrap_or(u32::MAX - 3));
+    let mut peers = spawn_senders(ctx, name, &mut link, n, limit)?;
     let expected = Expected::new(seed, n, sizes);
     for (s, p) in peers.iter_mut().enumerate() {
         p.command(&Cmd::Send {
@@ -140,9 +158,15 @@ fn crowd_run(ctx: &Ctx<'_>, name: &str, seed: u64, n: usize, sizes: &[usize]) ->
     Ok(c)
 }
 
-/// Starts `n` peer processes, each with duplicates of the peer end of `link`, and waits
-/// until all are ready.
-fn spawn_senders(ctx: &Ctx<'_>, name: &str, link: &mut Link, n: usize) -> Result<Vec<PeerProcess>> {
+/// Starts `n` peer processes, each with duplicates of the peer end of `link`, killed by
+/// their watchdog after `limit`, and waits until all are ready.
+fn spawn_senders(
+    ctx: &Ctx<'_>,
+    name: &str,
+    link: &mut Link,
+    n: usize,
+    limit: Duration,
+) -> Result<Vec<PeerProcess>> {
     let template = std::mem::take(&mut link.peer);
     let mut peers = Vec::new();
     for i in 0..n {
@@ -162,7 +186,7 @@ fn spawn_senders(ctx: &Ctx<'_>, name: &str, link: &mut Link, n: usize) -> Result
             ctx.transport.name(),
             end,
             label,
-            ctx.timeout * 3,
+            limit,
             &PeerOptions::default(),
         )?;
         peers.push(p);
@@ -172,7 +196,8 @@ fn spawn_senders(ctx: &Ctx<'_>, name: &str, link: &mut Link, n: usize) -> Result
 }
 
 /// Receives until every expected message arrived, or every sender reported and one
-/// more slice passed quietly, or the link ended, or `ctx.timeout` passed.
+/// more slice passed quietly, or the link ended, or `ctx.timeout` passed without a
+/// message (a case of many large messages may take longer than that in all).
 fn receive_all(
     ctx: &Ctx<'_>,
     link: &mut Link,
@@ -185,12 +210,13 @@ fn receive_all(
     let mut done = 0;
     let mut received = 0;
     link.local.set_timeout(Some(Duration::from_millis(50)))?;
-    let deadline = Instant::now() + ctx.timeout;
+    let mut deadline = Instant::now() + ctx.timeout;
     let mut buf = Vec::new();
     while received < total && Instant::now() < deadline {
         match link.local.recv(&mut buf) {
             Ok(len) => {
                 received += 1;
+                deadline = Instant::now() + ctx.timeout;
                 arrivals.record(expected, &buf[..len], c);
             }
             Err(Error::Timeout { .. }) => {
@@ -246,8 +272,79 @@ fn after_all_sent(link: &mut Link, buf: &mut Vec<u8>, c: &mut Crowd) -> bool {
     }
 }
 
-/// The property: cases of (seed, senders, sizes up to the atomic size); then one run
-/// above it, reported only.
+/// The bound of [`SENDERS_MIB`] in bytes, from `IPC_AUDIT_SENDERS_MIB` or the default;
+/// `Err` names an invalid value.
+fn senders_budget() -> std::result::Result<usize, String> {
+    let invalid = |v: &str| {
+        format!("invalid value {v:?}: {SENDERS_MIB_ENV} must be a whole number of MiB, at least 1")
+    };
+    match std::env::var(SENDERS_MIB_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(SENDERS_MIB << 20),
+        Err(std::env::VarError::NotUnicode(v)) => Err(invalid(&v.to_string_lossy())),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=1 << 24).contains(&n) => Ok(n << 20),
+            _ => Err(invalid(&v)),
+        },
+    }
+}
+
+/// `sizes` with every message over [`SMALL`] bytes that would take the sender past
+/// `budget` bytes cut to 16 to 64 bytes (the count and order of messages stay); the first
+/// message of the `atomic` size is always kept whole.
+fn within(sizes: Vec<usize>, budget: usize, atomic: usize) -> Vec<usize> {
+    let keep = sizes.iter().position(|&s| s == atomic);
+    let mut left = budget.saturating_sub(keep.map_or(0, |_| atomic));
+    sizes
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if Some(i) == keep {
+                s
+            } else if s <= SMALL || s <= left {
+                left = left.saturating_sub(s);
+                s
+            } else {
+                16 + s % (SMALL - 15)
+            }
+        })
+        .collect()
+}
+
+/// A case: (seed, senders, each sender's sizes).
+type Case = (u64, usize, Vec<usize>);
+
+/// Cases of 4 to 8 senders, each sending 51 to 151 messages of 16 bytes to `atomic`:
+/// small ones, any size, the sizes where code paths change ([`edge_sizes`]) and the
+/// atomic size itself, which every sender sends at least once (at a drawn place). The
+/// messages over [`SMALL`] bytes of one case add up to at most `budget` bytes, or one
+/// message of the atomic size per sender if that is more ([`within`]).
+fn cases_of(atomic: usize, budget: usize) -> impl Strategy<Value = Case> {
+    // At least 16 bytes: shorter contents may repeat across senders and could not be told
+    // apart.
+    let edges: Vec<usize> = edge_sizes(atomic, Some(atomic))
+        .into_iter()
+        .filter(|&s| s >= 16)
+        .collect();
+    let size = prop_oneof![
+        1 => 16..=atomic.min(SMALL),
+        1 => 16..=atomic,
+        1 => select(edges),
+        1 => Just(atomic),
+    ];
+    (
+        any::<u64>(),
+        4usize..=8,
+        vec(size, 50..=150),
+        any::<Index>(),
+    )
+        .prop_map(move |(seed, n, mut sizes, at)| {
+            sizes.insert(at.index(sizes.len() + 1), atomic);
+            (seed, n, within(sizes, (budget / n).max(atomic), atomic))
+        })
+}
+
+/// The property: cases of (seed, senders, sizes up to the atomic size, see [`cases_of`]);
+/// then one run above it, reported only.
 pub(super) fn senders(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "senders";
     let g = ctx.transport.guarantees();
@@ -265,18 +362,22 @@ pub(super) fn senders(ctx: &Ctx<'_>) -> PropertyResult {
         format!("4-8 senders, whole up to {atomic} bytes")
     };
     let declared = declared_text.as_str();
+    let budget = match senders_budget() {
+        Ok(b) => b,
+        Err(why) => return not_run(name, declared, why),
+    };
     let cases = env_cases("IPC_AUDIT_SENDERS_CASES", SENDERS_CASES);
-    // At least 16 bytes: shorter contents may repeat across senders and could not be told
-    // apart.
-    let small = prop_oneof![1 => 16..=atomic.min(64), 1 => 16..=atomic, 1 => Just(atomic)];
-    let strategy = (any::<u64>(), 4usize..=8, vec(small, 50..=150));
-    let tally = Mutex::new((0usize, 0usize));
-    let outcome = runner(cases).run(&strategy, |case| {
+    let tally = Mutex::new((0usize, 0usize, 0usize));
+    let outcome = runner(cases).run(&cases_of(atomic, budget), |case| {
         senders_case(ctx, name, atomic, g.reliable, case, &tally)
     });
-    let (runs, whole) = tally.into_inner().unwrap_or_else(|p| p.into_inner());
+    let (runs, whole, bytes) = tally.into_inner().unwrap_or_else(|p| p.into_inner());
     let below = match outcome {
-        Ok(()) => format!("{whole} messages from 4-8 senders in {runs} runs, all whole, none lost"),
+        Ok(()) => format!(
+            "{whole} messages ({} MiB) from 4-8 senders in {runs} runs, each sender at least \
+             one of {atomic} bytes, all whole, none lost",
+            bytes >> 20
+        ),
         Err(TestError::Fail(why, (seed, n, sizes))) => {
             return result(
                 name,
@@ -284,8 +385,9 @@ pub(super) fn senders(ctx: &Ctx<'_>) -> PropertyResult {
                 why.to_string(),
                 Verdict::Fail,
                 format!(
-                    "minimal case: seed {seed}, {n} senders, {} messages each",
-                    sizes.len()
+                    "minimal case: seed {seed}, {n} senders, {} messages each ({} bytes)",
+                    sizes.len(),
+                    sizes.iter().sum::<usize>()
                 ),
             );
         }
@@ -309,19 +411,24 @@ pub(super) fn senders(ctx: &Ctx<'_>) -> PropertyResult {
         declared,
         format!("{below}{above}"),
         Verdict::Pass,
-        format!("{cases} cases (IPC_AUDIT_SENDERS_CASES)"),
+        format!(
+            "{cases} cases (IPC_AUDIT_SENDERS_CASES); messages over {SMALL} bytes at most {} MiB \
+             a case ({SENDERS_MIB_ENV}), or one of {atomic} bytes per sender if more",
+            budget >> 20
+        ),
     )
 }
 
 /// One case: every message whole, in order where declared, no error, and none lost if
-/// the transport is `reliable`; a passing case adds (1, whole messages) to `tally`.
+/// the transport is `reliable`; a passing case adds (1, whole messages, their bytes) to
+/// `tally`.
 fn senders_case(
     ctx: &Ctx<'_>,
     name: &str,
     atomic: usize,
     reliable: bool,
-    (seed, n, sizes): (u64, usize, Vec<usize>),
-    tally: &Mutex<(usize, usize)>,
+    (seed, n, sizes): Case,
+    tally: &Mutex<(usize, usize, usize)>,
 ) -> std::result::Result<(), TestCaseError> {
     let c = crowd_run(ctx, name, seed, n, &sizes).map_err(fail)?;
     let loss = c.lost > 0 && reliable;
@@ -341,6 +448,7 @@ fn senders_case(
     let mut t = lock(tally);
     t.0 += 1;
     t.1 += c.whole;
+    t.2 += c.bytes;
     Ok(())
 }
 
@@ -365,5 +473,30 @@ fn above_atomic(ctx: &Ctx<'_>, name: &str, atomic: usize, max_message: usize) ->
                 .map_or("no error".to_string(), |e| e.clone())
         ),
         Err(e) => format!("; above {atomic} bytes: the run failed ({e})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn within_keeps_the_first_atomic_message_and_bounds_the_rest() {
+        let atomic = 16 << 20;
+        let sizes = vec![20, atomic - 1, 5 << 20, atomic, 64, atomic, 65];
+        let got = within(sizes, atomic + (6 << 20), atomic);
+        assert_eq!(got.len(), 7);
+        assert_eq!(got[3], atomic, "the first message of the atomic size stays");
+        assert_eq!(got[0], 20);
+        assert_eq!(got[4], 64);
+        assert!((16..=64).contains(&got[1]), "{}", got[1]);
+        assert_eq!(got[2], 5 << 20, "within the budget left");
+        assert!(
+            (16..=64).contains(&got[5]),
+            "a second atomic one past the budget"
+        );
+        assert_eq!(got[6], 65, "still within the budget left");
+        let large: usize = got.iter().filter(|&&s| s > SMALL).sum();
+        assert!(large <= atomic + (6 << 20));
     }
 }
