@@ -273,18 +273,12 @@ fn after_all_sent(link: &mut Link, buf: &mut Vec<u8>, c: &mut Crowd) -> bool {
 }
 
 /// The bound of [`SENDERS_MIB`] in bytes, from `IPC_AUDIT_SENDERS_MIB` or the default;
-/// `Err` names an invalid value.
+/// `Err` names an invalid value (a run through the CLI refuses it before it starts, see
+/// [`crate::audit::check_env`]).
 fn senders_budget() -> std::result::Result<usize, String> {
-    let invalid = |v: &str| {
-        format!("invalid value {v:?}: {SENDERS_MIB_ENV} must be a whole number of MiB, at least 1")
-    };
-    match std::env::var(SENDERS_MIB_ENV) {
-        Err(std::env::VarError::NotPresent) => Ok(SENDERS_MIB << 20),
-        Err(std::env::VarError::NotUnicode(v)) => Err(invalid(&v.to_string_lossy())),
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if (1..=1 << 24).contains(&n) => Ok(n << 20),
-            _ => Err(invalid(&v)),
-        },
+    match crate::audit::whole_from_env(SENDERS_MIB_ENV, 1) {
+        Ok(mib) => Ok((mib.map_or(SENDERS_MIB, |m| m as usize)).saturating_mul(1 << 20)),
+        Err(e) => Err(e.to_string()),
     }
 }
 
