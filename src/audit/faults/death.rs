@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestError};
 
-use super::{declared_violations, env_cases, fail, lock, runner};
+use super::{declared_violations, fail, fault_cases, lock, runner};
 use crate::audit::exchange::{Kind, Observation, analyse, start};
 use crate::audit::role::{Cmd, PeerProcess};
 use crate::audit::{Ctx, PropertyResult, Verdict, not_applicable, result};
@@ -43,7 +43,7 @@ pub(super) fn death(ctx: &Ctx<'_>) -> PropertyResult {
     if !g.carries_data {
         return not_applicable(name, declared, "the transport carries no data");
     }
-    let cases = env_cases("IPC_AUDIT_DEATH_CASES", DEATH_CASES);
+    let cases = fault_cases(ctx, "IPC_AUDIT_DEATH_CASES", DEATH_CASES);
     let big = g.max_message.min(256 * 1024);
     let size = prop_oneof![2 => Just(big), 1 => 1..=big];
     let strategy = (any::<u64>(), 0u64..20_000, size);

@@ -8,7 +8,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestError};
 
-use super::{declared_violations, env_cases, fail, lock, runner};
+use super::{declared_violations, fail, fault_cases, lock, runner};
 use crate::audit::exchange::{analyse, ready, receive, spawn};
 use crate::audit::role::{Cmd, Event};
 use crate::audit::{Ctx, PropertyResult, Verdict, not_applicable, result};
@@ -32,7 +32,7 @@ pub(super) fn eintr(ctx: &Ctx<'_>) -> PropertyResult {
     if !g.carries_data {
         return not_applicable(name, declared, "the transport carries no data");
     }
-    let cases = env_cases("IPC_AUDIT_EINTR_CASES", EINTR_CASES);
+    let cases = fault_cases(ctx, "IPC_AUDIT_EINTR_CASES", EINTR_CASES);
     let max = g.max_message;
     let size = prop_oneof![
         2 => 0..=64usize.min(max),

@@ -123,6 +123,16 @@ fn env_cases(var: &str, default: u32) -> u32 {
         .unwrap_or(default)
 }
 
+/// The cases of a fault property: `var` when it is set, else `default`, but no more
+/// than the auditor's cases per property (`--cases 2`, `table --quick`: a fault property
+/// too runs that few; the default 32 leaves every `default` as it is).
+fn fault_cases(ctx: &Ctx<'_>, var: &str, default: u32) -> u32 {
+    match crate::audit::whole_from_env(var, 1) {
+        Ok(Some(n)) => n,
+        _ => default.min(ctx.cases).max(1),
+    }
+}
+
 /// A proptest runner of `cases` cases, without failure persistence, with a short shrink
 /// (16 steps and 20 s at most: a failing case of these properties can take a timeout
 /// each time it runs).

@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{TestCaseError, TestError};
 
-use super::{declared_violations, env_cases, fail, lock, runner};
+use super::{declared_violations, fail, fault_cases, lock, runner};
 use crate::audit::exchange::{Observation, analyse, content, start};
 use crate::audit::role::{Cmd, Event, PeerProcess};
 use crate::audit::{Ctx, PropertyResult, Verdict, not_applicable, result};
@@ -58,7 +58,7 @@ pub(super) fn retry(ctx: &Ctx<'_>) -> PropertyResult {
     if !g.carries_data {
         return not_applicable(name, declared, "the transport carries no data");
     }
-    let cases = env_cases("IPC_AUDIT_RETRY_CASES", RETRY_CASES);
+    let cases = fault_cases(ctx, "IPC_AUDIT_RETRY_CASES", RETRY_CASES);
     let max = g.max_message.min(1 << 20);
     let edges = edge_sizes(max, g.many_senders);
     let size = prop_oneof![3 => select(edges), 1 => 0..=max];

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::{TestCaseError, TestError};
 
-use super::{edge_sizes, env_cases, fail, lock, runner};
+use super::{edge_sizes, fail, fault_cases, lock, runner};
 use crate::audit::exchange::{content, ready};
 use crate::audit::role::{Cmd, Event, PeerProcess};
 use crate::audit::{Ctx, PropertyResult, Verdict, not_applicable, not_run, result};
@@ -360,7 +360,7 @@ pub(super) fn senders(ctx: &Ctx<'_>) -> PropertyResult {
         Ok(b) => b,
         Err(why) => return not_run(name, declared, why),
     };
-    let cases = env_cases("IPC_AUDIT_SENDERS_CASES", SENDERS_CASES);
+    let cases = fault_cases(ctx, "IPC_AUDIT_SENDERS_CASES", SENDERS_CASES);
     let tally = Mutex::new((0usize, 0usize, 0usize));
     let outcome = runner(cases).run(&cases_of(atomic, budget), |case| {
         senders_case(ctx, name, atomic, g.reliable, case, &tally)
