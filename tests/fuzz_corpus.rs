@@ -184,12 +184,18 @@ fn signal_seeds() -> Vec<(String, Vec<u8>)> {
         ("three_messages", signal_input(100, &ok(&two))),
         ("gap", signal_input(100, &ok(&[hello[0], hello[2]]))),
         ("data_first", signal_input(100, &ok(&hello[1..]))),
-        ("cut_by_start", signal_input(100, &ok(&[m64[0], m64[1], hello[0]]))),
+        (
+            "cut_by_start",
+            signal_input(100, &ok(&[m64[0], m64[1], hello[0]])),
+        ),
         ("not_si_queue", signal_input(100, &flagged)),
         ("other_sender", signal_input(100, &other)),
         ("over_max", signal_input(10, &ok(&hello))),
         ("len_limit", signal_input(300, &ok(&[start(LEN_LIMIT)]))),
-        ("kinds_00_11", signal_input(100, &ok(&[0, u64::MAX, hello[0]]))),
+        (
+            "kinds_00_11",
+            signal_input(100, &ok(&[0, u64::MAX, hello[0]])),
+        ),
         ("max_0", signal_input(0, &ok(&[start(0), start(1)]))),
     ]
     .into_iter()
@@ -212,9 +218,24 @@ fn signal_dict() -> String {
     );
     for (name, word) in [
         ("start_len5", encode_chunk(Chunk::Start { seq: 0, len: 5 })),
-        ("start_len64", encode_chunk(Chunk::Start { seq: 0, len: 64 })),
-        ("start_len_limit", encode_chunk(Chunk::Start { seq: 0, len: LEN_LIMIT })),
-        ("data", encode_chunk(Chunk::Data { seq: 1, bytes: *b"abcdefg" })),
+        (
+            "start_len64",
+            encode_chunk(Chunk::Start { seq: 0, len: 64 }),
+        ),
+        (
+            "start_len_limit",
+            encode_chunk(Chunk::Start {
+                seq: 0,
+                len: LEN_LIMIT,
+            }),
+        ),
+        (
+            "data",
+            encode_chunk(Chunk::Data {
+                seq: 1,
+                bytes: *b"abcdefg",
+            }),
+        ),
         ("invalid_00", 0),
         ("invalid_11", 0xc000_0000_0000_0000),
     ] {
@@ -229,7 +250,10 @@ fn signal_dict() -> String {
 fn signal_seed_layout_matches_the_target() {
     use arbitrary::Unstructured;
     use ipc_audit::transport::signal::Reassembler;
-    let (_, data) = signal_seeds().into_iter().find(|(n, _)| n == "hello").unwrap();
+    let (_, data) = signal_seeds()
+        .into_iter()
+        .find(|(n, _)| n == "hello")
+        .unwrap();
     let mut u = Unstructured::new(&data);
     let max = u.int_in_range(0..=300usize).unwrap();
     assert_eq!(max, 100);

@@ -153,11 +153,18 @@ fn whole_words_carry_every_size_up_to_the_declared_maximum() {
         assert_eq!(rx.recv(&mut buf).unwrap(), len);
         assert_eq!(buf, msg, "{len} bytes");
     }
-    assert!(matches!(tx.send(&vec![0; max + 1]), Err(Error::TooLarge { .. })));
+    assert!(matches!(
+        tx.send(&vec![0; max + 1]),
+        Err(Error::TooLarge { .. })
+    ));
     // A word queued by hand: the whole 64 bits arrive (a start chunk of length 0 whose
     // sequence number is the next one), and an invalid kind is refused naming it.
     let v: Vec<&str> = info.split(' ').collect();
-    let (sig, pid, tid) = (v[1].parse().unwrap(), v[2].parse().unwrap(), v[3].parse().unwrap());
+    let (sig, pid, tid) = (
+        v[1].parse().unwrap(),
+        v[2].parse().unwrap(),
+        v[3].parse().unwrap(),
+    );
     let queue = |w: u64| {
         ipc_audit::sys::signal::queue_word(pid, tid, sig, usize::try_from(w).unwrap()).unwrap()
     };
