@@ -36,8 +36,8 @@
 //! The kernel lets a process signal another only with the same real or effective uid,
 //! or CAP_KILL. On top of that, the receiver locks onto the `si_pid`/`si_uid` of the
 //! first chunk it gets and refuses every later chunk from another pid or uid (reported
-//! as [`Error::Corrupt`] naming the pid, the chunk dropped, the message in progress kept). It also
-//! refuses chunks whose `si_code` is not `SI_QUEUE`. Note that for `SI_QUEUE` the kernel
+//! as [`Error::Corrupt`] naming the pid, the chunk dropped, the message in progress
+//! kept). It also refuses chunks whose `si_code` is not `SI_QUEUE`. Note that for `SI_QUEUE` the kernel
 //! takes `si_pid` and `si_uid` from the sender (both `sigqueue` and `rt_tgsigqueueinfo`
 //! let the caller fill them): the check catches a stray sender, not a hostile one that
 //! already has the permission to signal the receiver (and could kill it anyway).
@@ -47,10 +47,11 @@
 //! Every queued signal counts against RLIMIT_SIGPENDING of the receiver's user. The
 //! largest message is [`MAX_MESSAGE`] bytes, less if that limit is too small to hold a
 //! whole message: a message of `n` bytes needs `1 + ceil(n / 7)` queued signals (587 for
-//! 4096 bytes, so a limit of at least 587 allows the whole maximum). When
-//! the queue is full the sender waits (EAGAIN, retried with a growing sleep up to 1 ms)
-//! until its timeout; a message whose first chunk is queued is accepted, and the rest
-//! goes out before the next message (or by `flush`, or on drop). A receiver cannot tell that the sender died: it times out.
+//! 4096 bytes, so a limit of at least 587 allows the whole maximum). When the queue is
+//! full the sender waits (EAGAIN, retried with a growing sleep up to 1 ms) until its
+//! timeout; a message whose first chunk is queued is accepted, and the rest goes out
+//! before the next message (or by `flush`, or on drop). A receiver cannot tell that the
+//! sender died: it times out.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::mpsc;
