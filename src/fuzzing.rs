@@ -539,7 +539,7 @@ pub fn shm_ring_header(data: &[u8]) {
     }
 }
 
-/// `signal_chunks`: arbitrary `sival_int` values, signal codes and senders into the
+/// `signal_chunks`: arbitrary 64-bit `sival_ptr` words, signal codes and senders into the
 /// signal transport's chunk decoder and reassembler: no panic; a delivered message is at
 /// most the maximum; once locked on a sender, chunks from another are refused.
 #[cfg(target_os = "linux")]
@@ -551,7 +551,7 @@ pub fn signal_chunks(data: &[u8]) {
     let mut r = Reassembler::new(max);
     // Unstructured gives defaults once the data is used up: stop there.
     while !u.is_empty() {
-        let value = u.arbitrary::<i32>().unwrap_or(0);
+        let value = u.arbitrary::<u64>().unwrap_or(0);
         let _ = decode_chunk(value);
         // Mostly SI_QUEUE (-1) from one sender, sometimes another code or sender.
         let code = if u.ratio(1u8, 16).unwrap_or(false) {

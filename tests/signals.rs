@@ -129,3 +129,52 @@ fn the_callers_mask_is_untouched() {
     );
     assert!(!before.contains(nix::sys::signal::Signal::SIGURG));
 }
+
+#[test]
+fn whole_words_carry_every_size_up_to_the_declared_maximum() {
+    use ipc_audit::error::Error;
+    use ipc_audit::transport::signal::{Chunk, Signal, encode_chunk, max_message};
+    use ipc_audit::transport::{Config, Endpoint, Transport};
+    use std::time::Duration;
+
+    let _g = lock();
+    let max = max_message();
+    assert_eq!(Signal.guarantees().max_message, max);
+    let (mut rx, peer) = Signal.open_concrete(&Config::default()).unwrap();
+    let info = peer.info.clone();
+    let mut tx = Signal.attach_concrete(peer).unwrap();
+    let t = Some(Duration::from_secs(5));
+    rx.set_timeout(t).unwrap();
+    tx.set_timeout(t).unwrap();
+    let mut buf = Vec::new();
+    for len in [0, 1, 6, 7, 8, 13, 14, 15, 63, 64, 65, 1000, max] {
+        let msg: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
+        tx.send(&msg).unwrap();
+        assert_eq!(rx.recv(&mut buf).unwrap(), len);
+        assert_eq!(buf, msg, "{len} bytes");
+    }
+    assert!(matches!(
+        tx.send(&vec![0; max + 1]),
+        Err(Error::TooLarge { .. })
+    ));
+    // A word queued by hand: the whole 64 bits arrive (a start chunk of length 0 whose
+    // sequence number is the next one), and an invalid kind is refused naming it.
+    let v: Vec<&str> = info.split(' ').collect();
+    let (sig, pid, tid) = (
+        v[1].parse().unwrap(),
+        v[2].parse().unwrap(),
+        v[3].parse().unwrap(),
+    );
+    let queue = |w: u64| {
+        ipc_audit::sys::signal::queue_word(pid, tid, sig, usize::try_from(w).unwrap()).unwrap()
+    };
+    let mut seq = 0u8;
+    for len in [0usize, 1, 6, 7, 8, 13, 14, 15, 63, 64, 65, 1000, max] {
+        seq = ((seq as usize + 1 + len.div_ceil(7)) % 64) as u8;
+    }
+    queue(encode_chunk(Chunk::Start { seq, len: 0 }));
+    assert_eq!(rx.recv(&mut buf).unwrap(), 0);
+    queue(0xc000_0000_0000_0001);
+    let e = rx.recv(&mut buf).unwrap_err();
+    assert!(e.to_string().contains("0xc000000000000001"), "{e}");
+}

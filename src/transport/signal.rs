@@ -1,15 +1,20 @@
-//! `signal`: messages carried by realtime signals, 3 bytes per signal.
+//! `signal`: messages carried by realtime signals, 7 bytes per signal.
 //!
 //! # Wire format
 //!
-//! A message is a *start* chunk (its length) followed by `ceil(len / 3)` *data* chunks,
-//! each the `sival_int` of one queued realtime signal. A chunk is 32 bits:
+//! A message is a *start* chunk (its length) followed by `ceil(len / 7)` *data* chunks,
+//! each the whole `sival_ptr` of one queued realtime signal (the receiver's signalfd
+//! gives it as the 64-bit `ssi_ptr`). A chunk is 64 bits:
 //!
 //! ```text
-//! bits 31-30  kind: 01 start, 10 data (00 and 11 are invalid)
-//! bits 29-24  sequence number, +1 per chunk (mod 64) across messages
-//! bits 23-0   start: message length; data: 3 payload bytes, first byte lowest
+//! bits 63-62  kind: 01 start, 10 data (00 and 11 are invalid)
+//! bits 61-56  sequence number, +1 per chunk (mod 64) across messages
+//! bits 55-0   start: message length; data: 7 payload bytes, first byte lowest
 //! ```
+//!
+//! A 64-byte message is 1 + 10 = 11 signals. `sival_ptr` is a pointer-sized word: on a
+//! 32-bit target a chunk does not fit, and [`Signal`] refuses to open or attach
+//! ([`Error::Unsupported`]) rather than cut chunks short.
 //!
 //! [`decode_chunk`] and [`Reassembler`] are pure functions of their input, so that they
 //! can be fuzzed.
@@ -31,8 +36,8 @@
 //! The kernel lets a process signal another only with the same real or effective uid,
 //! or CAP_KILL. On top of that, the receiver locks onto the `si_pid`/`si_uid` of the
 //! first chunk it gets and refuses every later chunk from another pid or uid (reported
-//! as [`Error::Protocol`], the chunk dropped, the message in progress kept). It also
-//! refuses chunks whose `si_code` is not `SI_QUEUE`. Note that for `SI_QUEUE` the kernel
+//! as [`Error::Corrupt`] naming the pid, the chunk dropped, the message in progress
+//! kept). It also refuses chunks whose `si_code` is not `SI_QUEUE`. Note that for `SI_QUEUE` the kernel
 //! takes `si_pid` and `si_uid` from the sender (both `sigqueue` and `rt_tgsigqueueinfo`
 //! let the caller fill them): the check catches a stray sender, not a hostile one that
 //! already has the permission to signal the receiver (and could kill it anyway).
@@ -41,10 +46,12 @@
 //!
 //! Every queued signal counts against RLIMIT_SIGPENDING of the receiver's user. The
 //! largest message is [`MAX_MESSAGE`] bytes, less if that limit is too small to hold a
-//! whole message: a message of `n` bytes needs `1 + ceil(n / 3)` queued signals. When
-//! the queue is full the sender waits (EAGAIN, retried with a growing sleep up to 1 ms)
-//! until its timeout; a message whose first chunk is queued is accepted, and the rest
-//! goes out before the next message (or by `flush`, or on drop). A receiver cannot tell that the sender died: it times out.
+//! whole message: a message of `n` bytes needs `1 + ceil(n / 7)` queued signals (587 for
+//! 4096 bytes, so a limit of at least 587 allows the whole maximum). When the queue is
+//! full the sender waits (EAGAIN, retried with a growing sleep up to 1 ms) until its
+//! timeout; a message whose first chunk is queued is accepted, and the rest goes out
+//! before the next message (or by `flush`, or on drop). A receiver cannot tell that the
+//! sender died: it times out.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::mpsc;
@@ -66,11 +73,14 @@ const NAME: &str = "signal";
 /// The largest message when RLIMIT_SIGPENDING allows it.
 pub const MAX_MESSAGE: usize = 4096;
 
-/// Largest length a start chunk can carry.
-pub const LEN_LIMIT: usize = (1 << 24) - 1;
+/// Largest length a start chunk can carry (56 bits).
+pub const LEN_LIMIT: u64 = (1 << 56) - 1;
 
-const KIND_START: u32 = 0b01;
-const KIND_DATA: u32 = 0b10;
+/// Payload bytes in one data chunk.
+pub const CHUNK_BYTES: usize = 7;
+
+const KIND_START: u64 = 0b01;
+const KIND_DATA: u64 = 0b10;
 
 /// Signals queued but not yet read that the receiving thread keeps in memory (as
 /// messages) before it stops reading and lets the kernel queue fill.
@@ -88,15 +98,15 @@ pub enum Chunk {
     Start {
         /// Sequence number (6 bits).
         seq: u8,
-        /// Message length (24 bits).
-        len: u32,
+        /// Message length (56 bits).
+        len: u64,
     },
-    /// Three bytes of payload (fewer are used in a message's last chunk).
+    /// Seven bytes of payload (fewer are used in a message's last chunk).
     Data {
         /// Sequence number (6 bits).
         seq: u8,
         /// The bytes.
-        bytes: [u8; 3],
+        bytes: [u8; CHUNK_BYTES],
     },
 }
 
@@ -109,36 +119,36 @@ impl Chunk {
     }
 }
 
-/// Encodes a chunk as a `sival_int`. Sequence numbers are taken mod 64 and lengths
-/// mod 2^24; [`encode_message`] never passes larger ones.
-pub fn encode_chunk(c: Chunk) -> i32 {
+/// Encodes a chunk as a 64-bit `sival_ptr` word. Sequence numbers are taken mod 64 and
+/// lengths mod 2^56; [`encode_message`] never passes larger ones.
+pub fn encode_chunk(c: Chunk) -> u64 {
     let (kind, seq, low) = match c {
-        Chunk::Start { seq, len } => (KIND_START, seq, len & 0xff_ffff),
-        Chunk::Data { seq, bytes } => (
-            KIND_DATA,
-            seq,
-            u32::from(bytes[0]) | u32::from(bytes[1]) << 8 | u32::from(bytes[2]) << 16,
-        ),
+        Chunk::Start { seq, len } => (KIND_START, seq, len & LEN_LIMIT),
+        Chunk::Data { seq, bytes } => {
+            let mut word = [0u8; 8];
+            word[..CHUNK_BYTES].copy_from_slice(&bytes);
+            (KIND_DATA, seq, u64::from_le_bytes(word))
+        }
     };
-    ((kind << 30) | (u32::from(seq & 0x3f) << 24) | low) as i32
+    (kind << 62) | (u64::from(seq & 0x3f) << 56) | low
 }
 
-/// Decodes a `sival_int` into a chunk.
+/// Decodes a 64-bit `sival_ptr` word into a chunk.
 ///
 /// # Errors
 /// [`Error::Protocol`] naming the value when its kind bits are not a chunk kind.
-pub fn decode_chunk(value: i32) -> Result<Chunk> {
-    let v = value as u32;
-    let seq = ((v >> 24) & 0x3f) as u8;
-    let low = v & 0xff_ffff;
-    match v >> 30 {
+pub fn decode_chunk(value: u64) -> Result<Chunk> {
+    let seq = ((value >> 56) & 0x3f) as u8;
+    let low = value & LEN_LIMIT;
+    match value >> 62 {
         KIND_START => Ok(Chunk::Start { seq, len: low }),
-        KIND_DATA => Ok(Chunk::Data {
-            seq,
-            bytes: [low as u8, (low >> 8) as u8, (low >> 16) as u8],
-        }),
+        KIND_DATA => {
+            let mut bytes = [0u8; CHUNK_BYTES];
+            bytes.copy_from_slice(&low.to_le_bytes()[..CHUNK_BYTES]);
+            Ok(Chunk::Data { seq, bytes })
+        }
         k => Err(Error::Protocol(format!(
-            "{NAME}: chunk {v:#010x} has kind {k:#04b}, not start (01) or data (10)"
+            "{NAME}: chunk {value:#018x} has kind {k:#04b}, not start (01) or data (10)"
         ))),
     }
 }
@@ -147,15 +157,15 @@ pub fn decode_chunk(value: i32) -> Result<Chunk> {
 ///
 /// # Errors
 /// [`Error::TooLarge`] over `max` (which is itself capped at [`LEN_LIMIT`]).
-pub fn encode_message(msg: &[u8], max: usize, seq: &mut u8) -> Result<Vec<i32>> {
+pub fn encode_message(msg: &[u8], max: usize, seq: &mut u8) -> Result<Vec<u64>> {
     let chunks = message_chunks(msg, max, *seq)?;
     *seq = seq_after(*seq, msg.len());
     Ok(chunks.collect())
 }
 
-/// How many chunks carry a message of `len` bytes: the start and one per 3 bytes.
+/// How many chunks carry a message of `len` bytes: the start and one per 7 bytes.
 fn chunk_count(len: usize) -> usize {
-    1 + len.div_ceil(3)
+    1 + len.div_ceil(CHUNK_BYTES)
 }
 
 /// The sequence number after the chunks of a message of `len` bytes numbered from `seq`.
@@ -168,8 +178,8 @@ fn seq_after(seq: u8, len: usize) -> u8 {
 ///
 /// # Errors
 /// As [`encode_message`].
-fn message_chunks(msg: &[u8], max: usize, seq: u8) -> Result<impl Iterator<Item = i32> + '_> {
-    let max = max.min(LEN_LIMIT);
+fn message_chunks(msg: &[u8], max: usize, seq: u8) -> Result<impl Iterator<Item = u64> + '_> {
+    let max = max.min(usize::try_from(LEN_LIMIT).unwrap_or(usize::MAX));
     if msg.len() > max {
         return Err(Error::TooLarge {
             len: msg.len(),
@@ -179,10 +189,11 @@ fn message_chunks(msg: &[u8], max: usize, seq: u8) -> Result<impl Iterator<Item 
     let next = move |i: usize| ((seq as usize + i) & 0x3f) as u8;
     let start = std::iter::once(encode_chunk(Chunk::Start {
         seq: next(0),
-        len: msg.len() as u32,
+        // At most LEN_LIMIT (checked above): a usize that fits in 56 bits.
+        len: msg.len() as u64,
     }));
-    let data = msg.chunks(3).enumerate().map(move |(i, part)| {
-        let mut bytes = [0u8; 3];
+    let data = msg.chunks(CHUNK_BYTES).enumerate().map(move |(i, part)| {
+        let mut bytes = [0u8; CHUNK_BYTES];
         bytes[..part.len()].copy_from_slice(part);
         encode_chunk(Chunk::Data {
             seq: next(i + 1),
@@ -236,8 +247,8 @@ impl Reassembler {
         self.sender
     }
 
-    /// Takes one chunk: `code` is `si_code`, `value` the `sival_int`, `pid`/`uid` the
-    /// sender's. Returns a message when this chunk completes one.
+    /// Takes one chunk: `code` is `si_code`, `value` the `sival_ptr` word (`ssi_ptr`),
+    /// `pid`/`uid` the sender's. Returns a message when this chunk completes one.
     ///
     /// # Errors
     /// [`Error::Corrupt`] naming the pid for a chunk from another sender than the first
@@ -246,7 +257,7 @@ impl Reassembler {
     /// gap in the sequence, data without a start or a start that cuts a message short
     /// (the message in progress is dropped; a start begins the next one), and
     /// [`Error::TooLarge`] for a start announcing more than the maximum.
-    pub fn push(&mut self, code: i32, value: i32, pid: u32, uid: u32) -> Result<Option<Vec<u8>>> {
+    pub fn push(&mut self, code: i32, value: u64, pid: u32, uid: u32) -> Result<Option<Vec<u8>>> {
         if code != sys::SI_QUEUE {
             return Err(Error::Protocol(format!(
                 "{NAME}: signal from pid {pid} uid {uid} with si_code {code}, not SI_QUEUE: \
@@ -282,7 +293,7 @@ impl Reassembler {
         {
             let cut = self.msg.take();
             if let Chunk::Start { len, .. } = chunk {
-                self.begin(len as usize)?;
+                self.begin(len)?;
             }
             return Err(Error::Protocol(format!(
                 "{NAME}: chunk {} where {want} was expected: chunks were lost{}",
@@ -297,7 +308,7 @@ impl Reassembler {
         match chunk {
             Chunk::Start { len, .. } => {
                 let cut = self.msg.take();
-                self.begin(len as usize)?;
+                self.begin(len)?;
                 if let Some((got, want)) = cut {
                     return Err(Error::Protocol(format!(
                         "{NAME}: a new message began after {} of {want} bytes: the message \
@@ -314,17 +325,23 @@ impl Reassembler {
                         chunk.seq()
                     )));
                 };
-                let take = (*len - buf.len()).min(3);
+                let take = (*len - buf.len()).min(CHUNK_BYTES);
                 buf.extend_from_slice(&bytes[..take]);
                 self.complete()
             }
         }
     }
 
-    fn begin(&mut self, len: usize) -> Result<()> {
-        if len > self.max {
-            return Err(Error::TooLarge { len, max: self.max });
-        }
+    fn begin(&mut self, len: u64) -> Result<()> {
+        let len = match usize::try_from(len) {
+            Ok(len) if len <= self.max => len,
+            _ => {
+                return Err(Error::TooLarge {
+                    len: usize::try_from(len).unwrap_or(usize::MAX),
+                    max: self.max,
+                });
+            }
+        };
         let mut buf = self.spare.take().unwrap_or_default();
         buf.clear();
         buf.reserve(len);
@@ -343,7 +360,7 @@ impl Reassembler {
 /// The largest message for a receiver whose RLIMIT_SIGPENDING is `pending`: a whole
 /// message must fit in the queue.
 pub fn max_for_sigpending(pending: u64) -> usize {
-    let room = pending.saturating_sub(1).saturating_mul(3);
+    let room = pending.saturating_sub(1).saturating_mul(CHUNK_BYTES as u64);
     MAX_MESSAGE.min(usize::try_from(room).unwrap_or(usize::MAX))
 }
 
@@ -414,6 +431,13 @@ pub(crate) fn field_u32(b: &[u8], off: usize) -> u32 {
     u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
 }
 
+/// The native-endian `u64` at `off` of a `struct signalfd_siginfo`.
+fn field_u64(b: &[u8], off: usize) -> u64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[off..off + 8]);
+    u64::from_ne_bytes(v)
+}
+
 /// The receiving thread: reads signals until `stop` is closed or the channel is gone.
 fn receive_loop(
     sfd: OwnedFd,
@@ -443,11 +467,11 @@ fn receive_loop(
         match nix::unistd::read(sfd.as_fd(), &mut buf) {
             Ok(n) => {
                 for info in buf[..n].chunks_exact(SIGINFO) {
-                    // Offsets in struct signalfd_siginfo: code 8, pid 12, uid 16, int 44.
+                    // Offsets in struct signalfd_siginfo: code 8, pid 12, uid 16, ptr 48.
                     let code = field_u32(info, 8) as i32;
                     let pid = field_u32(info, 12);
                     let uid = field_u32(info, 16);
-                    let value = field_u32(info, 44) as i32;
+                    let value = field_u64(info, 48);
                     if !re.has_spare()
                         && let Ok(b) = free.try_recv()
                     {
@@ -574,7 +598,7 @@ pub struct SignalSender {
     nonblocking: bool,
     // Chunks of an accepted message that the full queue did not take before the
     // deadline: queued before the next message (see `Endpoint::flush`).
-    pending: std::collections::VecDeque<i32>,
+    pending: std::collections::VecDeque<u64>,
 }
 
 impl SignalSender {
@@ -621,16 +645,11 @@ impl SignalSender {
         Ok(())
     }
 
-    /// Queues one chunk for the receiving thread.
-    fn queue(&self, value: i32) -> std::result::Result<(), Errno> {
-        queue_info(
-            self.pid,
-            Some(self.tid),
-            self.sig,
-            value,
-            nix::unistd::getpid().as_raw(),
-            nix::unistd::getuid().as_raw(),
-        )
+    /// Queues one chunk for the receiving thread, the whole word in `sival_ptr`
+    /// (EOVERFLOW, never a cut chunk, where a pointer is narrower than 64 bits).
+    fn queue(&self, value: u64) -> std::result::Result<(), Errno> {
+        let word = usize::try_from(value).map_err(|_| Errno::EOVERFLOW)?;
+        sys::queue_word(self.pid, self.tid, self.sig, word)
     }
 }
 
@@ -715,6 +734,20 @@ impl Endpoint for SignalSender {
     }
 }
 
+/// A chunk is a whole 64-bit word in `sival_ptr`, which is pointer-sized.
+///
+/// # Errors
+/// [`Error::Unsupported`] where a pointer is narrower than 64 bits.
+fn word_is_64_bits() -> Result<()> {
+    if usize::BITS < u64::BITS {
+        return Err(Error::Unsupported(format!(
+            "{NAME}: a chunk is 64 bits, sival_ptr here {}",
+            usize::BITS
+        )));
+    }
+    Ok(())
+}
+
 /// Realtime signals (see the [module docs](self)): the local end's dedicated thread
 /// receives, the peer sends with `rt_tgsigqueueinfo`. One way. FIFO (realtime signals
 /// of one number are queued in order), nothing coalesced; the largest message is
@@ -727,8 +760,10 @@ impl Signal {
     /// (`"<max> <signal> <pid> <tid>"`).
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a maximum over [`max_message`]; the system error.
+    /// [`Error::Invalid`] for a maximum over [`max_message`]; [`Error::Unsupported`] on
+    /// a 32-bit target; the system error.
     pub fn open_concrete(&self, cfg: &Config) -> Result<(SignalReceiver, PeerEnd)> {
+        word_is_64_bits()?;
         let limit = max_message();
         let max = match cfg.max_message {
             None => limit,
@@ -758,9 +793,10 @@ impl Signal {
     /// Rebuilds the sender as its concrete type.
     ///
     /// # Errors
-    /// [`Error::Protocol`] on malformed info; [`Error::Closed`] if the receiving thread
-    /// is gone.
+    /// [`Error::Protocol`] on malformed info; [`Error::Unsupported`] on a 32-bit target;
+    /// [`Error::Closed`] if the receiving thread is gone.
     pub fn attach_concrete(&self, peer: PeerEnd) -> Result<SignalSender> {
+        word_is_64_bits()?;
         let bad = || Error::Protocol(format!("{NAME}: bad peer info {:?}", peer.info));
         let v: Vec<&str> = peer.info.split(' ').collect();
         let [max, sig, pid, tid] = v[..] else {
@@ -854,7 +890,7 @@ mod tests {
             let mut seq = start;
             let v = encode_message(&msg, MAX_MESSAGE, &mut seq).unwrap();
             assert_eq!(v.len(), chunk_count(len));
-            let it: Vec<i32> = message_chunks(&msg, MAX_MESSAGE, start).unwrap().collect();
+            let it: Vec<u64> = message_chunks(&msg, MAX_MESSAGE, start).unwrap().collect();
             assert_eq!(it, v);
             assert_eq!(seq, seq_after(start, len));
             assert_eq!(seq as usize, (start as usize + v.len()) % 64);
@@ -912,14 +948,19 @@ mod tests {
     fn max_follows_rlimit_sigpending() {
         assert_eq!(max_for_sigpending(0), 0);
         assert_eq!(max_for_sigpending(1), 0);
-        assert_eq!(max_for_sigpending(101), 300);
+        assert_eq!(max_for_sigpending(101), 700);
+        // 4096 bytes are 1 + 586 chunks.
+        assert_eq!(max_for_sigpending(586), 4095);
+        assert_eq!(max_for_sigpending(587), MAX_MESSAGE);
+        assert_eq!(chunk_count(MAX_MESSAGE), 587);
         assert_eq!(max_for_sigpending(1 << 20), MAX_MESSAGE);
     }
 
     #[test]
     fn reassembler_checks_sender_code_and_sequence() {
         let mut seq = 0;
-        let chunks = encode_message(b"hello", 100, &mut seq).unwrap();
+        let chunks = encode_message(b"hello, world", 100, &mut seq).unwrap();
+        assert_eq!(chunks.len(), 3);
         let mut re = Reassembler::new(100);
         // Not SI_QUEUE: refused.
         assert!(re.push(0, chunks[0], 1, 0).is_err());
@@ -930,11 +971,11 @@ mod tests {
         assert!(re.push(sys::SI_QUEUE, chunks[1], 10, 20).unwrap().is_none());
         assert_eq!(
             re.push(sys::SI_QUEUE, chunks[2], 10, 20).unwrap().unwrap(),
-            b"hello"
+            b"hello, world"
         );
         assert_eq!(re.sender(), Some((10, 20)));
         // A lost chunk is a gap in the sequence.
-        let more = encode_message(b"abcdefg", 100, &mut seq).unwrap();
+        let more = encode_message(b"abcdefghijklmnopq", 100, &mut seq).unwrap();
         re.push(sys::SI_QUEUE, more[0], 10, 20).unwrap();
         assert!(re.push(sys::SI_QUEUE, more[2], 10, 20).is_err());
         // Over the maximum.
@@ -944,26 +985,50 @@ mod tests {
             Reassembler::new(100).push(sys::SI_QUEUE, big[0], 1, 1),
             Err(Error::TooLarge { len: 200, max: 100 })
         ));
+        // The largest length a start chunk carries: refused, not cut to fewer bits.
+        let huge = encode_chunk(Chunk::Start {
+            seq: 0,
+            len: LEN_LIMIT,
+        });
+        assert!(matches!(
+            Reassembler::new(100).push(sys::SI_QUEUE, huge, 1, 1),
+            Err(Error::TooLarge { max: 100, .. })
+        ));
+    }
+
+    #[test]
+    fn a_64_byte_message_is_11_chunks_of_whole_words() {
+        let msg: Vec<u8> = (1..=64).collect();
+        let mut seq = 62;
+        let v = encode_message(&msg, MAX_MESSAGE, &mut seq).unwrap();
+        assert_eq!(v.len(), 11);
+        assert_eq!(v[0], 0x4000_0000_0000_0000 | 62 << 56 | 64);
+        // Data: kind 10, sequence 63, bytes 1..=7 first byte lowest.
+        assert_eq!(v[1], 0xbf07_0605_0403_0201);
+        // The last chunk carries 64 - 63 = 1 byte, sequence (62 + 10) mod 64 = 8.
+        assert_eq!(v[10], 0x8000_0000_0000_0000 | 8 << 56 | 64);
+        assert_eq!(seq, 9);
     }
 
     #[test]
     fn invalid_kinds_are_refused_naming_the_value() {
-        for v in [0i32, 0x3fff_ffff, -1, 0xc000_0000u32 as i32] {
+        for v in [0u64, 0x3fff_ffff_ffff_ffff, u64::MAX, 0xc000_0000_0000_0000] {
             let e = decode_chunk(v).unwrap_err();
-            assert!(
-                e.to_string().contains(&format!("{:#010x}", v as u32)),
-                "{e}"
-            );
+            assert!(e.to_string().contains(&format!("{v:#018x}")), "{e}");
         }
+        // A 32-bit chunk of the old format (start, length 5) has kind 00 here: refused.
+        assert!(decode_chunk(0x4000_0005).is_err());
     }
 
     proptest! {
         #[test]
-        fn chunks_roundtrip(kind in 0u8..2, seq in 0u8..64, low in 0u32..(1 << 24)) {
+        fn chunks_roundtrip(kind in 0u8..2, seq in 0u8..64, low in 0u64..=LEN_LIMIT) {
             let c = if kind == 0 {
                 Chunk::Start { seq, len: low }
             } else {
-                Chunk::Data { seq, bytes: [low as u8, (low >> 8) as u8, (low >> 16) as u8] }
+                let mut bytes = [0u8; CHUNK_BYTES];
+                bytes.copy_from_slice(&low.to_le_bytes()[..CHUNK_BYTES]);
+                Chunk::Data { seq, bytes }
             };
             prop_assert_eq!(decode_chunk(encode_chunk(c)).unwrap(), c);
         }
@@ -985,7 +1050,7 @@ mod tests {
         }
 
         #[test]
-        fn any_chunk_stream_never_panics(values in proptest::collection::vec(any::<i32>(), 0..64)) {
+        fn any_chunk_stream_never_panics(values in proptest::collection::vec(any::<u64>(), 0..64)) {
             let mut re = Reassembler::new(16);
             for v in values {
                 if let Ok(Some(m)) = re.push(sys::SI_QUEUE, v, 1, 1) {

@@ -4,8 +4,9 @@
 //!
 //! A message of [`SIZE`] bytes is [`SIGNALS`] signals each way, a whole word in each
 //! `sival_ptr` (8 signals of 8 bytes on 64-bit): the least the kernel object allows. The
-//! transport carries 3 bytes in `sival_int` and sends a start chunk first (23 signals
-//! for 64 bytes), so its ratio to this floor includes its chunking.
+//! transport carries 7 bytes in each `sival_ptr` (the other 8 bits are its chunk's kind
+//! and sequence number) and sends a start chunk first (11 signals for 64 bytes), so its
+//! ratio to this floor includes its chunking.
 //!
 //! Why a signalfd and not `sigtimedwait`: the transport's receiving thread sleeps in
 //! `poll` on a signalfd and reads it, so a queued signal wakes it through the
