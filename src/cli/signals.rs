@@ -31,21 +31,31 @@ pub(super) fn install() {
     }
 }
 
-/// Kills the peers, removes what is ours, and exits `128 + sig`.
+/// Kills the peers, removes what is ours, and exits `128 + sig`. The other threads run
+/// on meanwhile and may make a peer or an object after a pass (a floor's queue made
+/// once its peer was killed), so it makes three passes, 50 ms apart; what a thread makes
+/// in the last microseconds before the exit, the next run reclaims (its pid is dead).
 fn interrupted(sig: Signal) -> ! {
-    let mut gone = crate::peer::live_peers();
-    for p in &gone {
-        if let Ok(p) = i32::try_from(*p) {
-            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+    let mut killed = Vec::new();
+    let mut removed = Vec::new();
+    for _ in 0..3 {
+        for p in crate::peer::live_peers() {
+            if let Ok(pid) = i32::try_from(p) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            if !killed.contains(&p) {
+                killed.push(p);
+            }
         }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut gone = killed.clone();
+        gone.push(std::process::id());
+        removed.extend(crate::sys::reclaim::reclaim(&gone));
     }
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    gone.push(std::process::id());
-    let removed = crate::sys::reclaim::reclaim(&gone);
     eprintln!(
         "\nipc-audit: interrupted by {}; killed {} peers, removed {} objects{}",
         sig.as_str(),
-        gone.len() - 1,
+        killed.len(),
         removed.len(),
         list(&removed)
     );

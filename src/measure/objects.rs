@@ -45,8 +45,15 @@ const TO_PEER: i64 = 2;
 pub(crate) enum Objects {
     /// Write to the first, read from the second (one socket: the same twice).
     Fds(std::fs::File, std::fs::File),
-    /// A System V queue's id, removed on drop.
-    Queue(i32),
+    /// A System V queue's id, removed on drop, and its marker file, so that a run
+    /// killed before the drop leaves a queue the next run can reclaim
+    /// ([`crate::sys::reclaim`]).
+    Queue {
+        /// The queue's id.
+        id: i32,
+        /// Held for its drop, which removes the marker file.
+        _marker: sys::reclaim::SysvMarker,
+    },
     /// POSIX queues: to the peer, back (both unlinked once open).
     Mq(MqdT, MqdT),
     /// Named semaphores: to the peer, back, and their names, unlinked on drop.
@@ -60,7 +67,7 @@ pub(crate) enum Objects {
 impl Drop for Objects {
     fn drop(&mut self) {
         match self {
-            Objects::Queue(id) => {
+            Objects::Queue { id, .. } => {
                 let _ = sys::sysv::msg_remove(*id);
             }
             Objects::Sems(_, _, names) => {
@@ -191,7 +198,18 @@ pub(crate) fn make(kind: FloorKind, timeout: Duration) -> Result<(Objects, Vec<O
         }
         FloorKind::SysvMq => {
             let id = sys::sysv::msgget_private(0o600).map_err(nix("msgget"))?;
-            Ok((Objects::Queue(id), Vec::new(), id as usize))
+            let marker = sys::reclaim::SysvMarker::new(
+                id,
+                &crate::transport::named::unique_name("ipc-audit-sysv"),
+            );
+            Ok((
+                Objects::Queue {
+                    id,
+                    _marker: marker,
+                },
+                Vec::new(),
+                id as usize,
+            ))
         }
         FloorKind::PosixMq => {
             let (to_peer, back) = mq_pair()?;
@@ -271,7 +289,7 @@ pub(crate) fn local(
                 record(t.elapsed().as_nanos() as u64);
             }
         }
-        Objects::Queue(id) => {
+        Objects::Queue { id, .. } => {
             let id = *id;
             let msg = queue_msg(TO_PEER);
             let mut buf = queue_msg(0);
