@@ -246,6 +246,18 @@ fn queue_msg(mtype: i64) -> Vec<u8> {
     m
 }
 
+/// `op` again while it fails with EINTR: a timer signal of this process (the System V
+/// floor's and transport's, [`crate::sys::timer`], which re-fires past its deadline)
+/// interrupts a wait that has its own absolute deadline.
+fn again<T>(mut op: impl FnMut() -> nix::Result<T>) -> nix::Result<T> {
+    loop {
+        match op() {
+            Err(nix::errno::Errno::EINTR) => {}
+            r => return r,
+        }
+    }
+}
+
 /// The measuring side: `count` round trips, each timed and given to `record` in ns.
 ///
 /// # Errors
@@ -276,7 +288,8 @@ pub(crate) fn local(
                 let t = Instant::now();
                 mq_send(to_peer, &msg, 0).map_err(nix("mq_send"))?;
                 let abs = abs_deadline(ClockId::CLOCK_REALTIME, timeout)?;
-                mq_timedreceive(back, &mut buf, &mut prio, &abs).map_err(nix("mq_timedreceive"))?;
+                again(|| mq_timedreceive(back, &mut buf, &mut prio, &abs))
+                    .map_err(nix("mq_timedreceive"))?;
                 record(t.elapsed().as_nanos() as u64);
             }
         }
@@ -285,7 +298,7 @@ pub(crate) fn local(
                 let t = Instant::now();
                 to_peer.post().map_err(nix("sem_post"))?;
                 let abs = abs_deadline(ClockId::CLOCK_REALTIME, timeout)?;
-                back.timed_wait(&abs).map_err(nix("sem_timedwait"))?;
+                again(|| back.timed_wait(&abs)).map_err(nix("sem_timedwait"))?;
                 record(t.elapsed().as_nanos() as u64);
             }
         }
