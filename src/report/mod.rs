@@ -289,17 +289,16 @@ pub fn run(
         });
         *done += 1;
     };
+    // The audits first, two at a time (mostly waits: timeouts, races, peers starting),
+    // then the measurements one at a time on a machine the audits no longer load.
+    let audits = audit_all(launcher, transports, plan, |name| {
+        step(name, "audit", &mut done)
+    });
     let floor = floors(launcher, plan, |what| step("floor", what, &mut done));
     let futex = floor.shm_futex;
     let mut rows = Vec::new();
-    for t in transports {
+    for (t, audit) in transports.iter().zip(audits) {
         let name = t.name();
-        let mut auditor = Auditor::new(launcher.clone());
-        if let Some(c) = plan.audit_cases {
-            auditor = auditor.cases(c);
-        }
-        step(name, "audit", &mut done);
-        let audit = auditor.audit(t.as_ref());
         let mut row = Row::new(t.as_ref(), audit);
         let own = FloorKind::of_method(name);
         if let Some((same, cross)) = own {
@@ -342,6 +341,54 @@ pub fn run(
         quick: plan.audit_cases.is_some(),
         seconds: start.elapsed().as_secs_f64(),
     }
+}
+
+/// Audits every transport of `transports` with the plan's cases, on two threads (each
+/// property of a transport still runs alone or shared as it declares); `started` is told
+/// each transport's name as its audit begins. The reports come back in the order of
+/// `transports`.
+fn audit_all(
+    launcher: &PeerLauncher,
+    transports: &[Box<dyn Transport>],
+    plan: &Plan,
+    mut started: impl FnMut(&str),
+) -> Vec<TransportReport> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Option<TransportReport>)>();
+    let mut out: Vec<Option<TransportReport>> = transports.iter().map(|_| None).collect();
+    std::thread::scope(|s| {
+        for _ in 0..transports.len().min(2) {
+            let (tx, next) = (tx.clone(), &next);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(t) = transports.get(i) else { break };
+                    let _ = tx.send((i, None));
+                    let mut auditor = Auditor::new(launcher.clone());
+                    if let Some(c) = plan.audit_cases {
+                        auditor = auditor.cases(c);
+                    }
+                    let _ = tx.send((i, Some(auditor.audit(t.as_ref()))));
+                }
+            });
+        }
+        drop(tx);
+        for (i, r) in rx {
+            match r {
+                None => started(transports[i].name()),
+                Some(r) => out[i] = Some(r),
+            }
+        }
+    });
+    out.into_iter()
+        .zip(transports)
+        .map(|(r, t)| {
+            r.unwrap_or_else(|| TransportReport {
+                name: t.name().to_string(),
+                properties: Vec::new(),
+            })
+        })
+        .collect()
 }
 
 fn pin_what(pin: Pin) -> &'static str {
