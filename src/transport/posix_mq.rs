@@ -1,19 +1,26 @@
 //! `posix-mq`: a POSIX message queue (`mq_open`), with priorities.
 //!
-//! Waits: the queue is opened O_NONBLOCK and every wait is a `poll` on the queue
-//! descriptor (on Linux an `mqd_t` is a descriptor), with the endpoint's deadline. This
-//! is what `mq_timedsend` / `mq_timedreceive` do, with EINTR retried and the same
-//! deadline handling as every other transport, all through nix (no raw call). An
-//! endpoint set nonblocking ([`MqEndpoint::set_nonblocking`]) does not wait at all: a
-//! full queue gives [`Error::WouldBlock`] and the message stays with the caller.
+//! Waits: a receive waits in the kernel, in `mq_timedreceive` (the queue descriptor in
+//! blocking mode, the endpoint's deadline as an absolute time, recomputed after EINTR):
+//! one system call per message, as the method's floor does. A send, which waits only
+//! on a full queue, tries `mq_send` on the queue opened O_NONBLOCK and then waits in
+//! `poll` on the queue descriptor (on Linux an `mqd_t` is a descriptor). All through
+//! nix (no raw call). An endpoint set nonblocking ([`MqEndpoint::set_nonblocking`])
+//! does not wait at all: a full queue gives [`Error::WouldBlock`] and the message stays
+//! with the caller; an empty one gives [`Error::WouldBlock`] too.
 
 use std::os::fd::AsFd;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_getattr, mq_open, mq_receive, mq_send, mq_unlink};
+use nix::mqueue::{
+    MQ_OFlag, MqAttr, MqdT, mq_getattr, mq_open, mq_receive, mq_remove_nonblock, mq_send,
+    mq_set_nonblock, mq_timedreceive, mq_unlink,
+};
 use nix::poll::PollFlags;
 use nix::sys::stat::Mode;
+use nix::sys::time::TimeSpec;
+use nix::time::{ClockId, clock_gettime};
 
 use super::named::{OwnerLock, unique_name};
 use super::stream::{deadline, wait_fd};
@@ -131,6 +138,9 @@ pub struct MqEndpoint {
     sends: bool,
     timeout: Option<Duration>,
     nonblocking: bool,
+    /// Whether the queue descriptor is O_NONBLOCK now (a receive end switches it off
+    /// to wait in `mq_timedreceive`, and back on when the endpoint is set nonblocking).
+    fd_nonblock: bool,
     scratch: Vec<u8>,
     /// "send to NAME" and "receive from NAME", made once: the per-message paths do not
     /// allocate.
@@ -241,6 +251,7 @@ impl MqEndpoint {
             sends,
             timeout: None,
             nonblocking: false,
+            fd_nonblock: true,
             scratch: Vec::new(),
             ops: Box::new([
                 format!("{NAME}: send to {name}"),
@@ -332,13 +343,36 @@ impl MqEndpoint {
             return Err(Error::Unsupported(format!("{NAME}: this end only sends")));
         }
         let dl = deadline(self.timeout);
+        self.fd_nonblocking(self.nonblocking)?;
         let op = self.ops[1].as_str();
         loop {
             let mut prio = 0;
-            match mq_receive(self.mqd(), buf, &mut prio) {
+            let r = match dl {
+                Some(d) if !self.nonblocking => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    let now = clock_gettime(ClockId::CLOCK_REALTIME)
+                        .map_err(|e| Error::sys(format!("{op}: clock_gettime"), e))?;
+                    let abs = now + TimeSpec::from_duration(left);
+                    mq_timedreceive(self.mqd(), buf, &mut prio, &abs)
+                }
+                _ => mq_receive(self.mqd(), buf, &mut prio),
+            };
+            match r {
                 Ok(n) => return Ok((n, prio)),
                 Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => self.wait(PollFlags::POLLIN, dl, op)?,
+                // The realtime clock may have been set back: the deadline is monotonic.
+                Err(Errno::ETIMEDOUT) => match dl {
+                    Some(d) if std::time::Instant::now() >= d => {
+                        return Err(Error::Timeout {
+                            op: op.into(),
+                            after: d.elapsed(),
+                        });
+                    }
+                    _ => {}
+                },
+                Err(Errno::EAGAIN) if self.nonblocking => {
+                    return Err(Error::WouldBlock { op: op.into() });
+                }
                 Err(Errno::EMSGSIZE) => {
                     return Err(Error::Truncated {
                         buf: buf.len(),
@@ -348,6 +382,20 @@ impl MqEndpoint {
                 Err(e) => return Err(Error::sys(op, e)),
             }
         }
+    }
+
+    /// Sets the queue descriptor's O_NONBLOCK to `on` unless it already is.
+    fn fd_nonblocking(&mut self, on: bool) -> Result<()> {
+        if self.fd_nonblock != on {
+            let r = if on {
+                mq_set_nonblock(self.mqd())
+            } else {
+                mq_remove_nonblock(self.mqd())
+            };
+            r.map_err(|e| Error::sys(format!("{}: mq_setattr", self.ops[1]), e))?;
+            self.fd_nonblock = on;
+        }
+        Ok(())
     }
 
     /// Receives one message into `buf` (replaced) and returns its length and priority.
