@@ -101,8 +101,9 @@ impl Plan {
         Plan {
             latency: LatencyOptions::default(),
             sizes: vec![(64, 500_000), (4096, 100_000), (65536, 20_000)],
-            stream_limit: Duration::from_secs(2),
-            floor_round_trips: 50_000,
+            stream_limit: Duration::from_secs(1),
+            // As many as the transport's own round trips (LatencyOptions::default).
+            floor_round_trips: 20_000,
             audit_cases: None,
             by_size: BySize {
                 sizes: sizes_by_4(),
