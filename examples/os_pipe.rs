@@ -144,7 +144,15 @@ impl End {
 
     fn write_pending(&mut self, deadline: Option<Instant>) -> Result<()> {
         let pending = std::mem::take(&mut self.pending);
-        let done = self.write_from(&pending, 0, deadline)?;
+        // On an error (WouldBlock or a timeout before a byte went) the rest is kept: it
+        // is part of a frame already begun, and the next frame must follow it.
+        let done = match self.write_from(&pending, 0, deadline) {
+            Ok(done) => done,
+            Err(e) => {
+                self.pending = pending;
+                return Err(e);
+            }
+        };
         if done < pending.len() {
             self.pending = pending[done..].to_vec();
             return Err(Error::Timeout {
