@@ -171,3 +171,35 @@ fn bench_refuses_bad_input() {
         .expect("run ipc-audit");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A bad value of any variable the audit reads is refused before anything runs, naming
+/// the variable and the value, exit status 2: `audit`, and `table` (which audits too).
+#[test]
+fn audit_and_table_refuse_bad_tuning_variables() {
+    for (args, var, value) in [
+        (&["audit", "pipe"][..], "IPC_AUDIT_EINTR_CASES", "x"),
+        (&["audit", "pipe"][..], "IPC_AUDIT_FD_MESSAGES", "5"),
+        (
+            &["table", "--quick", "pipe"][..],
+            "IPC_AUDIT_RETRY_CASES",
+            "0",
+        ),
+        (&["table", "--quick", "pipe"][..], "IPC_AUDIT_CASES", "-1"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ipc-audit"))
+            .args(args)
+            .env(var, value)
+            .output()
+            .expect("run ipc-audit");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?} {var}={value}: {stderr}"
+        );
+        assert!(
+            stderr.contains(var) && stderr.contains(&format!("{value:?}")),
+            "{args:?} {var}={value}: {stderr}"
+        );
+    }
+}

@@ -59,9 +59,6 @@ pub(super) fn run_table(
     ExitCode::SUCCESS
 }
 
-/// What can be refused before minutes of measuring: an invalid `IPC_AUDIT_CASES` (the
-/// full table audits with it) and an `--svg` path whose directory is missing or not
-/// writable.
 /// Measures the table of `selected` (the quick plan or the full one) with a progress bar
 /// on stderr; `table` and `report` both measure through it.
 pub(super) fn measure_with_progress(
@@ -90,6 +87,9 @@ pub(super) fn measure_with_progress(
     t
 }
 
+/// What can be refused before minutes of measuring: an invalid variable of the audit
+/// ([`crate::audit::check_env`]: the table audits every transport) and an `--svg` path
+/// whose directory is missing or not writable.
 fn check_before_measuring(svg: Option<&std::path::Path>) -> Result<(), String> {
     crate::audit::check_env().map_err(|e| e.to_string())?;
     let Some(path) = svg else { return Ok(()) };

@@ -109,28 +109,27 @@ pub(super) fn all() -> Vec<Property> {
     ]
 }
 
-/// The number `var` gives (one of [`crate::audit::TUNING_ENV`]), or `default` when it
-/// is unset. A bad value is refused before a run starts ([`crate::audit::check_env`]);
-/// a library user who skips that check gets the default.
-fn env_cases(var: &str, default: u32) -> u32 {
+/// The number `var` (one of [`crate::audit::TUNING_ENV`]) gives, `None` when it is
+/// unset. A bad value is refused before a run starts ([`crate::audit::check_env`]); a
+/// library user who skips that check gets `None` for it.
+fn tuned(var: &str) -> Option<u32> {
     let least = crate::audit::TUNING_ENV
         .iter()
         .find(|(v, _)| *v == var)
         .map_or(1, |&(_, least)| least);
-    crate::audit::whole_from_env(var, least)
-        .ok()
-        .flatten()
-        .unwrap_or(default)
+    crate::audit::whole_from_env(var, least).ok().flatten()
+}
+
+/// The number `var` gives, or `default` when it is unset.
+fn env_cases(var: &str, default: u32) -> u32 {
+    tuned(var).unwrap_or(default)
 }
 
 /// The cases of a fault property: `var` when it is set, else `default`, but no more
 /// than the auditor's cases per property (`--cases 2`, `table --quick`: a fault property
 /// too runs that few; the default 32 leaves every `default` as it is).
 fn fault_cases(ctx: &Ctx<'_>, var: &str, default: u32) -> u32 {
-    match crate::audit::whole_from_env(var, 1) {
-        Ok(Some(n)) => n,
-        _ => default.min(ctx.cases).max(1),
-    }
+    tuned(var).unwrap_or_else(|| default.min(ctx.cases).max(1))
 }
 
 /// A proptest runner of `cases` cases, without failure persistence, with a short shrink
