@@ -2,6 +2,13 @@
 //! `uds-dgram`, `uds-seqpacket` and `udp`. The kernel keeps the boundaries; this module
 //! makes sure a message that does not fit is reported (MSG_TRUNC), never cut silently,
 //! and that every wait has the endpoint's deadline.
+//!
+//! The socket stays in blocking mode with SO_RCVTIMEO set to the timeout, as a stream
+//! socket's (see [`super::stream`]): the first `recvmsg` of a receive waits in the kernel,
+//! so an idle receive costs one syscall, as in C, where a nonblocking try, a `poll` and
+//! a second try cost three. A retry (after EINTR, or a wake before the deadline) is a
+//! MSG_DONTWAIT `recvmsg` that waits in `poll` for what is left of the deadline. Sends
+//! are MSG_DONTWAIT and wait in `poll`, so they stay bounded too.
 
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -12,7 +19,7 @@ use nix::poll::PollFlags;
 use nix::sys::socket::{MsgFlags, recvmsg, send};
 
 use super::Endpoint;
-use super::stream::{deadline, set_nonblocking, wait_fd};
+use super::stream::{deadline, set_blocking, set_recv_timeout, wait_fd};
 use crate::error::{Error, Result};
 
 /// Which directions an end may use.
@@ -27,8 +34,8 @@ pub(crate) enum Dir {
     Both,
 }
 
-/// One end of a datagram link: a connected or bound socket, nonblocking, every wait
-/// bounded by the timeout through `poll`.
+/// One end of a datagram link: a connected or bound socket in blocking mode, every wait
+/// bounded by the timeout (SO_RCVTIMEO for a receive's first wait, `poll` for the rest).
 pub struct DatagramEndpoint {
     name: &'static str,
     pub(crate) fd: OwnedFd,
@@ -61,9 +68,11 @@ impl std::fmt::Debug for DatagramEndpoint {
 }
 
 impl DatagramEndpoint {
-    /// An endpoint over `fd` (made nonblocking here) for messages up to `max` bytes.
+    /// An endpoint over `fd` (made blocking here, with no receive timeout) for messages
+    /// up to `max` bytes.
     pub(crate) fn new(name: &'static str, fd: OwnedFd, max: usize, dir: Dir) -> Result<Self> {
-        set_nonblocking(fd.as_fd(), name)?;
+        set_blocking(fd.as_fd(), name)?;
+        set_recv_timeout(fd.as_fd(), None, name)?;
         Ok(DatagramEndpoint {
             name,
             fd,
@@ -111,7 +120,15 @@ impl DatagramEndpoint {
         }
         let dl = deadline(self.timeout);
         let op = self.ops[1].as_str();
+        // Only the first recvmsg may wait in the kernel (bounded by SO_RCVTIMEO, which is
+        // the timeout); a zero timeout cannot be put there (zero means forever).
+        let mut kernel_wait = !self.nonblocking && self.timeout != Some(Duration::ZERO);
         loop {
+            let mut flags = recv_flags();
+            if !kernel_wait {
+                flags |= MsgFlags::MSG_DONTWAIT;
+            }
+            kernel_wait = false;
             #[cfg(target_os = "linux")]
             let cbuf = self.creds_mark_messages.then_some(self.cmsg.as_mut_slice());
             #[cfg(not(target_os = "linux"))]
@@ -120,7 +137,7 @@ impl DatagramEndpoint {
             // MSG_TRUNC as an input flag makes Linux return the real length of the
             // datagram even when it is longer than the buffer; everywhere the output
             // flag MSG_TRUNC says that it was cut.
-            let r = recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, cbuf, recv_flags());
+            let r = recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, cbuf, flags);
             match r {
                 Ok(m) => {
                     let len = m.bytes;
@@ -149,6 +166,8 @@ impl DatagramEndpoint {
                     if self.nonblocking {
                         return Err(Error::WouldBlock { op: op.into() });
                     }
+                    // After SO_RCVTIMEO expired this gives Timeout at once (or waits for
+                    // the rest of the deadline if the kernel woke early).
                     let ev = wait_fd(self.fd.as_fd(), PollFlags::POLLIN, dl, op)?;
                     if ev.contains(PollFlags::POLLERR) && !ev.contains(PollFlags::POLLIN) {
                         return Err(Error::Closed { op: op.into() });
@@ -180,7 +199,11 @@ impl Endpoint for DatagramEndpoint {
         let dl = deadline(self.timeout);
         let op = self.ops[0].as_str();
         loop {
-            match send(self.fd.as_raw_fd(), msg, nosignal()) {
+            match send(
+                self.fd.as_raw_fd(),
+                msg,
+                nosignal() | MsgFlags::MSG_DONTWAIT,
+            ) {
                 Ok(n) if n == msg.len() => return Ok(()),
                 Ok(n) => {
                     return Err(Error::Protocol(format!(
@@ -224,6 +247,9 @@ impl Endpoint for DatagramEndpoint {
     }
 
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        if self.dir != Dir::Send && timeout != self.timeout {
+            set_recv_timeout(self.fd.as_fd(), timeout, self.name)?;
+        }
         self.timeout = timeout;
         Ok(())
     }

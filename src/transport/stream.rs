@@ -343,7 +343,7 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, what: &str) -> Result<()> {
 }
 
 /// Clears O_NONBLOCK on a descriptor.
-fn set_blocking(fd: BorrowedFd<'_>, what: &str) -> Result<()> {
+pub(crate) fn set_blocking(fd: BorrowedFd<'_>, what: &str) -> Result<()> {
     set_o_nonblock(fd, false, what)
 }
 
@@ -447,7 +447,11 @@ impl Drop for FramedStream {
 
 /// SO_RCVTIMEO for `timeout`: `None` (zero) waits forever; a timeout under a microsecond
 /// is rounded up to one, since zero would mean forever.
-fn set_recv_timeout(fd: BorrowedFd<'_>, timeout: Option<Duration>, what: &str) -> Result<()> {
+pub(crate) fn set_recv_timeout(
+    fd: BorrowedFd<'_>,
+    timeout: Option<Duration>,
+    what: &str,
+) -> Result<()> {
     use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
     use nix::sys::time::{TimeVal, TimeValLike};
     let micros = match timeout {
