@@ -17,7 +17,7 @@ import sys
 
 OWN = {
     "pipe": ("raw-pipe", "raw-pipe"),
-    "fifo": ("raw-pipe", "raw-pipe"),
+    "fifo": ("raw-fifo", "raw-fifo"),
     "uds-stream": ("raw-uds-stream", "raw-uds-stream"),
     "uds-dgram": ("raw-uds-dgram", "raw-uds-dgram"),
     "uds-seqpacket": ("raw-uds-seqpacket", "raw-uds-seqpacket"),

@@ -136,10 +136,15 @@ fn bench_json_shape() {
 }
 
 /// The floors of the methods that wait in `poll` (file: inotify; signal: a signalfd)
-/// are measured by `bench`, named after the method, with a positive p50.
+/// and fifo's (FIFOs made in the temporary directory) are measured by `bench`, named
+/// after the method, with a positive p50.
 #[test]
-fn bench_measures_the_file_and_signal_floors() {
-    for (method, want) in [("file", "raw-file"), ("signal", "raw-signal")] {
+fn bench_measures_the_file_signal_and_fifo_floors() {
+    for (method, want) in [
+        ("file", "raw-file"),
+        ("signal", "raw-signal"),
+        ("fifo", "raw-fifo"),
+    ] {
         let (ok, stdout, stderr) = ipc_audit(&[
             "bench", method, "--count", "200", "--pin", "same", "--format", "json",
         ]);

@@ -24,9 +24,13 @@ pub enum FloorKind {
     /// Two cache lines per direction, both sides spinning: what a 64-byte payload and
     /// its signal need at least (`scripts/experiments/two-line-bounce.c`, "two-par").
     ShmTwoLine,
-    /// Two pipes, blocking `read`/`write` (the floor of `pipe` and `fifo`).
+    /// Two pipes, blocking `read`/`write` (the floor of `pipe`).
     #[serde(rename = "raw-pipe")]
     Pipe,
+    /// Two FIFOs made with `mkfifo` where the `fifo` transport makes its own (the
+    /// temporary directory), blocking `read`/`write` (the floor of `fifo`).
+    #[serde(rename = "raw-fifo")]
+    Fifo,
     /// A Unix stream socket pair.
     #[serde(rename = "raw-uds-stream")]
     UdsStream,
@@ -67,6 +71,7 @@ impl FloorKind {
             FloorKind::ShmFutex => "shm-futex",
             FloorKind::ShmTwoLine => "shm-two-line",
             FloorKind::Pipe => "raw-pipe",
+            FloorKind::Fifo => "raw-fifo",
             FloorKind::UdsStream => "raw-uds-stream",
             FloorKind::UdsDgram => "raw-uds-dgram",
             FloorKind::UdsSeqpacket => "raw-uds-seqpacket",
@@ -102,12 +107,13 @@ impl FloorKind {
 
     /// The floor of the transport named `method` for the same cpu and for cross cpu:
     /// its kernel object with the least code (`shm`: the futex hand-off same cpu, the
-    /// two-line bounce cross cpu; a FIFO is a pipe reached by a path). `None` for a
+    /// two-line bounce cross cpu). `None` for a
     /// method with no floor of its own (then the ratio is to the futex floor).
     pub fn of_method(method: &str) -> Option<(FloorKind, FloorKind)> {
         let k = match method {
             "shm" => return Some((FloorKind::ShmFutex, FloorKind::ShmTwoLine)),
-            "pipe" | "fifo" => FloorKind::Pipe,
+            "pipe" => FloorKind::Pipe,
+            "fifo" => FloorKind::Fifo,
             "uds-stream" => FloorKind::UdsStream,
             "uds-dgram" => FloorKind::UdsDgram,
             "uds-seqpacket" => FloorKind::UdsSeqpacket,

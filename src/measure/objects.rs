@@ -139,6 +139,41 @@ fn files(a: OwnedFd, b: OwnedFd) -> Objects {
     Objects::Fds(std::fs::File::from(a), std::fs::File::from(b))
 }
 
+/// Two FIFOs in a private directory of the temporary directory (where the `fifo`
+/// transport makes its own): to the peer, and back. Each is opened for reading
+/// (nonblocking, so the open does not wait for a writer), then for writing, then the
+/// reading end is made blocking; the directory is removed at once (the descriptors keep
+/// the FIFOs), so nothing is left behind.
+fn fifos() -> Result<(Objects, Vec<OwnedFd>, usize)> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("ipc-audit-floor-fifo-{}-{n}-", std::process::id()))
+        .tempdir()
+        .map_err(io("a temporary directory"))?;
+    let mut ends = Vec::new();
+    for d in ["to-peer", "back"] {
+        let path = dir.path().join(d);
+        nix::unistd::mkfifo(&path, Mode::S_IRUSR | Mode::S_IWUSR).map_err(nix("mkfifo"))?;
+        let r = open(
+            &path,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(nix("open a FIFO to read"))?;
+        let w = open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(nix("open a FIFO to write"))?;
+        fcntl(&r, FcntlArg::F_SETFL(OFlag::empty())).map_err(nix("F_SETFL"))?;
+        ends.push((r, w));
+    }
+    dir.close().map_err(io("remove the FIFOs' directory"))?;
+    let mut it = ends.into_iter();
+    let (Some((to_peer_r, to_peer_w)), Some((back_r, back_w))) = (it.next(), it.next()) else {
+        return Err(Error::Protocol("method floor: two FIFOs expected".into()));
+    };
+    Ok((files(to_peer_w, back_r), vec![back_w, to_peer_r], 0))
+}
+
 /// A socket end twice (to write and to read), with a receive timeout.
 fn duplex(fd: OwnedFd, timeout: Duration) -> Result<(OwnedFd, OwnedFd)> {
     timed(&fd, timeout)?;
@@ -171,6 +206,7 @@ pub(crate) fn make(kind: FloorKind, timeout: Duration) -> Result<(Objects, Vec<O
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(nix("pipe2"))?;
             Ok((files(to_peer_w, back_r), vec![back_w, to_peer_r], 0))
         }
+        FloorKind::Fifo => fifos(),
         FloorKind::UdsStream => pair(SockType::Stream),
         FloorKind::UdsDgram => pair(SockType::Datagram),
         FloorKind::UdsSeqpacket => pair(SockType::SeqPacket),
