@@ -58,6 +58,10 @@ pub struct FileReader {
     rpos: usize,
     rend: usize,
     writer_closed: bool,
+    /// The last read of the file reached its end (it filled less than the buffer): all
+    /// the bytes of every inotify event read so far have been read, so the next read
+    /// waits for an event first, instead of a read that would find nothing.
+    wait_first: bool,
     timeout: Option<Duration>,
     path: String,
     /// "wait for data in PATH", made once: the per-message path does not allocate.
@@ -94,6 +98,7 @@ impl FileReader {
             rpos: 0,
             rend: 0,
             writer_closed: true,
+            wait_first: false,
             timeout: Some(Duration::ZERO),
             path: "(closed log)".into(),
             wait_op: format!("{NAME}: wait for data in a closed log"),
@@ -107,6 +112,9 @@ impl FileReader {
     /// does not allocate.
     fn wait_change(&mut self, dl: Option<std::time::Instant>) -> Result<()> {
         wait_fd(self.inotify.as_fd(), PollFlags::POLLIN, dl, &self.wait_op)?;
+        // One read takes the events queued now (up to INOTIFY_BUF bytes of them); any
+        // left or queued later wake the next wait at once, which then reads the file
+        // again and finds nothing lost.
         let mut events = [0u8; INOTIFY_BUF];
         loop {
             match nix::unistd::read(self.inotify.as_fd(), &mut events) {
@@ -118,7 +126,10 @@ impl FileReader {
                         // never a wrong message.
                         self.writer_closed = true;
                     }
+                    return Ok(());
                 }
+                // Woken with nothing to read (poll woke early): the file is read again,
+                // as after an event.
                 Err(Errno::EAGAIN) => return Ok(()),
                 Err(Errno::EINTR) => {}
                 Err(e) => return Err(Error::sys(format!("{NAME}: read inotify events"), e)),
@@ -171,7 +182,15 @@ impl Endpoint for FileReader {
             }
             self.rpos = 0;
             self.rend = 0;
-            match nix::unistd::read(self.fd.as_fd(), &mut self.rbuf) {
+            // Once the writer has closed, no event will come: read to the end.
+            if self.wait_first && !self.writer_closed {
+                self.wait_change(dl)?;
+                self.wait_first = false;
+            }
+            let r = nix::unistd::read(self.fd.as_fd(), &mut self.rbuf);
+            // A read of a regular file fills less than the buffer only at its end.
+            self.wait_first = matches!(r, Ok(n) if n < self.rbuf.len());
+            match r {
                 Ok(0) if self.writer_closed => {
                     // Everything the writer wrote before closing has been read.
                     return match self.dec.finish() {
@@ -181,7 +200,7 @@ impl Endpoint for FileReader {
                         Err(e) => Err(e.into()),
                     };
                 }
-                Ok(0) => self.wait_change(dl)?,
+                Ok(0) => {}
                 Ok(n) => self.rend = n,
                 Err(Errno::EINTR) => {}
                 Err(e) => return Err(Error::sys(format!("{NAME}: read {}", self.path), e)),
@@ -285,6 +304,7 @@ impl FileLog {
             rpos: 0,
             rend: 0,
             writer_closed: false,
+            wait_first: false,
             timeout: None,
             path: path.display().to_string(),
             wait_op: format!("{NAME}: wait for data in {}", path.display()),
