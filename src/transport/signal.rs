@@ -514,6 +514,10 @@ impl SignalReceiver {
                         return;
                     }
                 };
+                // Woken for every chunk, this thread does not preempt a sender on its
+                // cpu: it reads the chunks together once the sender waits (best effort:
+                // the policy only changes when it runs).
+                let _ = crate::sys::cpu::batch_this_thread();
                 // The signal is blocked here before anyone learns this thread's id.
                 let _ = ready_tx.send(Ok(nix::unistd::gettid().as_raw()));
                 receive_loop(sfd, stop_r, max, tx, free_rx);
