@@ -31,6 +31,10 @@
 //! it, and no other thread ever sees it. The peer is told the receiver's pid and thread
 //! id in [`PeerEnd::info`].
 //!
+//! The receiving thread runs SCHED_BATCH: each queued chunk wakes it, but it does not
+//! preempt a sender on its cpu, so it reads a message's chunks together once the sender
+//! waits, instead of one switch per chunk.
+//!
 //! # Who may send, and the sender check
 //!
 //! The kernel lets a process signal another only with the same real or effective uid,
