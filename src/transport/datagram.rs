@@ -4,7 +4,7 @@
 //! and that every wait has the endpoint's deadline.
 //!
 //! The socket stays in blocking mode with SO_RCVTIMEO set to the timeout, as a stream
-//! socket's (see [`super::stream`]): the first `recvmsg` of a receive waits in the kernel,
+//! socket's (see `stream.rs`): the first `recvmsg` of a receive waits in the kernel,
 //! so an idle receive costs one syscall, as in C, where a nonblocking try, a `poll` and
 //! a second try cost three. A retry (after EINTR, or a wake before the deadline) is a
 //! MSG_DONTWAIT `recvmsg` that waits in `poll` for what is left of the deadline. Sends
