@@ -122,7 +122,7 @@ fn bench_json_shape() {
     assert_eq!(t["received"], 300);
     positive(&t["bytes_per_s"], "throughput");
     // The floors of the same pinning, measured in the same run, the method's own last
-    // (fifo's: a pipe, the same kernel object).
+    // (fifo's: two FIFOs made where the transport makes its own).
     let kinds: Vec<_> = v["floors"]
         .as_array()
         .expect("floors")
@@ -132,7 +132,7 @@ fn bench_json_shape() {
             f["Ok"]["kind"].as_str().unwrap_or_default().to_string()
         })
         .collect();
-    assert_eq!(kinds, ["shm-spin", "shm-futex", "raw-pipe"]);
+    assert_eq!(kinds, ["shm-spin", "shm-futex", "raw-fifo"]);
 }
 
 /// The floors of the methods that wait in `poll` (file: inotify; signal: a signalfd)

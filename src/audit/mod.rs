@@ -65,8 +65,8 @@ pub fn cases_from_env() -> crate::Result<u32> {
 /// The variables that tune one property each (deeper runs are one variable away), with
 /// the least value each takes: `IPC_AUDIT_DEATH_CASES`, `IPC_AUDIT_EINTR_CASES`,
 /// `IPC_AUDIT_RETRY_CASES`, `IPC_AUDIT_SENDERS_CASES`, `IPC_AUDIT_SENDERS_MIB`,
-/// `IPC_AUDIT_FD_CHURN`, `IPC_AUDIT_FD_MESSAGES` (at least 200) and
-/// `IPC_AUDIT_DEADLINE_SLACK_MS`.
+/// `IPC_AUDIT_FD_CHURN`, `IPC_AUDIT_FD_MESSAGES` (at least 200),
+/// `IPC_AUDIT_DEADLINE_SLACK_MS` and `IPC_AUDIT_RACE_MS` (at least 100).
 pub const TUNING_ENV: &[(&str, u32)] = &[
     ("IPC_AUDIT_DEATH_CASES", 1),
     ("IPC_AUDIT_EINTR_CASES", 1),
@@ -76,6 +76,7 @@ pub const TUNING_ENV: &[(&str, u32)] = &[
     ("IPC_AUDIT_FD_CHURN", 1),
     ("IPC_AUDIT_FD_MESSAGES", 200),
     ("IPC_AUDIT_DEADLINE_SLACK_MS", 1),
+    ("IPC_AUDIT_RACE_MS", 100),
 ];
 
 /// The whole number that `var` gives, `None` when unset.

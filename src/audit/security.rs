@@ -780,6 +780,19 @@ fn race_once(ctx: &Ctx<'_>, name: &str, cfg: &Config, object: &str, millis: u64)
     }
 }
 
+/// How long each round of `access-race` makes objects: `IPC_AUDIT_RACE_MS` when set;
+/// else 1.5 s, or 0.5 s when the auditor runs fewer than 8 cases per property (`--cases
+/// 2`, `table --quick`: a quick audit races for less time, as its other properties run
+/// fewer cases).
+fn race_millis(ctx: &Ctx<'_>) -> u64 {
+    let ms = super::faults::tuned("IPC_AUDIT_RACE_MS").unwrap_or(if ctx.cases >= 8 {
+        1500
+    } else {
+        500
+    });
+    u64::from(ms)
+}
+
 fn access_race(ctx: &Ctx<'_>) -> PropertyResult {
     let name = "access-race";
     if let Some(r) = skip_unnamed(ctx, name) {
@@ -818,10 +831,11 @@ fn access_race(ctx: &Ctx<'_>) -> PropertyResult {
                     .into(),
             ));
         };
-        let shut = race_once(ctx, name, &cfg.clone().with_mode(0o600), &object, 1500)?;
+        let millis = race_millis(ctx);
+        let shut = race_once(ctx, name, &cfg.clone().with_mode(0o600), &object, millis)?;
         // Positive control: the same racer gets into objects that allow it, and the
         // watcher sees them.
-        let open = race_once(ctx, name, &cfg.with_mode(0o666), &object, 1500)?;
+        let open = race_once(ctx, name, &cfg.with_mode(0o666), &object, millis)?;
         Ok(race_verdict(name, declared, &shut, &open))
     };
     run().unwrap_or_else(|e| could_not_run(name, declared, e))

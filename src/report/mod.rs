@@ -669,17 +669,22 @@ fn clip(s: &str, n: usize) -> String {
     c
 }
 
-/// The audit of a row in a few words: passed, failed, other verdicts.
+/// The audit of a row in a few words, always in the same order: "18 pass, 1 fail, 3 not
+/// applicable, 1 not run" (a verdict that no property got is left out).
 fn audit_counts(r: &Row) -> String {
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for p in &r.audit.properties {
-        let v = format!("{:?}", p.verdict).to_lowercase();
-        match counts.iter_mut().find(|c| c.0 == v) {
-            Some(c) => c.1 += 1,
-            None => counts.push((v, 1)),
-        }
-    }
-    let parts: Vec<String> = counts.iter().map(|(v, n)| format!("{n} {v}")).collect();
+    let order = [
+        (Verdict::Pass, "pass"),
+        (Verdict::Fail, "fail"),
+        (Verdict::NotApplicable, "not applicable"),
+        (Verdict::NotRun, "not run"),
+    ];
+    let parts: Vec<String> = order
+        .iter()
+        .filter_map(|&(v, words)| {
+            let n = r.audit.properties.iter().filter(|p| p.verdict == v).count();
+            (n > 0).then(|| format!("{n} {words}"))
+        })
+        .collect();
     if parts.is_empty() {
         "not audited".into()
     } else {

@@ -112,7 +112,7 @@ pub(super) fn all() -> Vec<Property> {
 /// The number `var` (one of [`crate::audit::TUNING_ENV`]) gives, `None` when it is
 /// unset. A bad value is refused before a run starts ([`crate::audit::check_env`]); a
 /// library user who skips that check gets `None` for it.
-fn tuned(var: &str) -> Option<u32> {
+pub(crate) fn tuned(var: &str) -> Option<u32> {
     let least = crate::audit::TUNING_ENV
         .iter()
         .find(|(v, _)| *v == var)
