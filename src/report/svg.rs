@@ -123,6 +123,7 @@ pub fn latency_svg(t: &Table) -> String {
             .disable_x_mesh()
             .x_labels(0)
             .y_desc("µs")
+            .y_label_formatter(&|y| format!("{y}"))
             .draw()
             .map_err(text)?;
         for (i, pair) in bars.iter().enumerate() {
@@ -197,6 +198,7 @@ pub fn throughput_svg(t: &Table) -> String {
             .disable_x_mesh()
             .x_labels(0)
             .y_desc("MB/s")
+            .y_label_formatter(&|y| format!("{y}"))
             .draw()
             .map_err(text)?;
         c.draw_series(
@@ -239,12 +241,19 @@ pub fn by_size_svg(t: &Table) -> String {
             .margin_right(140)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d((48.0..1.5 * 1048576.0).log_scale(), (0.1..top).log_scale())
+            .build_cartesian_2d(
+                (48.0..1.5 * 1048576.0)
+                    .log_scale()
+                    // The sizes measured (64 B to 1 MiB by 4) as the ticks.
+                    .with_key_points(super::sizes_by_4().iter().map(|&s| s as f64).collect()),
+                (0.1..top).log_scale(),
+            )
             .map_err(text)?;
         c.configure_mesh()
             .x_desc("message size (bytes)")
             .y_desc("µs")
             .x_label_formatter(&|x| super::bytes(*x))
+            .y_label_formatter(&|y| format!("{y}"))
             .draw()
             .map_err(text)?;
         let mut ends = Vec::new();
@@ -272,8 +281,9 @@ pub fn by_size_svg(t: &Table) -> String {
     })
 }
 
-/// Dark, distinct line colours (a method's two pinnings share one).
-const COLORS: [RGBColor; 10] = [
+/// Dark, distinct line colours, one per method of the table (a method's two pinnings
+/// share one); a 14th method would reuse the first.
+const COLORS: [RGBColor; 13] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
@@ -284,6 +294,9 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(90, 90, 90),
     RGBColor(23, 190, 207),
     RGBColor(120, 120, 20),
+    RGBColor(20, 20, 120),
+    RGBColor(0, 110, 100),
+    RGBColor(200, 160, 0),
 ];
 
 /// The lines' names at their right ends, pushed apart so that none covers another.
