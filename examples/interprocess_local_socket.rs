@@ -26,6 +26,7 @@ use ipc_audit::transport::{
     Rendezvous, Transport,
 };
 use ipc_audit::{Error, Result};
+use nix::poll::PollFlags;
 
 const NAME: &str = "interprocess-local-socket";
 
@@ -55,6 +56,9 @@ struct Framed {
     rpos: usize,
     rend: usize,
     wbuf: Vec<u8>,
+    /// The rest of a frame whose first bytes went out before a send timed out: it goes
+    /// out before the next frame (a frame cut short would garble the stream).
+    pending: Vec<u8>,
 }
 
 impl Framed {
@@ -68,7 +72,64 @@ impl Framed {
             rpos: 0,
             rend: 0,
             wbuf: Vec::new(),
+            pending: Vec::new(),
         }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.timeout.map(|t| Instant::now() + t)
+    }
+
+    /// After EINTR: waits in `poll` for `ev` for what is left of `deadline`, so that
+    /// signals cannot stretch a wait (a retried `read` or `write` would start the
+    /// socket's whole timeout again).
+    fn wait_after_eintr(&self, ev: PollFlags, op: &str, deadline: Option<Instant>) -> Result<()> {
+        let LocalSocketStream::UdSocket(s) = &self.stream;
+        wait_fd(s.as_fd(), ev, op, deadline, self.timeout)
+    }
+
+    /// Writes `buf` with interprocess's own `write`; returns how far it got when a send
+    /// timed out after some bytes went, the error when none did.
+    fn write_some(&mut self, buf: &[u8], deadline: Option<Instant>) -> Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match (&self.stream).write(&buf[done..]) {
+                Ok(n) => done += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {
+                    if let Err(e) = self.wait_after_eintr(PollFlags::POLLOUT, "send", deadline) {
+                        return if done == 0 { Err(e) } else { Ok(done) };
+                    }
+                }
+                Err(e)
+                    if done > 0
+                        && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    return Ok(done);
+                }
+                Err(e) => return Err(io_error("send", e, self.timeout)),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Sends the rest of a frame begun earlier; what does not go out stays pending.
+    fn write_pending(&mut self, deadline: Option<Instant>) -> Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        let done = match self.write_some(&pending, deadline) {
+            Ok(done) => done,
+            Err(e) => {
+                self.pending = pending;
+                return Err(e);
+            }
+        };
+        if done < pending.len() {
+            self.pending = pending[done..].to_vec();
+            return Err(Error::Timeout {
+                op: format!("{NAME}: send"),
+                after: self.timeout.unwrap_or_default(),
+            });
+        }
+        Ok(())
     }
 
     fn credentials(&self) -> Option<Credentials> {
@@ -82,16 +143,39 @@ impl Framed {
 }
 
 impl Endpoint for Framed {
+    /// interprocess's own `write`: what it does on a closed peer is what is audited. A
+    /// frame of which some bytes went out is accepted and its rest kept for later
+    /// (`write_all` would lose how far it got).
     fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.wbuf.clear();
-        frame::encode(msg, self.max, &mut self.wbuf)?;
-        // interprocess's own write: what it does on a closed peer is what is audited.
-        (&self.stream)
-            .write_all(&self.wbuf)
-            .map_err(|e| io_error("send", e, self.timeout))
+        let deadline = self.deadline();
+        if !self.pending.is_empty() {
+            self.write_pending(deadline)?;
+        }
+        let mut wbuf = std::mem::take(&mut self.wbuf);
+        wbuf.clear();
+        let r = frame::encode(msg, self.max, &mut wbuf)
+            .map_err(Error::from)
+            .and_then(|()| {
+                let done = self.write_some(&wbuf, deadline)?;
+                if done < wbuf.len() {
+                    self.pending = wbuf[done..].to_vec();
+                }
+                Ok(())
+            });
+        self.wbuf = wbuf;
+        r
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let deadline = self.deadline();
+        self.write_pending(deadline)
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        let deadline = self.deadline();
         loop {
             if self.rpos < self.rend {
                 let d = self.dec.decode(&self.rbuf[self.rpos..self.rend], buf);
@@ -114,7 +198,9 @@ impl Endpoint for Framed {
                     };
                 }
                 Ok(n) => self.rend = n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {
+                    self.wait_after_eintr(PollFlags::POLLIN, "recv", deadline)?
+                }
                 Err(e) => return Err(io_error("recv", e, self.timeout)),
             }
         }
@@ -133,6 +219,16 @@ impl Endpoint for Framed {
 
     fn peer_credentials(&self) -> Option<Credentials> {
         self.credentials()
+    }
+}
+
+impl Drop for Framed {
+    /// The rest of an accepted frame: a bounded last try.
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let _ = self.stream.set_send_timeout(Some(Duration::from_secs(1)));
+            let _ = self.write_pending(Some(Instant::now() + Duration::from_secs(1)));
+        }
     }
 }
 
@@ -194,22 +290,34 @@ fn wait_readable(
     deadline: Option<Instant>,
     timeout: Option<Duration>,
 ) -> Result<()> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let LocalSocketListener::UdSocket(l) = listener;
+    wait_fd(l.as_fd(), PollFlags::POLLIN, "accept", deadline, timeout)
+}
+
+/// Waits in `poll` until `fd` is ready for `ev`, or the deadline: [`Error::Timeout`]
+/// past it (an EINTR of `poll` itself returns, and the caller tries again).
+fn wait_fd(
+    fd: std::os::fd::BorrowedFd<'_>,
+    ev: PollFlags,
+    op: &str,
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+) -> Result<()> {
+    use nix::poll::{PollFd, PollTimeout, poll};
     let ms = match deadline {
         None => PollTimeout::NONE,
         Some(d) => {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(Error::Timeout {
-                    op: format!("{NAME}: accept"),
+                    op: format!("{NAME}: {op}"),
                     after: timeout.unwrap_or_default(),
                 });
             }
             PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX)
         }
     };
-    match poll(&mut [PollFd::new(l.as_fd(), PollFlags::POLLIN)], ms) {
+    match poll(&mut [PollFd::new(fd, ev)], ms) {
         Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
         Err(e) => Err(Error::sys(format!("{NAME}: poll"), e)),
     }
