@@ -9,6 +9,8 @@
 //! below. The peer end connects and sends; the local end accepts one connection and
 //! receives.
 
+mod common;
+
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
@@ -115,21 +117,10 @@ impl Framed {
     /// Sends the rest of a frame begun earlier; what does not go out stays pending.
     fn write_pending(&mut self, deadline: Option<Instant>) -> Result<()> {
         let pending = std::mem::take(&mut self.pending);
-        let done = match self.write_some(&pending, deadline) {
-            Ok(done) => done,
-            Err(e) => {
-                self.pending = pending;
-                return Err(e);
-            }
-        };
-        if done < pending.len() {
-            self.pending = pending[done..].to_vec();
-            return Err(Error::Timeout {
-                op: format!("{NAME}: send"),
-                after: self.timeout.unwrap_or_default(),
-            });
-        }
-        Ok(())
+        let r = self.write_some(&pending, deadline);
+        let (rest, r) = common::keep_rest(pending, r, NAME, self.timeout);
+        self.pending = rest;
+        r
     }
 
     fn credentials(&self) -> Option<Credentials> {

@@ -144,23 +144,10 @@ impl End {
 
     fn write_pending(&mut self, deadline: Option<Instant>) -> Result<()> {
         let pending = std::mem::take(&mut self.pending);
-        // On an error (WouldBlock or a timeout before a byte went) the rest is kept: it
-        // is part of a frame already begun, and the next frame must follow it.
-        let done = match self.write_from(&pending, 0, deadline) {
-            Ok(done) => done,
-            Err(e) => {
-                self.pending = pending;
-                return Err(e);
-            }
-        };
-        if done < pending.len() {
-            self.pending = pending[done..].to_vec();
-            return Err(Error::Timeout {
-                op: format!("{NAME}: send"),
-                after: self.timeout.unwrap_or_default(),
-            });
-        }
-        Ok(())
+        let r = self.write_from(&pending, 0, deadline);
+        let (rest, r) = common::keep_rest(pending, r, NAME, self.timeout);
+        self.pending = rest;
+        r
     }
 }
 

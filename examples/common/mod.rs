@@ -55,3 +55,26 @@ pub fn private_dir(prefix: &str, dir: Option<&std::path::Path>) -> Result<tempfi
 pub fn platforms(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_string()).collect()
 }
+
+/// After a write of the rest of a begun frame (`rest`) that got `r` (how far it went, or
+/// the error when nothing did): what stays pending and the send's outcome. What did not
+/// go out stays: it is part of a frame already begun, and the next frame must follow it;
+/// a part left over is a timeout of `name`'s send.
+pub fn keep_rest(
+    rest: Vec<u8>,
+    r: Result<usize>,
+    name: &str,
+    timeout: Option<Duration>,
+) -> (Vec<u8>, Result<()>) {
+    match r {
+        Err(e) => (rest, Err(e)),
+        Ok(done) if done < rest.len() => (
+            rest[done..].to_vec(),
+            Err(Error::Timeout {
+                op: format!("{name}: send"),
+                after: timeout.unwrap_or_default(),
+            }),
+        ),
+        Ok(_) => (Vec::new(), Ok(())),
+    }
+}
