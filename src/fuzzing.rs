@@ -539,12 +539,17 @@ pub fn shm_ring_header(data: &[u8]) {
     }
 }
 
-/// `signal_chunks`: arbitrary 64-bit `sival_ptr` words, signal codes and senders into the
+/// `signal_chunks`: arbitrary signals (`si_code`, 64-bit `sival_ptr`, sender) into the
 /// signal transport's chunk decoder and reassembler: no panic; a delivered message is at
 /// most the maximum; once locked on a sender, chunks from another are refused.
+///
+/// Per signal the input holds its word (8 bytes, little-endian), 24 bits of code (4
+/// bytes, little-endian; bits 31-24 become the transport's mark), and two flags (one
+/// byte each, true when 0 mod 16): the code is the 4 bytes as they are (mostly not a
+/// chunk), and the signal comes from a second sender.
 #[cfg(target_os = "linux")]
 pub fn signal_chunks(data: &[u8]) {
-    use crate::transport::signal::{Reassembler, decode_chunk};
+    use crate::transport::signal::{CODE_MARK, Reassembler, decode_chunk};
 
     let mut u = Unstructured::new(data);
     let max = u.int_in_range(0..=300usize).unwrap_or(64);
@@ -552,28 +557,30 @@ pub fn signal_chunks(data: &[u8]) {
     // Unstructured gives defaults once the data is used up: stop there.
     while !u.is_empty() {
         let value = u.arbitrary::<u64>().unwrap_or(0);
-        let _ = decode_chunk(value);
-        // Mostly SI_QUEUE (-1) from one sender, sometimes another code or sender.
+        let bits = u.arbitrary::<u32>().unwrap_or(0);
         let code = if u.ratio(1u8, 16).unwrap_or(false) {
-            0
+            bits as i32
         } else {
-            -1
+            ((CODE_MARK << 24) | (bits & 0x00ff_ffff)) as i32
         };
+        let _ = decode_chunk(code, value);
         let (pid, uid) = if u.ratio(1u8, 16).unwrap_or(false) {
             (4242, 1000)
         } else {
             (100, 0)
         };
         let locked = r.sender();
-        if let Ok(Some(msg)) = r.push(code, value, pid, uid) {
+        let pushed = r.push(code, value, pid, uid).ok().flatten();
+        for msg in pushed.into_iter().chain(r.take_ready()) {
             assert!(
                 msg.len() <= max,
                 "message of {} bytes over the maximum {max}",
                 msg.len()
             );
-            if let Some(s) = locked {
-                assert_eq!(s, (pid, uid), "accepted a chunk from another sender");
-            }
+            assert!(
+                locked.is_none_or(|s| s == (pid, uid)),
+                "accepted a chunk from another sender"
+            );
         }
     }
 }

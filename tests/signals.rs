@@ -147,7 +147,7 @@ fn whole_words_carry_every_size_up_to_the_declared_maximum() {
     rx.set_timeout(t).unwrap();
     tx.set_timeout(t).unwrap();
     let mut buf = Vec::new();
-    for len in [0, 1, 6, 7, 8, 13, 14, 15, 63, 64, 65, 1000, max] {
+    for len in [0, 1, 6, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, max] {
         let msg: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
         tx.send(&msg).unwrap();
         assert_eq!(rx.recv(&mut buf).unwrap(), len);
@@ -157,24 +157,48 @@ fn whole_words_carry_every_size_up_to_the_declared_maximum() {
         tx.send(&vec![0; max + 1]),
         Err(Error::TooLarge { .. })
     ));
-    // A word queued by hand: the whole 64 bits arrive (a start chunk of length 0 whose
-    // sequence number is the next one), and an invalid kind is refused naming it.
+    // A chunk queued by hand: the whole 64 bits arrive (a start chunk of length 8 whose
+    // sequence number is the next one), and an invalid kind is refused naming its code.
     let v: Vec<&str> = info.split(' ').collect();
     let (sig, pid, tid) = (
         v[1].parse().unwrap(),
         v[2].parse().unwrap(),
         v[3].parse().unwrap(),
     );
-    let queue = |w: u64| {
-        ipc_audit::sys::signal::queue_word(pid, tid, sig, usize::try_from(w).unwrap()).unwrap()
+    let queue = |(code, w): (i32, u64)| {
+        let w = usize::try_from(w).unwrap();
+        ipc_audit::sys::signal::queue_coded(pid, tid, sig, code, w).unwrap()
     };
     let mut seq = 0u8;
-    for len in [0usize, 1, 6, 7, 8, 13, 14, 15, 63, 64, 65, 1000, max] {
-        seq = ((seq as usize + 1 + len.div_ceil(7)) % 64) as u8;
+    for len in [0usize, 1, 6, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, max] {
+        seq = ((seq as usize + len.div_ceil(8).max(1)) % 64) as u8;
     }
-    queue(encode_chunk(Chunk::Start { seq, len: 0 }));
-    assert_eq!(rx.recv(&mut buf).unwrap(), 0);
-    queue(0xc000_0000_0000_0001);
+    queue(encode_chunk(Chunk::Start {
+        seq,
+        len: 8,
+        bytes: u64::MAX.to_le_bytes(),
+    }));
+    assert_eq!(rx.recv(&mut buf).unwrap(), 8);
+    assert_eq!(buf, [0xff; 8], "all 64 bits of the word");
+    queue((0xdac0_0001_u32 as i32, 1));
     let e = rx.recv(&mut buf).unwrap_err();
-    assert!(e.to_string().contains("0xc000000000000001"), "{e}");
+    assert!(e.to_string().contains("0xdac00001"), "{e}");
+    // After a gap in the sequence, a whole short message in one start chunk: the gap is
+    // reported, and the message still arrives.
+    let start = |seq, bytes: &[u8]| {
+        let mut word = [0u8; 8];
+        word[..bytes.len()].copy_from_slice(bytes);
+        let len = bytes.len() as u64;
+        encode_chunk(Chunk::Start {
+            seq,
+            len,
+            bytes: word,
+        })
+    };
+    queue(start(10, b"ab"));
+    assert_eq!(rx.recv(&mut buf).unwrap(), 2);
+    queue(start(15, b"cde"));
+    assert!(matches!(rx.recv(&mut buf), Err(Error::Protocol(_))));
+    assert_eq!(rx.recv(&mut buf).unwrap(), 3);
+    assert_eq!(buf, b"cde");
 }

@@ -242,9 +242,19 @@ mod linux {
     /// # Errors
     /// The errno (`EAGAIN` when the queue is full, `EPERM`, `ESRCH`...).
     pub fn queue_word(pid: i32, tid: i32, sig: i32, value: usize) -> nix::Result<()> {
+        queue_coded(pid, tid, sig, SI_QUEUE, value)
+    }
+
+    /// As [`queue_word`], with `code` for `si_code`: the kernel takes any negative code
+    /// but SI_TKILL from another process (EPERM otherwise).
+    ///
+    /// # Errors
+    /// As [`queue_word`].
+    pub fn queue_coded(pid: i32, tid: i32, sig: i32, code: i32, value: usize) -> nix::Result<()> {
         let me = nix::unistd::getpid().as_raw();
         let uid = nix::unistd::getuid().as_raw();
-        queue_raw(pid, Some(tid), sig, value.to_ne_bytes(), me, uid)
+        let info = QueueInfo::new(sig, code, value.to_ne_bytes(), me, uid);
+        send_info(pid, Some(tid), sig, &info)
     }
 
     fn queue_raw(
@@ -255,20 +265,37 @@ mod linux {
         as_pid: i32,
         as_uid: u32,
     ) -> nix::Result<()> {
-        let info = QueueInfo {
-            signo: sig,
-            errno: 0,
-            code: SI_QUEUE,
-            #[cfg(target_pointer_width = "64")]
-            _align: 0,
-            pid: as_pid,
-            uid: as_uid,
-            value,
-            #[cfg(target_pointer_width = "64")]
-            _rest: [0; 96],
-            #[cfg(target_pointer_width = "32")]
-            _rest: [0; 104],
-        };
+        let info = QueueInfo::new(sig, SI_QUEUE, value, as_pid, as_uid);
+        send_info(pid, tid, sig, &info)
+    }
+
+    impl QueueInfo {
+        fn new(
+            sig: i32,
+            code: i32,
+            value: [u8; std::mem::size_of::<usize>()],
+            pid: i32,
+            uid: u32,
+        ) -> Self {
+            QueueInfo {
+                signo: sig,
+                errno: 0,
+                code,
+                #[cfg(target_pointer_width = "64")]
+                _align: 0,
+                pid,
+                uid,
+                value,
+                #[cfg(target_pointer_width = "64")]
+                _rest: [0; 96],
+                #[cfg(target_pointer_width = "32")]
+                _rest: [0; 104],
+            }
+        }
+    }
+
+    /// `rt_tgsigqueueinfo` (to thread `tid`) or `rt_sigqueueinfo` (to the process).
+    fn send_info(pid: i32, tid: Option<i32>, sig: i32, info: &QueueInfo) -> nix::Result<()> {
         let r = match tid {
             // SAFETY: rt_tgsigqueueinfo reads a 128-byte siginfo_t from the pointer,
             // which `info` is (size checked at compile time) for the duration of the call.
@@ -278,7 +305,7 @@ mod linux {
                     pid,
                     tid,
                     sig,
-                    &info as *const QueueInfo,
+                    info as *const QueueInfo,
                 )
             },
             // SAFETY: rt_sigqueueinfo reads a 128-byte siginfo_t, as above.
@@ -287,7 +314,7 @@ mod linux {
                     libc::SYS_rt_sigqueueinfo,
                     pid,
                     sig,
-                    &info as *const QueueInfo,
+                    info as *const QueueInfo,
                 )
             },
         };

@@ -1,20 +1,28 @@
-//! `signal`: messages carried by realtime signals, 7 bytes per signal.
+//! `signal`: messages carried by realtime signals, 8 bytes per signal.
 //!
 //! # Wire format
 //!
-//! A message is a *start* chunk (its length) followed by `ceil(len / 7)` *data* chunks,
-//! each the whole `sival_ptr` of one queued realtime signal (the receiver's signalfd
-//! gives it as the 64-bit `ssi_ptr`). A chunk is 64 bits:
+//! A message of `n` bytes is `max(1, ceil(n / 8))` queued realtime signals, its *chunks*.
+//! Each carries 8 payload bytes in its whole `sival_ptr` (the receiver's signalfd gives it
+//! as the 64-bit `ssi_ptr`; first byte lowest, unused bytes zero), and what frames them
+//! in its `si_code`:
 //!
 //! ```text
-//! bits 63-62  kind: 01 start, 10 data (00 and 11 are invalid)
-//! bits 61-56  sequence number, +1 per chunk (mod 64) across messages
-//! bits 55-0   start: message length; data: 7 payload bytes, first byte lowest
+//! si_code bits 31-24  0xda: the mark of this transport (a negative code, see below)
+//!          bits 23-22  kind: 01 start (the message's first chunk), 10 data
+//!          bits 21-16  sequence number, +1 per chunk (mod 64) across messages
+//!          bits 15-0   start: the message's length; data: zero
 //! ```
 //!
-//! A 64-byte message is 1 + 10 = 11 signals. `sival_ptr` is a pointer-sized word: on a
-//! 32-bit target a chunk does not fit, and [`Signal`] refuses to open or attach
-//! ([`Error::Unsupported`]) rather than cut chunks short.
+//! A 64-byte message is 8 signals, as many as `raw-signal`, its floor, sends. Why the
+//! code can carry them: `rt_tgsigqueueinfo` lets a process queue a signal for another
+//! with any negative `si_code` but SI_TKILL (a non-negative one would pose as the
+//! kernel), and the signalfd gives the code back as the sender set it. The mark keeps
+//! the code far below the ones the kernel and libc name (SI_QUEUE is -1, SI_ASYNCNL
+//! -60), so `siginfo` keeps the layout of SI_QUEUE, with `si_pid`, `si_uid` and the
+//! value. `sival_ptr` is a pointer-sized word: on a 32-bit target a chunk does not fit,
+//! and [`Signal`] refuses to open or attach ([`Error::Unsupported`]) rather than cut
+//! chunks short.
 //!
 //! [`decode_chunk`] and [`Reassembler`] are pure functions of their input, so that they
 //! can be fuzzed.
@@ -26,8 +34,7 @@
 //! the process that does not block it, and in a multi-threaded program (a test binary,
 //! a user's program) other threads do not: the default action of a realtime signal
 //! would then kill the whole process. So the sender uses `rt_tgsigqueueinfo`, the
-//! thread-directed form of `sigqueue` (same `SI_QUEUE` code, same `sigval`, same
-//! permission check): the signal is queued for the receiving thread alone, which blocks
+//! thread-directed form of `sigqueue` (same `sigval`, same permission check): the signal is queued for the receiving thread alone, which blocks
 //! it, and no other thread ever sees it. The peer is told the receiver's pid and thread
 //! id in [`PeerEnd::info`].
 //!
@@ -41,17 +48,19 @@
 //! or CAP_KILL. On top of that, the receiver locks onto the `si_pid`/`si_uid` of the
 //! first chunk it gets and refuses every later chunk from another pid or uid (reported
 //! as [`Error::Corrupt`] naming the pid, the chunk dropped, the message in progress
-//! kept). It also refuses chunks whose `si_code` is not `SI_QUEUE`. Note that for `SI_QUEUE` the kernel
-//! takes `si_pid` and `si_uid` from the sender (both `sigqueue` and `rt_tgsigqueueinfo`
-//! let the caller fill them): the check catches a stray sender, not a hostile one that
-//! already has the permission to signal the receiver (and could kill it anyway).
+//! kept). It also refuses signals whose `si_code` lacks the transport's mark (a
+//! `sigqueue` from elsewhere has SI_QUEUE). Note that for a negative `si_code` the
+//! kernel takes `si_pid` and `si_uid` from the sender (both `sigqueue` and
+//! `rt_tgsigqueueinfo` let the caller fill them): the check catches a stray sender, not
+//! a hostile one that already has the permission to signal the receiver (and could kill
+//! it anyway).
 //!
 //! # Limits
 //!
 //! Every queued signal counts against RLIMIT_SIGPENDING of the receiver's user. The
 //! largest message is [`MAX_MESSAGE`] bytes, less if that limit is too small to hold a
-//! whole message: a message of `n` bytes needs `1 + ceil(n / 7)` queued signals (587 for
-//! 4096 bytes, so a limit of at least 587 allows the whole maximum). When the queue is
+//! whole message: a message of `n` bytes needs `max(1, ceil(n / 8))` queued signals (512
+//! for 4096 bytes, so a limit of at least 512 allows the whole maximum). When the queue is
 //! full the sender waits (EAGAIN, retried with a growing sleep up to 1 ms) until its
 //! timeout; a message whose first chunk is queued is accepted, and the rest goes out
 //! before the next message (or by `flush`, or on drop). A receiver cannot tell that the
@@ -77,14 +86,18 @@ const NAME: &str = "signal";
 /// The largest message when RLIMIT_SIGPENDING allows it.
 pub const MAX_MESSAGE: usize = 4096;
 
-/// Largest length a start chunk can carry (56 bits).
-pub const LEN_LIMIT: u64 = (1 << 56) - 1;
+/// Largest length a start chunk can carry (the 16 low bits of its `si_code`).
+pub const LEN_LIMIT: u64 = 0xffff;
 
-/// Payload bytes in one data chunk.
-pub const CHUNK_BYTES: usize = 7;
+/// Payload bytes in one chunk: its whole `sival_ptr`.
+pub const CHUNK_BYTES: usize = 8;
 
-const KIND_START: u64 = 0b01;
-const KIND_DATA: u64 = 0b10;
+/// Bits 31-24 of every chunk's `si_code`: negative, and far from the codes the kernel
+/// and libc define (see the [module docs](self)).
+pub const CODE_MARK: u32 = 0xda;
+
+const KIND_START: u32 = 0b01;
+const KIND_DATA: u32 = 0b10;
 
 /// Signals queued but not yet read that the receiving thread keeps in memory (as
 /// messages) before it stops reading and lets the kernel queue fill.
@@ -95,17 +108,19 @@ pub fn signal_number() -> i32 {
     sys::sigrtmin() + 8
 }
 
-/// One chunk of a message.
+/// One chunk of a message: what one queued signal carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chunk {
-    /// Starts a message of `len` bytes.
+    /// Starts a message of `len` bytes, with its first 8 (fewer if it is shorter).
     Start {
         /// Sequence number (6 bits).
         seq: u8,
-        /// Message length (56 bits).
+        /// Message length (16 bits).
         len: u64,
+        /// The message's first bytes, zero past its end.
+        bytes: [u8; CHUNK_BYTES],
     },
-    /// Seven bytes of payload (fewer are used in a message's last chunk).
+    /// Eight bytes of payload (fewer are used in a message's last chunk).
     Data {
         /// Sequence number (6 bits).
         seq: u8,
@@ -121,55 +136,74 @@ impl Chunk {
             Chunk::Start { seq, .. } | Chunk::Data { seq, .. } => seq,
         }
     }
-}
 
-/// Encodes a chunk as a 64-bit `sival_ptr` word. Sequence numbers are taken mod 64 and
-/// lengths mod 2^56; [`encode_message`] never passes larger ones.
-pub fn encode_chunk(c: Chunk) -> u64 {
-    let (kind, seq, low) = match c {
-        Chunk::Start { seq, len } => (KIND_START, seq, len & LEN_LIMIT),
-        Chunk::Data { seq, bytes } => {
-            let mut word = [0u8; 8];
-            word[..CHUNK_BYTES].copy_from_slice(&bytes);
-            (KIND_DATA, seq, u64::from_le_bytes(word))
+    /// The chunk's payload bytes.
+    pub fn bytes(&self) -> &[u8; CHUNK_BYTES] {
+        match self {
+            Chunk::Start { bytes, .. } | Chunk::Data { bytes, .. } => bytes,
         }
-    };
-    (kind << 62) | (u64::from(seq & 0x3f) << 56) | low
+    }
 }
 
-/// Decodes a 64-bit `sival_ptr` word into a chunk.
+/// Encodes a chunk as the `si_code` and `sival_ptr` of one signal. Sequence numbers
+/// are taken mod 64 and lengths mod 2^16; [`encode_message`] never passes larger ones.
+pub fn encode_chunk(c: Chunk) -> (i32, u64) {
+    let (kind, low) = match c {
+        Chunk::Start { len, .. } => (KIND_START, (len & LEN_LIMIT) as u32),
+        Chunk::Data { .. } => (KIND_DATA, 0),
+    };
+    let code = (CODE_MARK << 24) | (kind << 22) | (u32::from(c.seq() & 0x3f) << 16) | low;
+    // The mark's top bit makes the code negative: the bits are the i32's.
+    (code as i32, u64::from_le_bytes(*c.bytes()))
+}
+
+/// Decodes a signal's `si_code` and `sival_ptr` into a chunk.
 ///
 /// # Errors
-/// [`Error::Protocol`] naming the value when its kind bits are not a chunk kind.
-pub fn decode_chunk(value: u64) -> Result<Chunk> {
-    let seq = ((value >> 56) & 0x3f) as u8;
-    let low = value & LEN_LIMIT;
-    match value >> 62 {
-        KIND_START => Ok(Chunk::Start { seq, len: low }),
-        KIND_DATA => {
-            let mut bytes = [0u8; CHUNK_BYTES];
-            bytes.copy_from_slice(&low.to_le_bytes()[..CHUNK_BYTES]);
-            Ok(Chunk::Data { seq, bytes })
-        }
+/// [`Error::Protocol`] naming the code when it lacks the mark, its kind bits are not a
+/// chunk kind, or a data chunk has low bits set.
+pub fn decode_chunk(code: i32, value: u64) -> Result<Chunk> {
+    let bits = code as u32;
+    if bits >> 24 != CODE_MARK {
+        return Err(Error::Protocol(format!(
+            "{NAME}: si_code {code} ({bits:#010x}) is not a chunk: bits 31-24 are not \
+             {CODE_MARK:#04x}"
+        )));
+    }
+    let seq = ((bits >> 16) & 0x3f) as u8;
+    let low = bits & 0xffff;
+    let bytes = value.to_le_bytes();
+    match (bits >> 22) & 0b11 {
+        KIND_START => Ok(Chunk::Start {
+            seq,
+            len: low.into(),
+            bytes,
+        }),
+        KIND_DATA if low == 0 => Ok(Chunk::Data { seq, bytes }),
+        KIND_DATA => Err(Error::Protocol(format!(
+            "{NAME}: data chunk with si_code {bits:#010x}: bits 15-0 are {low:#06x}, not 0"
+        ))),
         k => Err(Error::Protocol(format!(
-            "{NAME}: chunk {value:#018x} has kind {k:#04b}, not start (01) or data (10)"
+            "{NAME}: chunk with si_code {bits:#010x} has kind {k:#04b}, not start (01) or \
+             data (10)"
         ))),
     }
 }
 
-/// The chunks of `msg`, numbered from `*seq` (advanced past them).
+/// The chunks of `msg` (`si_code`, `sival_ptr`), numbered from `*seq` (advanced past
+/// them).
 ///
 /// # Errors
 /// [`Error::TooLarge`] over `max` (which is itself capped at [`LEN_LIMIT`]).
-pub fn encode_message(msg: &[u8], max: usize, seq: &mut u8) -> Result<Vec<u64>> {
+pub fn encode_message(msg: &[u8], max: usize, seq: &mut u8) -> Result<Vec<(i32, u64)>> {
     let chunks = message_chunks(msg, max, *seq)?;
     *seq = seq_after(*seq, msg.len());
     Ok(chunks.collect())
 }
 
-/// How many chunks carry a message of `len` bytes: the start and one per 7 bytes.
+/// How many chunks carry a message of `len` bytes: one per 8 bytes, at least one.
 fn chunk_count(len: usize) -> usize {
-    1 + len.div_ceil(CHUNK_BYTES)
+    len.div_ceil(CHUNK_BYTES).max(1)
 }
 
 /// The sequence number after the chunks of a message of `len` bytes numbered from `seq`.
@@ -177,12 +211,23 @@ fn seq_after(seq: u8, len: usize) -> u8 {
     ((seq as usize + chunk_count(len)) & 0x3f) as u8
 }
 
+/// Up to 8 bytes, zero-padded.
+fn word_of(part: &[u8]) -> [u8; CHUNK_BYTES] {
+    let mut bytes = [0u8; CHUNK_BYTES];
+    bytes[..part.len()].copy_from_slice(part);
+    bytes
+}
+
 /// The chunks of `msg`, numbered from `seq`, made one at a time (the sender's path,
 /// which does not allocate).
 ///
 /// # Errors
 /// As [`encode_message`].
-fn message_chunks(msg: &[u8], max: usize, seq: u8) -> Result<impl Iterator<Item = u64> + '_> {
+fn message_chunks(
+    msg: &[u8],
+    max: usize,
+    seq: u8,
+) -> Result<impl Iterator<Item = (i32, u64)> + '_> {
     let max = max.min(usize::try_from(LEN_LIMIT).unwrap_or(usize::MAX));
     if msg.len() > max {
         return Err(Error::TooLarge {
@@ -191,17 +236,17 @@ fn message_chunks(msg: &[u8], max: usize, seq: u8) -> Result<impl Iterator<Item 
         });
     }
     let next = move |i: usize| ((seq as usize + i) & 0x3f) as u8;
+    let (first, rest) = msg.split_at(msg.len().min(CHUNK_BYTES));
     let start = std::iter::once(encode_chunk(Chunk::Start {
         seq: next(0),
-        // At most LEN_LIMIT (checked above): a usize that fits in 56 bits.
+        // At most LEN_LIMIT (checked above): a usize that fits in 16 bits.
         len: msg.len() as u64,
+        bytes: word_of(first),
     }));
-    let data = msg.chunks(CHUNK_BYTES).enumerate().map(move |(i, part)| {
-        let mut bytes = [0u8; CHUNK_BYTES];
-        bytes[..part.len()].copy_from_slice(part);
+    let data = rest.chunks(CHUNK_BYTES).enumerate().map(move |(i, part)| {
         encode_chunk(Chunk::Data {
             seq: next(i + 1),
-            bytes,
+            bytes: word_of(part),
         })
     });
     Ok(start.chain(data))
@@ -216,6 +261,8 @@ pub struct Reassembler {
     next_seq: Option<u8>,
     /// The message in progress and its announced length.
     msg: Option<(Vec<u8>, usize)>,
+    /// A whole message whose start chunk's `push` returned an error (see `take_ready`).
+    ready: Option<Vec<u8>>,
     /// A buffer given back with [`Reassembler::recycle`], for the next message.
     spare: Option<Vec<u8>>,
 }
@@ -228,6 +275,7 @@ impl Reassembler {
             sender: None,
             next_seq: None,
             msg: None,
+            ready: None,
             spare: None,
         }
     }
@@ -246,6 +294,13 @@ impl Reassembler {
         self.spare.is_some()
     }
 
+    /// A message completed by a start chunk whose [`Reassembler::push`] returned an
+    /// error (it came after a gap, or cut a message short, and held its whole message,
+    /// at most 8 bytes): ask after every `push` that fails.
+    pub fn take_ready(&mut self) -> Option<Vec<u8>> {
+        self.ready.take()
+    }
+
     /// The sender this reassembler locked onto (pid, uid), after the first chunk.
     pub fn sender(&self) -> Option<(u32, u32)> {
         self.sender
@@ -256,16 +311,16 @@ impl Reassembler {
     ///
     /// # Errors
     /// [`Error::Corrupt`] naming the pid for a chunk from another sender than the first
-    /// (dropped; the message in progress is kept); [`Error::Protocol`] for a chunk that
-    /// is not SI_QUEUE (dropped likewise), an invalid chunk, a
+    /// (dropped; the message in progress is kept); [`Error::Protocol`] for a signal
+    /// whose code lacks the mark (dropped likewise), an invalid chunk, a
     /// gap in the sequence, data without a start or a start that cuts a message short
     /// (the message in progress is dropped; a start begins the next one), and
     /// [`Error::TooLarge`] for a start announcing more than the maximum.
     pub fn push(&mut self, code: i32, value: u64, pid: u32, uid: u32) -> Result<Option<Vec<u8>>> {
-        if code != sys::SI_QUEUE {
+        if (code as u32) >> 24 != CODE_MARK {
             return Err(Error::Protocol(format!(
-                "{NAME}: signal from pid {pid} uid {uid} with si_code {code}, not SI_QUEUE: \
-                 dropped"
+                "{NAME}: signal from pid {pid} uid {uid} with si_code {code}, not a chunk \
+                 of this transport: dropped"
             )));
         }
         match self.sender {
@@ -282,7 +337,7 @@ impl Reassembler {
             }
             Some(_) => {}
         }
-        let chunk = match decode_chunk(value) {
+        let chunk = match decode_chunk(code, value) {
             Ok(c) => c,
             Err(e) => {
                 self.msg = None;
@@ -296,8 +351,10 @@ impl Reassembler {
             && chunk.seq() != want
         {
             let cut = self.msg.take();
-            if let Chunk::Start { len, .. } = chunk {
+            if let Chunk::Start { len, bytes, .. } = chunk {
                 self.begin(len)?;
+                self.append(&bytes);
+                self.ready = self.complete()?;
             }
             return Err(Error::Protocol(format!(
                 "{NAME}: chunk {} where {want} was expected: chunks were lost{}",
@@ -310,10 +367,14 @@ impl Reassembler {
             )));
         }
         match chunk {
-            Chunk::Start { len, .. } => {
+            Chunk::Start { len, bytes, .. } => {
                 let cut = self.msg.take();
                 self.begin(len)?;
+                self.append(&bytes);
                 if let Some((got, want)) = cut {
+                    // The new message is kept: `take_ready` gives it if this chunk
+                    // holds all of it.
+                    self.ready = self.complete()?;
                     return Err(Error::Protocol(format!(
                         "{NAME}: a new message began after {} of {want} bytes: the message \
                          in progress is dropped",
@@ -329,10 +390,21 @@ impl Reassembler {
                         chunk.seq()
                     )));
                 };
-                let take = (*len - buf.len()).min(CHUNK_BYTES);
-                buf.extend_from_slice(&bytes[..take]);
+                if buf.len() == *len {
+                    // Cannot happen after `complete`, which takes a whole message.
+                    return Ok(None);
+                }
+                self.append(&bytes);
                 self.complete()
             }
+        }
+    }
+
+    /// Appends what the message in progress still lacks of `bytes`.
+    fn append(&mut self, bytes: &[u8; CHUNK_BYTES]) {
+        if let Some((buf, len)) = self.msg.as_mut() {
+            let take = (*len - buf.len()).min(CHUNK_BYTES);
+            buf.extend_from_slice(&bytes[..take]);
         }
     }
 
@@ -364,7 +436,7 @@ impl Reassembler {
 /// The largest message for a receiver whose RLIMIT_SIGPENDING is `pending`: a whole
 /// message must fit in the queue.
 pub fn max_for_sigpending(pending: u64) -> usize {
-    let room = pending.saturating_sub(1).saturating_mul(CHUNK_BYTES as u64);
+    let room = pending.saturating_mul(CHUNK_BYTES as u64);
     MAX_MESSAGE.min(usize::try_from(room).unwrap_or(usize::MAX))
 }
 
@@ -489,6 +561,11 @@ fn receive_loop(
                     if tx.send(out).is_err() {
                         return;
                     }
+                    if let Some(m) = re.take_ready()
+                        && tx.send(Ok(m)).is_err()
+                    {
+                        return;
+                    }
                 }
             }
             Err(Errno::EAGAIN | Errno::EINTR) => {}
@@ -606,7 +683,7 @@ pub struct SignalSender {
     nonblocking: bool,
     // Chunks of an accepted message that the full queue did not take before the
     // deadline: queued before the next message (see `Endpoint::flush`).
-    pending: std::collections::VecDeque<u64>,
+    pending: std::collections::VecDeque<(i32, u64)>,
 }
 
 impl SignalSender {
@@ -623,8 +700,8 @@ impl SignalSender {
     fn queue_pending(&mut self, dl: Option<Instant>, op: &dyn Fn() -> String) -> Result<()> {
         let started = Instant::now();
         let mut step = 0u32;
-        while let Some(&c) = self.pending.front() {
-            match self.queue(c) {
+        while let Some(&(code, value)) = self.pending.front() {
+            match self.queue(code, value) {
                 Ok(()) => {
                     self.pending.pop_front();
                     step = 0;
@@ -653,11 +730,12 @@ impl SignalSender {
         Ok(())
     }
 
-    /// Queues one chunk for the receiving thread, the whole word in `sival_ptr`
-    /// (EOVERFLOW, never a cut chunk, where a pointer is narrower than 64 bits).
-    fn queue(&self, value: u64) -> std::result::Result<(), Errno> {
+    /// Queues one chunk for the receiving thread, its `si_code` and the whole word in
+    /// `sival_ptr` (EOVERFLOW, never a cut chunk, where a pointer is narrower than 64
+    /// bits).
+    fn queue(&self, code: i32, value: u64) -> std::result::Result<(), Errno> {
         let word = usize::try_from(value).map_err(|_| Errno::EOVERFLOW)?;
-        sys::queue_word(self.pid, self.tid, self.sig, word)
+        sys::queue_coded(self.pid, self.tid, self.sig, code, word)
     }
 }
 
@@ -898,7 +976,7 @@ mod tests {
             let mut seq = start;
             let v = encode_message(&msg, MAX_MESSAGE, &mut seq).unwrap();
             assert_eq!(v.len(), chunk_count(len));
-            let it: Vec<u64> = message_chunks(&msg, MAX_MESSAGE, start).unwrap().collect();
+            let it: Vec<_> = message_chunks(&msg, MAX_MESSAGE, start).unwrap().collect();
             assert_eq!(it, v);
             assert_eq!(seq, seq_after(start, len));
             assert_eq!(seq as usize, (start as usize + v.len()) % 64);
@@ -907,8 +985,8 @@ mod tests {
         let mut seq = 0;
         let mut feed = |re: &mut Reassembler, msg: &[u8]| {
             let mut out = None;
-            for c in encode_message(msg, 100, &mut seq).unwrap() {
-                out = re.push(sys::SI_QUEUE, c, 1, 2).unwrap();
+            for (code, value) in encode_message(msg, 100, &mut seq).unwrap() {
+                out = re.push(code, value, 1, 2).unwrap();
             }
             out.unwrap()
         };
@@ -916,8 +994,8 @@ mod tests {
         let ptr = first.as_ptr();
         re.recycle(first);
         assert!(re.has_spare());
-        let second = feed(&mut re, b"world");
-        assert_eq!(second, b"world");
+        let second = feed(&mut re, b"world, again");
+        assert_eq!(second, b"world, again");
         assert_eq!(
             second.as_ptr(),
             ptr,
@@ -955,90 +1033,134 @@ mod tests {
     #[test]
     fn max_follows_rlimit_sigpending() {
         assert_eq!(max_for_sigpending(0), 0);
-        assert_eq!(max_for_sigpending(1), 0);
-        assert_eq!(max_for_sigpending(101), 700);
-        // 4096 bytes are 1 + 586 chunks.
-        assert_eq!(max_for_sigpending(586), 4095);
-        assert_eq!(max_for_sigpending(587), MAX_MESSAGE);
-        assert_eq!(chunk_count(MAX_MESSAGE), 587);
+        assert_eq!(max_for_sigpending(1), 8);
+        assert_eq!(max_for_sigpending(101), 808);
+        // 4096 bytes are 512 chunks.
+        assert_eq!(max_for_sigpending(511), 4088);
+        assert_eq!(max_for_sigpending(512), MAX_MESSAGE);
+        assert_eq!(chunk_count(MAX_MESSAGE), 512);
+        assert_eq!(chunk_count(0), 1);
+        assert_eq!(chunk_count(8), 1);
+        assert_eq!(chunk_count(9), 2);
         assert_eq!(max_for_sigpending(1 << 20), MAX_MESSAGE);
     }
 
     #[test]
     fn reassembler_checks_sender_code_and_sequence() {
         let mut seq = 0;
-        let chunks = encode_message(b"hello, world", 100, &mut seq).unwrap();
+        let chunks = encode_message(b"hello, world, again", 100, &mut seq).unwrap();
         assert_eq!(chunks.len(), 3);
+        let push =
+            |re: &mut Reassembler, (code, value): (i32, u64), pid| re.push(code, value, pid, 20);
         let mut re = Reassembler::new(100);
-        // Not SI_QUEUE: refused.
-        assert!(re.push(0, chunks[0], 1, 0).is_err());
-        assert!(re.push(sys::SI_QUEUE, chunks[0], 10, 20).unwrap().is_none());
+        // SI_QUEUE (a plain sigqueue), or no mark: refused, and the sender is not locked
+        // onto the stray one.
+        assert!(re.push(sys::SI_QUEUE, chunks[0].1, 99, 20).is_err());
+        assert!(
+            re.push(chunks[0].0 & 0x00ff_ffff, chunks[0].1, 99, 20)
+                .is_err()
+        );
+        assert_eq!(re.sender(), None);
+        assert!(push(&mut re, chunks[0], 10).unwrap().is_none());
+        // A stray signal mid-message: refused, the message goes on.
+        assert!(re.push(sys::SI_QUEUE, chunks[1].1, 10, 20).is_err());
         // Another sender mid-message: refused, the message goes on.
-        let e = re.push(sys::SI_QUEUE, chunks[1], 11, 20).unwrap_err();
+        let e = push(&mut re, chunks[1], 11).unwrap_err();
         assert!(e.to_string().contains("pid 11"), "{e}");
-        assert!(re.push(sys::SI_QUEUE, chunks[1], 10, 20).unwrap().is_none());
+        assert!(push(&mut re, chunks[1], 10).unwrap().is_none());
         assert_eq!(
-            re.push(sys::SI_QUEUE, chunks[2], 10, 20).unwrap().unwrap(),
-            b"hello, world"
+            push(&mut re, chunks[2], 10).unwrap().unwrap(),
+            b"hello, world, again"
         );
         assert_eq!(re.sender(), Some((10, 20)));
         // A lost chunk is a gap in the sequence.
         let more = encode_message(b"abcdefghijklmnopq", 100, &mut seq).unwrap();
-        re.push(sys::SI_QUEUE, more[0], 10, 20).unwrap();
-        assert!(re.push(sys::SI_QUEUE, more[2], 10, 20).is_err());
+        push(&mut re, more[0], 10).unwrap();
+        assert!(push(&mut re, more[2], 10).is_err());
+        assert!(re.take_ready().is_none());
+        // A short message whose start comes after a gap, or cuts one short: reported,
+        // and still delivered by take_ready.
+        let _lost = encode_message(b"lost", 100, &mut seq).unwrap();
+        let short = encode_message(b"hi", 100, &mut seq).unwrap();
+        assert!(push(&mut re, short[0], 10).is_err());
+        assert_eq!(re.take_ready().unwrap(), b"hi");
+        let long = encode_message(b"abcdefghijklmnopq", 100, &mut seq).unwrap();
+        push(&mut re, long[0], 10).unwrap();
+        // An empty message where the long one's second chunk was due.
+        let cut = encode_chunk(Chunk::Start {
+            seq: decode_chunk(long[1].0, long[1].1).unwrap().seq(),
+            len: 0,
+            bytes: [0; CHUNK_BYTES],
+        });
+        assert!(push(&mut re, cut, 10).is_err());
+        assert_eq!(re.take_ready().unwrap(), b"");
         // Over the maximum.
         let mut s = 0;
         let big = encode_message(&[0u8; 200], 1000, &mut s).unwrap();
         assert!(matches!(
-            Reassembler::new(100).push(sys::SI_QUEUE, big[0], 1, 1),
+            push(&mut Reassembler::new(100), big[0], 1),
             Err(Error::TooLarge { len: 200, max: 100 })
         ));
         // The largest length a start chunk carries: refused, not cut to fewer bits.
         let huge = encode_chunk(Chunk::Start {
             seq: 0,
             len: LEN_LIMIT,
+            bytes: [0; CHUNK_BYTES],
         });
         assert!(matches!(
-            Reassembler::new(100).push(sys::SI_QUEUE, huge, 1, 1),
+            push(&mut Reassembler::new(100), huge, 1),
             Err(Error::TooLarge { max: 100, .. })
         ));
     }
 
     #[test]
-    fn a_64_byte_message_is_11_chunks_of_whole_words() {
+    fn a_64_byte_message_is_8_chunks_of_whole_words() {
         let msg: Vec<u8> = (1..=64).collect();
         let mut seq = 62;
         let v = encode_message(&msg, MAX_MESSAGE, &mut seq).unwrap();
-        assert_eq!(v.len(), 11);
-        assert_eq!(v[0], 0x4000_0000_0000_0000 | 62 << 56 | 64);
-        // Data: kind 10, sequence 63, bytes 1..=7 first byte lowest.
-        assert_eq!(v[1], 0xbf07_0605_0403_0201);
-        // The last chunk carries 64 - 63 = 1 byte, sequence (62 + 10) mod 64 = 8.
-        assert_eq!(v[10], 0x8000_0000_0000_0000 | 8 << 56 | 64);
-        assert_eq!(seq, 9);
+        assert_eq!(v.len(), 8);
+        // Start: mark 0xda, kind 01, sequence 62, length 64; bytes 1..=8 first lowest.
+        assert_eq!(v[0], (0xda7e_0040_u32 as i32, 0x0807_0605_0403_0201));
+        // Data: kind 10, sequence 63, bytes 9..=16.
+        assert_eq!(v[1], (0xdabf_0000_u32 as i32, 0x100f_0e0d_0c0b_0a09));
+        // The last chunk: sequence (62 + 7) mod 64 = 5, bytes 57..=64.
+        assert_eq!(v[7], (0xda85_0000_u32 as i32, 0x403f_3e3d_3c3b_3a39));
+        assert_eq!(seq, 6);
+        // The codes are negative, and none is one the kernel or libc names.
+        assert!(v.iter().all(|&(c, _)| c < -60));
     }
 
     #[test]
-    fn invalid_kinds_are_refused_naming_the_value() {
-        for v in [0u64, 0x3fff_ffff_ffff_ffff, u64::MAX, 0xc000_0000_0000_0000] {
-            let e = decode_chunk(v).unwrap_err();
-            assert!(e.to_string().contains(&format!("{v:#018x}")), "{e}");
+    fn invalid_codes_are_refused_naming_the_value() {
+        for code in [
+            sys::SI_QUEUE,
+            0,
+            0x7fff_ffff,
+            0xdb40_0000_u32 as i32,
+            0xda00_0000_u32 as i32,
+            0xdac0_0000_u32 as i32,
+            0xda80_0001_u32 as i32,
+        ] {
+            let e = decode_chunk(code, 0).unwrap_err();
+            assert!(
+                e.to_string().contains(&format!("{:#010x}", code as u32)),
+                "{e}"
+            );
         }
-        // A 32-bit chunk of the old format (start, length 5) has kind 00 here: refused.
-        assert!(decode_chunk(0x4000_0005).is_err());
     }
 
     proptest! {
         #[test]
-        fn chunks_roundtrip(kind in 0u8..2, seq in 0u8..64, low in 0u64..=LEN_LIMIT) {
+        fn chunks_roundtrip(kind in 0u8..2, seq in 0u8..64, len in 0u64..=LEN_LIMIT,
+                            value in any::<u64>()) {
+            let bytes = value.to_le_bytes();
             let c = if kind == 0 {
-                Chunk::Start { seq, len: low }
+                Chunk::Start { seq, len, bytes }
             } else {
-                let mut bytes = [0u8; CHUNK_BYTES];
-                bytes.copy_from_slice(&low.to_le_bytes()[..CHUNK_BYTES]);
                 Chunk::Data { seq, bytes }
             };
-            prop_assert_eq!(decode_chunk(encode_chunk(c)).unwrap(), c);
+            let (code, word) = encode_chunk(c);
+            prop_assert_eq!(decode_chunk(code, word).unwrap(), c);
         }
 
         #[test]
@@ -1048,8 +1170,8 @@ mod tests {
             let mut re = Reassembler::new(100);
             let mut out = Vec::new();
             for m in &msgs {
-                for c in encode_message(m, 100, &mut seq).unwrap() {
-                    if let Some(done) = re.push(sys::SI_QUEUE, c, 1, 2).unwrap() {
+                for (code, value) in encode_message(m, 100, &mut seq).unwrap() {
+                    if let Some(done) = re.push(code, value, 1, 2).unwrap() {
                         out.push(done);
                     }
                 }
@@ -1058,10 +1180,17 @@ mod tests {
         }
 
         #[test]
-        fn any_chunk_stream_never_panics(values in proptest::collection::vec(any::<u64>(), 0..64)) {
+        fn any_chunk_stream_never_panics(values in proptest::collection::vec(
+            (any::<u32>(), any::<u64>()), 0..64)) {
             let mut re = Reassembler::new(16);
-            for v in values {
-                if let Ok(Some(m)) = re.push(sys::SI_QUEUE, v, 1, 1) {
+            for (low, v) in values {
+                // Mostly marked codes, so that chunks get past the mark.
+                let code = ((CODE_MARK << 24) | (low & 0x00ff_ffff)) as i32;
+                let code = if low >> 28 == 0 { low as i32 } else { code };
+                if let Ok(Some(m)) = re.push(code, v, 1, 1) {
+                    prop_assert!(m.len() <= 16);
+                }
+                if let Some(m) = re.take_ready() {
                     prop_assert!(m.len() <= 16);
                 }
             }

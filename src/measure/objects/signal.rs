@@ -4,9 +4,9 @@
 //!
 //! A message of [`SIZE`] bytes is [`SIGNALS`] signals each way, a whole word in each
 //! `sival_ptr` (8 signals of 8 bytes on 64-bit): the least the kernel object allows. The
-//! transport carries 7 bytes in each `sival_ptr` (the other 8 bits are its chunk's kind
-//! and sequence number) and sends a start chunk first (11 signals for 64 bytes), so its
-//! ratio to this floor includes its chunking.
+//! transport sends as many (8 bytes in each `sival_ptr`, its framing in `si_code`), so
+//! its ratio to this floor is what it adds around them: the hand-off from its receiving
+//! thread to the caller, framing and checks.
 //!
 //! Why a signalfd and not `sigtimedwait`: the transport's receiving thread sleeps in
 //! `poll` on a signalfd and reads it, so a queued signal wakes it through the
