@@ -76,6 +76,55 @@ fn legend(area: &Area<'_>, items: &[(RGBColor, &str, bool)]) -> Drawn {
     Ok(())
 }
 
+/// Ticks of a log axis from `lo` to `hi`: 1, 2 and 5 of each decade over at most four
+/// decades, 1 and 3 over more, so that a bar of 60 µs reads against 50, not only 10.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let steps: &[f64] = if hi / lo <= 1e4 {
+        &[1.0, 2.0, 5.0]
+    } else {
+        &[1.0, 3.0]
+    };
+    let first = lo.log10().floor() as i32;
+    let last = hi.log10().ceil() as i32;
+    (first..=last)
+        .flat_map(|e| steps.iter().map(move |&m| m * 10f64.powi(e)))
+        .filter(|&v| v >= lo * 0.999 && v <= hi * 1.001)
+        .collect()
+}
+
+/// A tick's number: at most three significant digits, no trailing zeros ("0.05", "2",
+/// "500").
+fn tick_label(y: f64) -> String {
+    if y >= 1.0 {
+        format!("{y:.0}")
+    } else {
+        let s = format!("{y:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// "no data" under a slot that has no bar (a method that carries no bytes, or a
+/// measurement that did not run), so that a missing bar is not read as a tiny one.
+fn no_data<Y: plotters::coord::ranged1d::Ranged<ValueType = f64>>(
+    c: &ChartContext<'_, SVGBackend<'_>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    x: f64,
+    bottom: f64,
+) -> Drawn {
+    let area = c.plotting_area();
+    let (ox, oy) = area.get_base_pixel();
+    let (px, py) = c.backend_coord(&(x, bottom));
+    area.strip_coord_spec()
+        .draw(&Text::new(
+            "no data",
+            (px - ox - 8, py - oy - 16),
+            (FONT, 12)
+                .into_font()
+                .transform(FontTransform::Rotate270)
+                .color(&RGBColor(80, 80, 80)),
+        ))
+        .map_err(text)
+}
+
 /// The p50 in µs, or 0.
 fn us(p: Option<P50P99>) -> f64 {
     p.map_or(0.0, |p| p.p50 as f64 / 1000.0)
@@ -117,13 +166,18 @@ pub fn latency_svg(t: &Table) -> String {
             .margin(10)
             .x_label_area_size(100)
             .y_label_area_size(60)
-            .build_cartesian_2d(0f64..rows.len().max(1) as f64, (0.05..top).log_scale())
+            .build_cartesian_2d(
+                0f64..rows.len().max(1) as f64,
+                (0.05..top)
+                    .log_scale()
+                    .with_key_points(log_ticks(0.05, top)),
+            )
             .map_err(text)?;
         c.configure_mesh()
             .disable_x_mesh()
             .x_labels(0)
             .y_desc("µs")
-            .y_label_formatter(&|y| format!("{y}"))
+            .y_label_formatter(&|y| tick_label(*y))
             .draw()
             .map_err(text)?;
         for (i, pair) in bars.iter().enumerate() {
@@ -133,6 +187,8 @@ pub fn latency_svg(t: &Table) -> String {
                 if v > 0.0 {
                     c.draw_series([Rectangle::new([(x0, 0.05), (x0 + 0.38, v)], color.filled())])
                         .map_err(text)?;
+                } else {
+                    no_data(&c, x0 + 0.19, 0.05)?;
                 }
                 if floor > 0.0 {
                     c.draw_series([PathElement::new(
@@ -192,13 +248,18 @@ pub fn throughput_svg(t: &Table) -> String {
             .margin(10)
             .x_label_area_size(100)
             .y_label_area_size(60)
-            .build_cartesian_2d(0f64..rows.len().max(1) as f64, (0.01..top).log_scale())
+            .build_cartesian_2d(
+                0f64..rows.len().max(1) as f64,
+                (0.01..top)
+                    .log_scale()
+                    .with_key_points(log_ticks(0.01, top)),
+            )
             .map_err(text)?;
         c.configure_mesh()
             .disable_x_mesh()
             .x_labels(0)
             .y_desc("MB/s")
-            .y_label_formatter(&|y| format!("{y}"))
+            .y_label_formatter(&|y| tick_label(*y))
             .draw()
             .map_err(text)?;
         c.draw_series(
@@ -213,6 +274,9 @@ pub fn throughput_svg(t: &Table) -> String {
                 }),
         )
         .map_err(text)?;
+        for (i, _) in thr.iter().enumerate().filter(|x| *x.1 <= 0.0) {
+            no_data(&c, i as f64 + 0.5, 0.01)?;
+        }
         method_labels(&c, rows, 0.01)
     })
 }
@@ -246,16 +310,29 @@ pub fn by_size_svg(t: &Table) -> String {
                     .log_scale()
                     // The sizes measured (64 B to 1 MiB by 4) as the ticks.
                     .with_key_points(super::sizes_by_4().iter().map(|&s| s as f64).collect()),
-                (0.1..top).log_scale(),
+                (0.1..top).log_scale().with_key_points(log_ticks(0.1, top)),
             )
             .map_err(text)?;
         c.configure_mesh()
             .x_desc("message size (bytes)")
             .y_desc("µs")
             .x_label_formatter(&|x| super::bytes(*x))
-            .y_label_formatter(&|y| format!("{y}"))
+            .y_label_formatter(&|y| tick_label(*y))
             .draw()
             .map_err(text)?;
+        if series.is_empty() {
+            let why = if t.quick {
+                "not measured: a quick run (--quick) skips the sizes; `ipc-audit table` measures them"
+            } else {
+                "no size was measured"
+            };
+            let area = c.plotting_area();
+            let (ox, oy) = area.get_base_pixel();
+            let (x, y) = c.backend_coord(&(1024.0, 1.0));
+            area.strip_coord_spec()
+                .draw(&Text::new(why, (x - ox - 200, y - oy), (FONT, 15)))
+                .map_err(text)?;
+        }
         let mut ends = Vec::new();
         for s in &series {
             let color = COLORS[s.index % COLORS.len()];
@@ -321,6 +398,15 @@ where
             y += 13;
         }
         placed.push((x, y));
+        // A white backing, so that a name over other lines (a line that ends early)
+        // stays legible.
+        let w = 7 * name.chars().count() as i32;
+        area.strip_coord_spec()
+            .draw(&Rectangle::new(
+                [(x - ox + 4, y - oy - 1), (x - ox + 8 + w, y - oy + 13)],
+                WHITE.mix(0.85).filled(),
+            ))
+            .map_err(text)?;
         area.strip_coord_spec()
             .draw(&Text::new(
                 name,
@@ -527,6 +613,46 @@ mod tests {
                 "by size: cross {m}"
             );
         }
+    }
+
+    #[test]
+    fn log_axes_read_1_2_5_and_a_missing_bar_says_no_data() {
+        assert_eq!(
+            log_ticks(0.05, 90.0),
+            [0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0]
+        );
+        // Over more than four decades: 1 and 3.
+        assert_eq!(log_ticks(0.01, 400.0).len(), 10);
+        for (v, s) in [
+            (0.05, "0.05"),
+            (0.2, "0.2"),
+            (0.30000000000000004, "0.3"),
+            (50.0, "50"),
+        ] {
+            assert_eq!(tick_label(v), s);
+        }
+        let mut t = table();
+        let svg = latency_svg(&t);
+        for label in ["0.05", "0.5", "2", "5", "20", "50"] {
+            assert_eq!(texts(&svg, label), 1, "tick {label}");
+        }
+        assert_eq!(texts(&svg, "no data"), 0);
+        t.rows[0].latency_ns.cross_cpu = None;
+        t.rows[1].throughput_bytes_per_s = None;
+        assert_eq!(texts(&latency_svg(&t), "no data"), 1);
+        assert_eq!(texts(&throughput_svg(&t), "no data"), 1);
+    }
+
+    #[test]
+    fn a_by_size_chart_without_sizes_says_why() {
+        let mut t = table();
+        for r in &mut t.rows {
+            r.latency_by_size.clear();
+        }
+        assert!(by_size_svg(&t).contains("a quick run (--quick) skips the sizes"));
+        t.quick = false;
+        assert!(by_size_svg(&t).contains("no size was measured"));
+        assert!(!by_size_svg(&table()).contains("not measured"));
     }
 
     #[test]
