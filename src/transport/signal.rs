@@ -317,26 +317,7 @@ impl Reassembler {
     /// (the message in progress is dropped; a start begins the next one), and
     /// [`Error::TooLarge`] for a start announcing more than the maximum.
     pub fn push(&mut self, code: i32, value: u64, pid: u32, uid: u32) -> Result<Option<Vec<u8>>> {
-        if (code as u32) >> 24 != CODE_MARK {
-            return Err(Error::Protocol(format!(
-                "{NAME}: signal from pid {pid} uid {uid} with si_code {code}, not a chunk \
-                 of this transport: dropped"
-            )));
-        }
-        match self.sender {
-            None => self.sender = Some((pid, uid)),
-            Some((p, u)) if (p, u) != (pid, uid) => {
-                return Err(Error::Corrupt {
-                    field: "signal: sender pid",
-                    value: pid.into(),
-                    detail: format!(
-                        "a chunk from pid {pid} uid {uid}, but this link's sender is pid {p} \
-                         uid {u}: dropped"
-                    ),
-                });
-            }
-            Some(_) => {}
-        }
+        self.admit(code, pid, uid)?;
         let chunk = match decode_chunk(code, value) {
             Ok(c) => c,
             Err(e) => {
@@ -384,20 +365,42 @@ impl Reassembler {
                 self.complete()
             }
             Chunk::Data { bytes, .. } => {
-                let Some((buf, len)) = self.msg.as_mut() else {
+                if self.msg.is_none() {
                     return Err(Error::Protocol(format!(
                         "{NAME}: data chunk {} without a start",
                         chunk.seq()
                     )));
-                };
-                if buf.len() == *len {
-                    // Cannot happen after `complete`, which takes a whole message.
-                    return Ok(None);
                 }
                 self.append(&bytes);
                 self.complete()
             }
         }
+    }
+
+    /// The checks before a chunk is decoded: the code's mark, then the sender (locked
+    /// onto at the first marked chunk). A refused signal changes nothing.
+    fn admit(&mut self, code: i32, pid: u32, uid: u32) -> Result<()> {
+        if (code as u32) >> 24 != CODE_MARK {
+            return Err(Error::Protocol(format!(
+                "{NAME}: signal from pid {pid} uid {uid} with si_code {code}, not a chunk \
+                 of this transport: dropped"
+            )));
+        }
+        match self.sender {
+            None => self.sender = Some((pid, uid)),
+            Some((p, u)) if (p, u) != (pid, uid) => {
+                return Err(Error::Corrupt {
+                    field: "signal: sender pid",
+                    value: pid.into(),
+                    detail: format!(
+                        "a chunk from pid {pid} uid {uid}, but this link's sender is pid {p} \
+                         uid {u}: dropped"
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+        Ok(())
     }
 
     /// Appends what the message in progress still lacks of `bytes`.
