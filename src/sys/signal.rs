@@ -242,18 +242,27 @@ mod linux {
     /// # Errors
     /// The errno (`EAGAIN` when the queue is full, `EPERM`, `ESRCH`...).
     pub fn queue_word(pid: i32, tid: i32, sig: i32, value: usize) -> nix::Result<()> {
-        queue_coded(pid, tid, sig, SI_QUEUE, value)
+        queue_coded(pid, tid, sig, (SI_QUEUE, 0), value)
     }
 
-    /// As [`queue_word`], with `code` for `si_code`: the kernel takes any negative code
-    /// but SI_TKILL from another process (EPERM otherwise).
+    /// As [`queue_word`], with `code.0` for `si_code` and `code.1` for `si_errno`: the
+    /// kernel takes any negative code but SI_TKILL from another process (EPERM
+    /// otherwise), and passes `si_errno` through to the receiver's signalfd
+    /// (`ssi_errno`).
     ///
     /// # Errors
     /// As [`queue_word`].
-    pub fn queue_coded(pid: i32, tid: i32, sig: i32, code: i32, value: usize) -> nix::Result<()> {
+    pub fn queue_coded(
+        pid: i32,
+        tid: i32,
+        sig: i32,
+        code: (i32, i32),
+        value: usize,
+    ) -> nix::Result<()> {
         let me = nix::unistd::getpid().as_raw();
         let uid = nix::unistd::getuid().as_raw();
-        let info = QueueInfo::new(sig, code, value.to_ne_bytes(), me, uid);
+        let mut info = QueueInfo::new(sig, code.0, value.to_ne_bytes(), me, uid);
+        info.errno = code.1;
         send_info(pid, Some(tid), sig, &info)
     }
 

@@ -42,6 +42,11 @@
 //! preempt a sender on its cpu, so it reads a message's chunks together once the sender
 //! waits, instead of one switch per chunk.
 //!
+//! Each chunk also carries the sender's cpu + 1 in `si_errno` (0 when unknown), a hint
+//! for the receiving thread only: when a message came from another cpu, the thread
+//! yields to the caller it has just woken rather than first going back to wait (see
+//! `yields_to_caller` in the source). The hint is never trusted for anything else.
+//!
 //! # Who may send, and the sender check
 //!
 //! The kernel lets a process signal another only with the same real or effective uid,
@@ -517,6 +522,18 @@ fn field_u64(b: &[u8], off: usize) -> u64 {
     u64::from_ne_bytes(v)
 }
 
+/// Whether the receiving thread, having woken the caller with a message, gives it the
+/// cpu at once (`sched_yield`) instead of first going back to wait: when the sender's
+/// cpu (`sender`, + 1, from the chunk's `si_errno`) is another than this thread's
+/// (`mine`, + 1). Then this cpu has nothing else to run, and the caller, which runs
+/// here too, starts its reply a few µs sooner (cross cpu on the development VM: 1.66x of
+/// the floor without, 1.18x with). When they share a cpu the yield would only add a
+/// switch (1.33x without, 1.75x with), and when either is unknown (0) there is none.
+/// A hint, never trusted for anything else: a wrong one costs a switch.
+fn yields_to_caller(sender: u32, mine: u32) -> bool {
+    sender != 0 && mine != 0 && sender != mine
+}
+
 /// The receiving thread: reads signals until `stop` is closed or the channel is gone.
 fn receive_loop(
     sfd: OwnedFd,
@@ -545,8 +562,11 @@ fn receive_loop(
         }
         match nix::unistd::read(sfd.as_fd(), &mut buf) {
             Ok(n) => {
+                // The sender's cpu + 1 with the last message handed over, if any.
+                let mut handed = None;
                 for info in buf[..n].chunks_exact(SIGINFO) {
-                    // Offsets in struct signalfd_siginfo: code 8, pid 12, uid 16, ptr 48.
+                    // Offsets in struct signalfd_siginfo: errno 4, code 8, pid 12, uid 16,
+                    // ptr 48.
                     let code = field_u32(info, 8) as i32;
                     let pid = field_u32(info, 12);
                     let uid = field_u32(info, 16);
@@ -564,11 +584,17 @@ fn receive_loop(
                     if tx.send(out).is_err() {
                         return;
                     }
+                    handed = Some(field_u32(info, 4));
                     if let Some(m) = re.take_ready()
                         && tx.send(Ok(m)).is_err()
                     {
                         return;
                     }
+                }
+                if let Some(sender) = handed
+                    && yields_to_caller(sender, crate::sys::cpu::current_cpu_plus_one())
+                {
+                    std::thread::yield_now();
                 }
             }
             Err(Errno::EAGAIN | Errno::EINTR) => {}
@@ -733,12 +759,14 @@ impl SignalSender {
         Ok(())
     }
 
-    /// Queues one chunk for the receiving thread, its `si_code` and the whole word in
-    /// `sival_ptr` (EOVERFLOW, never a cut chunk, where a pointer is narrower than 64
+    /// Queues one chunk for the receiving thread, its `si_code`, this thread's cpu + 1
+    /// in `si_errno` (the receiver's hint, see [`yields_to_caller`]) and the whole word
+    /// in `sival_ptr` (EOVERFLOW, never a cut chunk, where a pointer is narrower than 64
     /// bits).
     fn queue(&self, code: i32, value: u64) -> std::result::Result<(), Errno> {
         let word = usize::try_from(value).map_err(|_| Errno::EOVERFLOW)?;
-        sys::queue_coded(self.pid, self.tid, self.sig, code, word)
+        let cpu = crate::sys::cpu::current_cpu_plus_one() as i32;
+        sys::queue_coded(self.pid, self.tid, self.sig, (code, cpu), word)
     }
 }
 
@@ -1114,6 +1142,30 @@ mod tests {
             push(&mut Reassembler::new(100), huge, 1),
             Err(Error::TooLarge { max: 100, .. })
         ));
+    }
+
+    #[test]
+    fn the_senders_cpu_rides_in_si_errno_and_decides_the_yield() {
+        // The kernel passes si_errno through: queued to this (test) thread and read back.
+        let sig = signal_number();
+        let sfd = block_and_signalfd(sig).unwrap();
+        let (pid, tid) = (std::process::id() as i32, nix::unistd::gettid().as_raw());
+        let (code, value) = encode_chunk(Chunk::Start {
+            seq: 0,
+            len: 8,
+            bytes: *b"whole 64",
+        });
+        sys::queue_coded(pid, tid, sig, (code, 7), value as usize).unwrap();
+        let mut buf = [0u8; SIGINFO];
+        assert_eq!(nix::unistd::read(&sfd, &mut buf).unwrap(), SIGINFO);
+        assert_eq!(field_u32(&buf, 4), 7, "si_errno");
+        assert_eq!(field_u32(&buf, 8) as i32, code, "si_code");
+        assert_eq!(field_u64(&buf, 48), value, "sival_ptr");
+        // Yield only to a caller whose message came from another, known cpu.
+        assert!(yields_to_caller(1, 2));
+        assert!(!yields_to_caller(2, 2));
+        assert!(!yields_to_caller(0, 2));
+        assert!(!yields_to_caller(1, 0));
     }
 
     #[test]
