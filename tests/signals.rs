@@ -167,7 +167,7 @@ fn whole_words_carry_every_size_up_to_the_declared_maximum() {
     );
     let queue = |(code, w): (i32, u64)| {
         let w = usize::try_from(w).unwrap();
-        ipc_audit::sys::signal::queue_coded(pid, tid, sig, (code, 0), w).unwrap()
+        ipc_audit::sys::signal::queue_coded(pid, tid, sig, code, 0, w).unwrap()
     };
     let mut seq = 0u8;
     for len in [0usize, 1, 6, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, max] {

@@ -242,10 +242,10 @@ mod linux {
     /// # Errors
     /// The errno (`EAGAIN` when the queue is full, `EPERM`, `ESRCH`...).
     pub fn queue_word(pid: i32, tid: i32, sig: i32, value: usize) -> nix::Result<()> {
-        queue_coded(pid, tid, sig, (SI_QUEUE, 0), value)
+        queue_coded(pid, tid, sig, SI_QUEUE, 0, value)
     }
 
-    /// As [`queue_word`], with `code.0` for `si_code` and `code.1` for `si_errno`: the
+    /// As [`queue_word`], with `code` for `si_code` and `errno` for `si_errno`: the
     /// kernel takes any negative code but SI_TKILL from another process (EPERM
     /// otherwise), and passes `si_errno` through to the receiver's signalfd
     /// (`ssi_errno`).
@@ -256,13 +256,13 @@ mod linux {
         pid: i32,
         tid: i32,
         sig: i32,
-        code: (i32, i32),
+        code: i32,
+        errno: i32,
         value: usize,
     ) -> nix::Result<()> {
         let me = nix::unistd::getpid().as_raw();
         let uid = nix::unistd::getuid().as_raw();
-        let mut info = QueueInfo::new(sig, code.0, value.to_ne_bytes(), me, uid);
-        info.errno = code.1;
+        let info = QueueInfo::new(sig, (code, errno), value.to_ne_bytes(), me, uid);
         send_info(pid, Some(tid), sig, &info)
     }
 
@@ -274,21 +274,22 @@ mod linux {
         as_pid: i32,
         as_uid: u32,
     ) -> nix::Result<()> {
-        let info = QueueInfo::new(sig, SI_QUEUE, value, as_pid, as_uid);
+        let info = QueueInfo::new(sig, (SI_QUEUE, 0), value, as_pid, as_uid);
         send_info(pid, tid, sig, &info)
     }
 
     impl QueueInfo {
+        /// `code` is (`si_code`, `si_errno`).
         fn new(
             sig: i32,
-            code: i32,
+            (code, errno): (i32, i32),
             value: [u8; std::mem::size_of::<usize>()],
             pid: i32,
             uid: u32,
         ) -> Self {
             QueueInfo {
                 signo: sig,
-                errno: 0,
+                errno,
                 code,
                 #[cfg(target_pointer_width = "64")]
                 _align: 0,
